@@ -1,0 +1,9 @@
+namespace Cluster.Bench;
+
+/// <summary>Every benchmark by name; each lives in its own file.</summary>
+public static class BenchTable
+{
+    public static readonly Dictionary<string, Func<string[], Task<int>>> All = new()
+    {
+    };
+}

@@ -1,0 +1,12 @@
+namespace Cluster.Cli;
+
+/// <summary>One verb of the <c>cluster</c> command.</summary>
+public sealed record Command(string Verb, string Usage, Func<CliArgs, CancellationToken, Task<int>> Run);
+
+/// <summary>Every verb the CLI knows. Each command lives in Commands/, one file per verb.</summary>
+public static class CommandTable
+{
+    public static readonly Command[] All =
+    [
+    ];
+}
