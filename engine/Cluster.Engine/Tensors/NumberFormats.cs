@@ -26,22 +26,24 @@ public static class NumberFormats
     }
 
     /// <summary>Round-to-nearest-even float32 to FP8 E4M3, saturating to +-448 as DeepSeek's quantizer does.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static byte FloatToFp8E4M3(float x)
     {
-        if (float.IsNaN(x)) return 0x7F;
-        byte sign = (byte)(float.IsNegative(x) ? 0x80 : 0);
-        float a = MathF.Abs(x);
-        if (a >= Fp8E4M3Max) return (byte)(sign | 0x7E);
-        // Codes 0x00..0x7E are the non-negative values in increasing order: find the pair around a.
-        int lo = 0, hi = 0x7E;
-        while (hi - lo > 1)
+        uint u = BitConverter.SingleToUInt32Bits(x);
+        uint sign = (u >> 24) & 0x80;
+        uint a = u & 0x7FFF_FFFF;
+        if (a > 0x7F80_0000) return 0x7F;                       // NaN
+        if (a >= 0x43E0_0000) return (byte)(sign | 0x7E);        // >= 448 (and infinity) saturates
+        if (a < 0x3C80_0000)                                     // below 2^-6: subnormal steps of 2^-9
         {
-            int mid = (lo + hi) >> 1;
-            if (Fp8E4M3ToFloat[mid] <= a) lo = mid; else hi = mid;
+            // Scaling by 2^9 is exact, so the float rounding below is the only rounding.
+            float steps = BitConverter.UInt32BitsToSingle(a) * 512f;
+            return (byte)(sign | (uint)MathF.Round(steps, MidpointRounding.ToEven));
         }
-        float dLo = a - Fp8E4M3ToFloat[lo], dHi = Fp8E4M3ToFloat[hi] - a;
-        int code = dLo < dHi ? lo : dHi < dLo ? hi : ((lo & 1) == 0 ? lo : hi); // ties to even mantissa
-        return (byte)(sign | code);
+        // Normal: keep 3 of float32's 23 mantissa bits, rounding to nearest even; a carry rolls into the exponent.
+        uint rounded = a + 0x7FFFF + ((a >> 20) & 1);
+        uint code = (((rounded >> 23) - 127 + 7) << 3) | ((rounded >> 20) & 7);
+        return (byte)(sign | Math.Min(code, 0x7Eu));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
