@@ -1,0 +1,19 @@
+namespace Cluster.Transport;
+
+/// <summary>Per-call settings: a deadline (absolute) or timeout (relative), headers, cancellation and compression.</summary>
+public sealed record CallOptions
+{
+    public static readonly CallOptions Default = new();
+
+    /// <summary>UTC instant after which the call fails with DEADLINE_EXCEEDED; sent to the server as grpc-timeout.</summary>
+    public DateTime? Deadline { get; init; }
+    /// <summary>The same as a deadline of now + Timeout; ignored when Deadline is set.</summary>
+    public TimeSpan? Timeout { get; init; }
+    public Metadata? Headers { get; init; }
+    public CancellationToken CancellationToken { get; init; }
+    /// <summary>Compress request messages with gzip.</summary>
+    public bool Gzip { get; init; }
+
+    internal DateTime? EffectiveDeadline() =>
+        Deadline ?? (Timeout is { } t ? DateTime.UtcNow + t : null);
+}

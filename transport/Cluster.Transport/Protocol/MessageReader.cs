@@ -1,0 +1,41 @@
+using System.IO.Pipelines;
+using Google.Protobuf;
+
+namespace Cluster.Transport;
+
+/// <summary>Reads length-prefixed messages off a pipe (Kestrel's request body, or a client's response stream).</summary>
+internal sealed class MessageReader<T>(PipeReader pipe, MessageParser<T> parser, int maxReceiveSize, string? encoding)
+    where T : class, IMessage<T>
+{
+    /// <summary>The next message, or null when the peer ended the stream cleanly between messages.</summary>
+    public async ValueTask<T?> ReadAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var result = await pipe.ReadAsync(cancellationToken).ConfigureAwait(false);
+            if (result.IsCanceled) throw new OperationCanceledException(cancellationToken);
+            var buffer = result.Buffer;
+            T? message;
+            try
+            {
+                if (MessageFraming.TryRead(ref buffer, parser, maxReceiveSize, encoding, out message))
+                {
+                    pipe.AdvanceTo(buffer.Start);
+                    return message;
+                }
+            }
+            catch
+            {
+                pipe.AdvanceTo(buffer.Start);
+                throw;
+            }
+            if (result.IsCompleted)
+            {
+                pipe.AdvanceTo(buffer.End);
+                if (buffer.IsEmpty) return null;
+                throw new RpcException(StatusCode.Internal, $"Stream ended inside a message ({buffer.Length} bytes of an incomplete message)");
+            }
+            pipe.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+}
