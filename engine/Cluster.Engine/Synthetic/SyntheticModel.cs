@@ -46,6 +46,18 @@ public static class SyntheticModel
         return new InMemoryTensorSource(weights);
     }
 
+    /// <summary>The checkpoint's tensors, each generated when the writer asks for it (streaming: nothing is held twice).</summary>
+    public static List<PendingTensor> Plan(ModelConfig config, int seed, DType weightDType) =>
+        Layout(config, weightDType).ConvertAll(spec => new PendingTensor(spec.Name, spec.DType, spec.Shape, () => Generate(spec, seed)));
+
+    /// <summary>Shards of about 512 MB, at least two as in every published checkpoint.</summary>
+    public static int ShardCount(ModelConfig config, DType weightDType)
+    {
+        long total = 0;
+        foreach (TensorSpec s in Layout(config, weightDType)) total += s.StoredBytes;
+        return (int)Math.Max(2, (total + (512L << 20) - 1) / (512L << 20));
+    }
+
     /// <summary>One tensor's values, stored in its spec's dtype (with scales when FP8).</summary>
     public static unsafe Weight Generate(TensorSpec spec, long seed)
     {
