@@ -1,0 +1,24 @@
+namespace Cluster.Engine.Cache;
+
+/// <summary>
+/// MLA's KV cache for one sequence: per layer and position only the compressed latent (kv_lora_rank values,
+/// after kv_a_layernorm) followed by the rotated rope key (qk_rope_head_dim values). Attention addresses
+/// positions, not storage, so a paged block manager can implement this over fixed-size blocks.
+/// </summary>
+public interface ILatentCache
+{
+    /// <summary>Values per position per layer: kv_lora_rank + qk_rope_head_dim.</summary>
+    int RowSize { get; }
+
+    /// <summary>Positions whose rows are complete in every layer.</summary>
+    int Length { get; }
+
+    /// <summary>Makes positions [0, length) writable; throws when the cache cannot grow that far.</summary>
+    void Reserve(int length);
+
+    /// <summary>The row of one layer and position (below the reserved length): [latent | k_pe].</summary>
+    Span<float> Row(int layer, int position);
+
+    /// <summary>Marks <paramref name="count"/> more positions complete after a forward pass wrote them in every layer.</summary>
+    void Advance(int count);
+}

@@ -1,0 +1,143 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Cluster.Engine.Tensors;
+
+namespace Cluster.Engine.Kernels;
+
+/// <summary>
+/// y[b, r] = x[b, :] · W[rowStart + r, :] (PyTorch's F.linear without bias) reading W in its stored dtype,
+/// parallel over output rows. Batch 1 streams each weight row once through a fused decode-and-dot; larger
+/// batches decode a tile of rows to float32 once and reuse it for every token.
+/// </summary>
+public static unsafe class MatMul
+{
+    /// <summary>Rows decoded together for batches: four rows share each load of x.</summary>
+    private const int Tile = 4;
+    /// <summary>At or below this batch the fused decode-and-dot beats decoding to a scratch row.</summary>
+    private const int DirectBatch = 2;
+
+    [ThreadStatic] private static float[]? t_scratch;
+
+    public static void Run(ReadOnlySpan<float> x, int batch, Weight w, Span<float> y) =>
+        Run(x, w.Cols, batch, w, 0, w.Rows, y, w.Rows);
+
+    /// <summary>Strided form: x rows <paramref name="xStride"/> apart, y rows <paramref name="yStride"/> apart.</summary>
+    public static void Run(ReadOnlySpan<float> x, int xStride, int batch, Weight w, int rowStart, int rows, Span<float> y, int yStride, bool parallel = true)
+    {
+        int cols = w.Cols;
+        if (w.Shape.Length != 2) throw new ArgumentException($"tensor {w.Name}: matmul needs a matrix, got a vector");
+        if ((uint)rowStart > (uint)w.Rows || (uint)rows > (uint)(w.Rows - rowStart)) throw new ArgumentOutOfRangeException(nameof(rows));
+        if (batch <= 0 || rows == 0) return;
+        if (x.Length < (long)(batch - 1) * xStride + cols) throw new ArgumentException($"tensor {w.Name}: input has {x.Length} values, need {batch} rows of {cols}");
+        if (y.Length < (long)(batch - 1) * yStride + rows) throw new ArgumentException($"tensor {w.Name}: output has {y.Length} values, need {batch} rows of {rows}");
+        fixed (float* px = x, py = y)
+        {
+            var job = new Job { W = new WeightView(w), X = px, XStride = xStride, Batch = batch, RowStart = rowStart, Y = py, YStride = yStride };
+            if (parallel)
+            {
+                // Keep a chunk large enough that dispatch is small next to its work.
+                int grain = Math.Max(1, 16384 / Math.Max(1, cols * batch));
+                grain = (grain + Tile - 1) / Tile * Tile;
+                WorkerPool.Shared.For(rows, grain, &job, &Body);
+            }
+            else Body(&job, 0, rows);
+        }
+    }
+
+    private struct Job
+    {
+        public WeightView W;
+        public float* X, Y;
+        public int XStride, YStride, Batch, RowStart;
+    }
+
+    private static void Body(void* context, int start, int end)
+    {
+        ref Job j = ref *(Job*)context;
+        if (j.Batch <= DirectBatch)
+        {
+            for (int r = start; r < end; r++)
+                for (int b = 0; b < j.Batch; b++)
+                    j.Y[(long)b * j.YStride + r] = RowKernels.Dot(j.W, j.RowStart + r, j.X + (long)b * j.XStride);
+            return;
+        }
+        int cols = j.W.Cols;
+        float[] scratch = t_scratch is { } s && s.Length >= Tile * cols ? s : (t_scratch = new float[Tile * cols]);
+        fixed (float* rowsBuf = scratch)
+        {
+            int r = start;
+            for (; r + Tile <= end; r += Tile)
+            {
+                for (int t = 0; t < Tile; t++) RowKernels.Decode(j.W, j.RowStart + r + t, rowsBuf + t * cols);
+                for (int b = 0; b < j.Batch; b++)
+                {
+                    float* yb = j.Y + (long)b * j.YStride + r;
+                    Dot4(j.X + (long)b * j.XStride, rowsBuf, cols, yb);
+                }
+            }
+            for (; r < end; r++)
+            {
+                RowKernels.Decode(j.W, j.RowStart + r, rowsBuf);
+                var row = new ReadOnlySpan<float>(rowsBuf, cols);
+                for (int b = 0; b < j.Batch; b++)
+                    j.Y[(long)b * j.YStride + r] = TensorPrimitives.Dot(row, new ReadOnlySpan<float>(j.X + (long)b * j.XStride, cols));
+            }
+        }
+    }
+
+    /// <summary>Four dot products of x with four consecutive decoded rows, loading x once.</summary>
+    private static void Dot4(float* x, float* w, int n, float* y)
+    {
+        float* w0 = w, w1 = w + n, w2 = w + 2 * n, w3 = w + 3 * n;
+        int i = 0;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        if (Fma.IsSupported)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i <= n - 8; i += 8)
+            {
+                Vector256<float> xv = Avx.LoadVector256(x + i);
+                a0 = Fma.MultiplyAdd(Avx.LoadVector256(w0 + i), xv, a0);
+                a1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + i), xv, a1);
+                a2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + i), xv, a2);
+                a3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + i), xv, a3);
+            }
+            s0 = Vector256.Sum(a0); s1 = Vector256.Sum(a1); s2 = Vector256.Sum(a2); s3 = Vector256.Sum(a3);
+        }
+        for (; i < n; i++)
+        {
+            float xi = x[i];
+            s0 += w0[i] * xi; s1 += w1[i] * xi; s2 += w2[i] * xi; s3 += w3[i] * xi;
+        }
+        y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3;
+    }
+
+    /// <summary>
+    /// y[b, :] += Σ_k x[b, k] · W[rowStart + k, :] (x times W, not W^T) on the calling thread: absorbs a query
+    /// through kv_b_proj's key rows in the weight-absorbed attention, decoding each row once for the whole batch.
+    /// </summary>
+    public static void AccumulateTransposed(ReadOnlySpan<float> x, int xStride, int batch, Weight w, int rowStart, int rows, Span<float> y, int yStride)
+    {
+        int cols = w.Cols;
+        if ((uint)rowStart > (uint)w.Rows || (uint)rows > (uint)(w.Rows - rowStart)) throw new ArgumentOutOfRangeException(nameof(rows));
+        if (batch <= 0 || rows == 0) return;
+        if (x.Length < (long)(batch - 1) * xStride + rows || y.Length < (long)(batch - 1) * yStride + cols)
+            throw new ArgumentException($"tensor {w.Name}: buffers too short for {batch} rows");
+        var view = new WeightView(w);
+        float[] scratch = t_scratch is { } s && s.Length >= cols ? s : (t_scratch = new float[Math.Max(cols, Tile * cols)]);
+        fixed (float* row = scratch)
+        {
+            var decoded = new ReadOnlySpan<float>(row, cols);
+            for (int k = 0; k < rows; k++)
+            {
+                RowKernels.Decode(view, rowStart + k, row);
+                for (int b = 0; b < batch; b++)
+                {
+                    Span<float> yb = y.Slice(b * yStride, cols);
+                    TensorPrimitives.MultiplyAdd(decoded, x[b * xStride + k], yb, yb);
+                }
+            }
+        }
+    }
+}

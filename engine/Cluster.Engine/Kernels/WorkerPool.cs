@@ -1,0 +1,118 @@
+using System.Runtime.InteropServices;
+
+namespace Cluster.Engine.Kernels;
+
+/// <summary>A loop body over a range of items, for work that needs managed state (caches, per-sequence data).</summary>
+public interface IRangeBody
+{
+    void Run(int start, int end);
+}
+
+/// <summary>
+/// A persistent set of worker threads that run one data-parallel loop at a time. Kernels call it once per
+/// matrix: at batch 1 a decode step issues hundreds of small loops, where Parallel.For's per-call allocations
+/// and task scheduling would cost more than the work. The body is a function pointer over a caller-owned
+/// context on the caller's stack, which stays alive because <see cref="For"/> returns only when every chunk is done.
+/// </summary>
+public sealed unsafe class WorkerPool
+{
+    public static WorkerPool Shared { get; } = new(Environment.ProcessorCount);
+
+    private readonly object _callers = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly ManualResetEventSlim _done = new(false);
+    private readonly int _workers;
+
+    private delegate*<void*, int, int, void> _body;
+    private void* _context;
+    private int _count, _chunk, _chunks;
+    private int _next, _active;
+
+    [ThreadStatic] private static bool t_inside;
+
+    public WorkerPool(int threads)
+    {
+        Threads = Math.Max(1, threads);
+        _workers = Threads - 1;
+        for (int i = 0; i < _workers; i++)
+            new Thread(Work) { IsBackground = true, Name = $"kernel-{i}" }.Start();
+    }
+
+    /// <summary>Threads that run a loop, the caller's included.</summary>
+    public int Threads { get; }
+
+    /// <summary>
+    /// Runs body(context, start, end) over [0, count) in chunks of at least <paramref name="grain"/> items.
+    /// Nested calls (from inside a body) and small loops run inline on the calling thread.
+    /// </summary>
+    public void For(int count, int grain, void* context, delegate*<void*, int, int, void> body)
+    {
+        if (count <= 0) return;
+        grain = Math.Max(1, grain);
+        // Four chunks per thread balance uneven progress without much dispatch overhead.
+        int chunk = Math.Max(grain, (count + Threads * 4 - 1) / (Threads * 4));
+        if (_workers == 0 || t_inside || chunk >= count)
+        {
+            body(context, 0, count);
+            return;
+        }
+        lock (_callers)
+        {
+            _body = body;
+            _context = context;
+            _count = count;
+            _chunk = chunk;
+            _chunks = (count + chunk - 1) / chunk;
+            int woken = Math.Min(_workers, _chunks - 1);
+            // The caller waits for every woken worker to leave, not just for the chunks: a late worker must
+            // not pick up the next loop's chunk counter with this loop's fields.
+            _active = woken + 1;
+            _done.Reset();
+            Volatile.Write(ref _next, 0);
+            _wake.Release(woken);
+            t_inside = true;
+            try { RunChunks(); }
+            finally { t_inside = false; }
+            Leave();
+            _done.Wait();
+        }
+    }
+
+    /// <summary>Runs a managed body; the body object is reused by its owner, so no allocation per call.</summary>
+    public void For(int count, int grain, IRangeBody body)
+    {
+        var handle = GCHandle.Alloc(body);
+        try { For(count, grain, (void*)GCHandle.ToIntPtr(handle), &CallBody); }
+        finally { handle.Free(); }
+    }
+
+    private static void CallBody(void* context, int start, int end) =>
+        ((IRangeBody)GCHandle.FromIntPtr((nint)context).Target!).Run(start, end);
+
+    private void Work()
+    {
+        t_inside = true;
+        while (true)
+        {
+            _wake.Wait();
+            RunChunks();
+            Leave();
+        }
+    }
+
+    private void RunChunks()
+    {
+        while (true)
+        {
+            int i = Interlocked.Increment(ref _next) - 1;
+            if (i >= _chunks) return;
+            int start = i * _chunk;
+            _body(_context, start, Math.Min(_count, start + _chunk));
+        }
+    }
+
+    private void Leave()
+    {
+        if (Interlocked.Decrement(ref _active) == 0) _done.Set();
+    }
+}

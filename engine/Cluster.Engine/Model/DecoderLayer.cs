@@ -1,0 +1,43 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using Cluster.Engine.Config;
+using Cluster.Engine.Tensors;
+
+namespace Cluster.Engine.Model;
+
+/// <summary>Pre-norm residual block: h += attn(norm(h)); h += ffn(norm(h)).</summary>
+public sealed class DecoderLayer(RmsNorm inputNorm, Mla attention, RmsNorm postAttentionNorm, IFeedForward feedForward)
+{
+    public Mla Attention => attention;
+    public IFeedForward FeedForward => feedForward;
+
+    public static DecoderLayer Load(ITensorSource source, ModelConfig config, int layer, Rotary rotary)
+    {
+        string p = $"model.layers.{layer}";
+        int hidden = config.HiddenSize;
+        IFeedForward ffn = config.IsMoeLayer(layer)
+            ? Moe.Load(source, config, layer)
+            : Mlp.Load(source, p + ".mlp", hidden, config.IntermediateSize);
+        return new DecoderLayer(
+            new RmsNorm(TensorShapes.Vector(source, p + ".input_layernorm.weight", hidden), config.RmsNormEps),
+            new Mla(source, config, layer, rotary),
+            new RmsNorm(TensorShapes.Vector(source, p + ".post_attention_layernorm.weight", hidden), config.RmsNormEps),
+            ffn);
+    }
+
+    /// <summary>Updates the hidden states h [batch.Count, hidden] in place.</summary>
+    public void Forward(Span<float> h, TokenBatch batch, AttentionPath path)
+    {
+        int n = batch.Count;
+        float[] normed = ArrayPool<float>.Shared.Rent(h.Length), delta = ArrayPool<float>.Shared.Rent(h.Length);
+        Span<float> ns = normed.AsSpan(0, h.Length), ds = delta.AsSpan(0, h.Length);
+        inputNorm.Forward(h, ns);
+        attention.Forward(ns, batch, path, ds);
+        TensorPrimitives.Add(h, ds, h);
+        postAttentionNorm.Forward(h, ns);
+        feedForward.Forward(ns, n, ds);
+        TensorPrimitives.Add(h, ds, h);
+        ArrayPool<float>.Shared.Return(normed);
+        ArrayPool<float>.Shared.Return(delta);
+    }
+}

@@ -1,0 +1,232 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using Cluster.Engine.Config;
+using Cluster.Engine.Kernels;
+using Cluster.Engine.Tensors;
+
+namespace Cluster.Engine.Model;
+
+/// <summary>
+/// Multi-head latent attention. Queries come through a low-rank q_a_proj/q_a_layernorm/q_b_proj (or q_proj);
+/// keys and values share one compressed latent per token (kv_a_proj_with_mqa, kv_a_layernorm) plus a single rope
+/// key for all heads. Only the latent and the rope key are cached; kv_b_proj expands the latent to per-head
+/// K_nope and V, either explicitly (naive) or folded into the query and the output (absorbed).
+/// </summary>
+public sealed class Mla
+{
+    private readonly int _layer, _heads, _nope, _rope, _v, _lora, _qk, _row;
+    private readonly float _scale;
+    private readonly Weight? _qA, _qB, _q;
+    private readonly RmsNorm? _qANorm;
+    private readonly Weight _kvA, _kvB, _o;
+    private readonly RmsNorm _kvANorm;
+    private readonly Rotary _rotary;
+    private readonly HeadJob _job;
+
+    public Mla(ITensorSource source, ModelConfig config, int layer, Rotary rotary)
+    {
+        _layer = layer;
+        _heads = config.NumAttentionHeads;
+        _nope = config.QkNopeHeadDim;
+        _rope = config.QkRopeHeadDim;
+        _v = config.VHeadDim;
+        _lora = config.KvLoraRank;
+        _qk = _nope + _rope;
+        _row = _lora + _rope;
+        _scale = (float)config.SoftmaxScale;
+        _rotary = rotary;
+        int hidden = config.HiddenSize;
+        string p = $"model.layers.{layer}.self_attn";
+        if (config.QLoraRank is int qLora)
+        {
+            _qA = TensorShapes.Matrix(source, p + ".q_a_proj.weight", qLora, hidden);
+            _qANorm = new RmsNorm(TensorShapes.Vector(source, p + ".q_a_layernorm.weight", qLora), config.RmsNormEps);
+            _qB = TensorShapes.Matrix(source, p + ".q_b_proj.weight", _heads * _qk, qLora);
+        }
+        else _q = TensorShapes.Matrix(source, p + ".q_proj.weight", _heads * _qk, hidden);
+        _kvA = TensorShapes.Matrix(source, p + ".kv_a_proj_with_mqa.weight", _row, hidden);
+        _kvANorm = new RmsNorm(TensorShapes.Vector(source, p + ".kv_a_layernorm.weight", _lora), config.RmsNormEps);
+        _kvB = TensorShapes.Matrix(source, p + ".kv_b_proj.weight", _heads * (_nope + _v), _lora);
+        _o = TensorShapes.Matrix(source, p + ".o_proj.weight", hidden, _heads * _v);
+        _job = new HeadJob(this);
+    }
+
+    /// <summary>
+    /// Attention for every row of <paramref name="batch"/>: writes each row's latent and rope key into its
+    /// cache at its position, then attends causally over that cache (positions up to its own).
+    /// </summary>
+    public void Forward(ReadOnlySpan<float> x, TokenBatch batch, AttentionPath path, Span<float> output)
+    {
+        int n = batch.Count;
+        float[] q = Rent(n * _heads * _qk), kv = Rent(n * _row), attn = Rent(n * _heads * _v);
+        try
+        {
+            Span<float> qs = q.AsSpan(0, n * _heads * _qk);
+            if (_q is not null) MatMul.Run(x, n, _q, qs);
+            else
+            {
+                float[] qa = Rent(n * _qA!.Rows);
+                Span<float> qas = qa.AsSpan(0, n * _qA.Rows);
+                MatMul.Run(x, n, _qA, qas);
+                _qANorm!.Forward(qas, qas);
+                MatMul.Run(qas, n, _qB!, qs);
+                ArrayPool<float>.Shared.Return(qa);
+            }
+            MatMul.Run(x, n, _kvA, kv.AsSpan(0, n * _row));
+
+            Span<float> cos = stackalloc float[_rope / 2], sin = stackalloc float[_rope / 2];
+            for (int r = 0; r < n; r++)
+            {
+                _rotary.Angles(batch.Position(r), cos, sin);
+                Span<float> cached = batch.Cache(r).Row(_layer, batch.Position(r));
+                ReadOnlySpan<float> kvRow = kv.AsSpan(r * _row, _row);
+                _kvANorm.Forward(kvRow[.._lora], cached[.._lora]);
+                kvRow[_lora..].CopyTo(cached[_lora..]);
+                _rotary.Apply(cached[_lora..], cos, sin);
+                for (int h = 0; h < _heads; h++)
+                    _rotary.Apply(qs.Slice((r * _heads + h) * _qk + _nope, _rope), cos, sin);
+            }
+
+            if (path == AttentionPath.Absorbed) Absorbed(q, batch, attn);
+            else Naive(q, batch, attn);
+            MatMul.Run(attn.AsSpan(0, n * _heads * _v), n, _o, output);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(q);
+            ArrayPool<float>.Shared.Return(kv);
+            ArrayPool<float>.Shared.Return(attn);
+        }
+    }
+
+    private void Absorbed(float[] q, TokenBatch batch, float[] attn)
+    {
+        int n = batch.Count;
+        float[] qLatent = Rent(n * _heads * _row), context = Rent(n * _heads * _lora);
+        _job.Set(AttentionPath.Absorbed, q, batch, attn, qLatent, context, null, null, 0);
+        WorkerPool.Shared.For(_heads, 1, _job);
+        ArrayPool<float>.Shared.Return(qLatent);
+        ArrayPool<float>.Shared.Return(context);
+    }
+
+    /// <summary>Per head: q_nope through kv_b's K rows into latent space, attend over [latent | k_pe], then out through V rows.</summary>
+    private void AbsorbedHead(int h, float[] q, TokenBatch batch, float[] attn, float[] qLatent, float[] context)
+    {
+        int n = batch.Count, kvRows = _nope + _v;
+        int qStride = _heads * _qk, latStride = _heads * _row, ctxStride = _heads * _lora;
+        for (int r = 0; r < n; r++)
+        {
+            Span<float> ql = qLatent.AsSpan(r * latStride + h * _row, _row);
+            ql[.._lora].Clear();
+            q.AsSpan(r * qStride + h * _qk + _nope, _rope).CopyTo(ql[_lora..]);
+        }
+        MatMul.AccumulateTransposed(q.AsSpan(h * _qk), qStride, n, _kvB, h * kvRows, _nope, qLatent.AsSpan(h * _row), latStride);
+        for (int r = 0; r < n; r++)
+        {
+            ILatentCacheView cache = new(batch.Cache(r), _layer);
+            int len = batch.Position(r) + 1;
+            float[] scores = Rent(len);
+            ReadOnlySpan<float> ql = qLatent.AsSpan(r * latStride + h * _row, _row);
+            for (int t = 0; t < len; t++) scores[t] = TensorPrimitives.Dot(ql, cache.Row(t)) * _scale;
+            Activations.Softmax(scores.AsSpan(0, len));
+            Span<float> ctx = context.AsSpan(r * ctxStride + h * _lora, _lora);
+            ctx.Clear();
+            for (int t = 0; t < len; t++) TensorPrimitives.MultiplyAdd(cache.Row(t)[.._lora], scores[t], ctx, ctx);
+            ArrayPool<float>.Shared.Return(scores);
+        }
+        MatMul.Run(context.AsSpan(h * _lora), ctxStride, n, _kvB, h * kvRows + _nope, _v, attn.AsSpan(h * _v), _heads * _v, parallel: false);
+    }
+
+    private void Naive(float[] q, TokenBatch batch, float[] attn)
+    {
+        int n = batch.Count;
+        int[] rows = ArrayPool<int>.Shared.Rent(n);
+        bool[] done = ArrayPool<bool>.Shared.Rent(n);
+        Array.Clear(done, 0, n);
+        try
+        {
+            // One sequence at a time: decompress its cached latents once for all its rows and heads.
+            for (int first = 0; first < n; first++)
+            {
+                if (done[first]) continue;
+                var cache = batch.Cache(first);
+                int count = 0, length = 0;
+                for (int r = first; r < n; r++)
+                    if (!done[r] && ReferenceEquals(batch.Cache(r), cache))
+                    {
+                        done[r] = true;
+                        rows[count++] = r;
+                        length = Math.Max(length, batch.Position(r) + 1);
+                    }
+                float[] latents = Rent(length * _lora), keysValues = Rent(length * _heads * (_nope + _v));
+                for (int t = 0; t < length; t++) cache.Row(_layer, t)[.._lora].CopyTo(latents.AsSpan(t * _lora));
+                MatMul.Run(latents.AsSpan(0, length * _lora), length, _kvB, keysValues.AsSpan(0, length * _heads * (_nope + _v)));
+                _job.Set(AttentionPath.Naive, q, batch, attn, null, null, keysValues, rows, count);
+                WorkerPool.Shared.For(_heads, 1, _job);
+                ArrayPool<float>.Shared.Return(latents);
+                ArrayPool<float>.Shared.Return(keysValues);
+            }
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(rows);
+            ArrayPool<bool>.Shared.Return(done);
+        }
+    }
+
+    /// <summary>Per head, per row of one sequence: scores against decompressed K_nope plus the shared rope key, then Σ p·V.</summary>
+    private void NaiveHead(int h, float[] q, TokenBatch batch, float[] attn, float[] keysValues, int[] rows, int count)
+    {
+        int kvStride = _heads * (_nope + _v);
+        for (int i = 0; i < count; i++)
+        {
+            int r = rows[i];
+            ILatentCacheView cache = new(batch.Cache(r), _layer);
+            int len = batch.Position(r) + 1;
+            ReadOnlySpan<float> qNope = q.AsSpan((r * _heads + h) * _qk, _nope), qPe = q.AsSpan((r * _heads + h) * _qk + _nope, _rope);
+            float[] scores = Rent(len);
+            for (int t = 0; t < len; t++)
+            {
+                ReadOnlySpan<float> kNope = keysValues.AsSpan(t * kvStride + h * (_nope + _v), _nope);
+                scores[t] = (TensorPrimitives.Dot(qNope, kNope) + TensorPrimitives.Dot(qPe, cache.Row(t)[_lora..])) * _scale;
+            }
+            Activations.Softmax(scores.AsSpan(0, len));
+            Span<float> o = attn.AsSpan((r * _heads + h) * _v, _v);
+            o.Clear();
+            for (int t = 0; t < len; t++)
+                TensorPrimitives.MultiplyAdd(keysValues.AsSpan(t * kvStride + h * (_nope + _v) + _nope, _v), scores[t], o, o);
+            ArrayPool<float>.Shared.Return(scores);
+        }
+    }
+
+    private static float[] Rent(int n) => ArrayPool<float>.Shared.Rent(n);
+
+    /// <summary>One layer's rows of a cache.</summary>
+    private readonly struct ILatentCacheView(Cache.ILatentCache cache, int layer)
+    {
+        public Span<float> Row(int position) => cache.Row(layer, position);
+    }
+
+    /// <summary>The per-head loop body, reused across calls so a forward pass allocates nothing for it.</summary>
+    private sealed class HeadJob(Mla mla) : IRangeBody
+    {
+        private AttentionPath _path;
+        private float[] _q = [], _attn = [];
+        private float[]? _qLatent, _context, _keysValues;
+        private int[]? _rows;
+        private int _count;
+        private TokenBatch? _batch;
+
+        public void Set(AttentionPath path, float[] q, TokenBatch batch, float[] attn, float[]? qLatent, float[]? context, float[]? keysValues, int[]? rows, int count)
+        {
+            (_path, _q, _batch, _attn, _qLatent, _context, _keysValues, _rows, _count) = (path, q, batch, attn, qLatent, context, keysValues, rows, count);
+        }
+
+        public void Run(int start, int end)
+        {
+            for (int h = start; h < end; h++)
+                if (_path == AttentionPath.Absorbed) mla.AbsorbedHead(h, _q, _batch!, _attn, _qLatent!, _context!);
+                else mla.NaiveHead(h, _q, _batch!, _attn, _keysValues!, _rows!, _count);
+        }
+    }
+}

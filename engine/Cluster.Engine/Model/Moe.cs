@@ -1,0 +1,41 @@
+using System.Buffers;
+using Cluster.Engine.Config;
+using Cluster.Engine.Tensors;
+
+namespace Cluster.Engine.Model;
+
+/// <summary>DeepSeekMoE: the gate picks routed experts per token; the shared experts see every token.</summary>
+public sealed class Moe(Gate gate, RoutedExperts experts, Mlp? shared) : IFeedForward
+{
+    public Gate Gate => gate;
+    public RoutedExperts Experts => experts;
+    public Mlp? Shared => shared;
+
+    public static Moe Load(ITensorSource source, ModelConfig config, int layer)
+    {
+        string prefix = $"model.layers.{layer}.mlp";
+        Mlp? shared = config.NSharedExperts > 0
+            ? Mlp.Load(source, prefix + ".shared_experts", config.HiddenSize, config.MoeIntermediateSize * config.NSharedExperts)
+            : null;
+        return new Moe(Gate.Load(source, prefix + ".gate", config), RoutedExperts.Load(source, config, layer), shared);
+    }
+
+    public void Forward(ReadOnlySpan<float> x, int n, Span<float> y)
+    {
+        int k = gate.TopK, hidden = gate.Hidden;
+        int[] ids = ArrayPool<int>.Shared.Rent(n * k);
+        float[] weights = ArrayPool<float>.Shared.Rent(n * k);
+        gate.Route(x, n, ids, weights);
+        experts.Run(x, n, ids.AsSpan(0, n * k), weights.AsSpan(0, n * k), y);
+        if (shared is not null)
+        {
+            float[] s = ArrayPool<float>.Shared.Rent(n * hidden);
+            Span<float> sharedOut = s.AsSpan(0, n * hidden);
+            shared.Forward(x, n, sharedOut);
+            System.Numerics.Tensors.TensorPrimitives.Add(y[..(n * hidden)], sharedOut, y);
+            ArrayPool<float>.Shared.Return(s);
+        }
+        ArrayPool<int>.Shared.Return(ids);
+        ArrayPool<float>.Shared.Return(weights);
+    }
+}

@@ -1,0 +1,119 @@
+using System.Buffers;
+using Cluster.Engine.Cache;
+using Cluster.Engine.Config;
+using Cluster.Engine.Kernels;
+using Cluster.Engine.Tensors;
+
+namespace Cluster.Engine.Model;
+
+/// <summary>
+/// DeepSeek-V3 for causal LM: token embedding, decoder layers (dense MLP below first_k_dense_replace, MoE
+/// above), final norm and lm_head. The MTP layer's tensors are not loaded. One forward pass at a time.
+/// </summary>
+public sealed class Transformer
+{
+    private readonly Weight _embed, _lmHead;
+    private readonly DecoderLayer[] _layers;
+    private readonly RmsNorm _norm;
+    private readonly TokenBatch _batch = new();
+
+    private Transformer(ModelConfig config, Weight embed, DecoderLayer[] layers, RmsNorm norm, Weight lmHead)
+    {
+        Config = config;
+        _embed = embed;
+        _layers = layers;
+        _norm = norm;
+        _lmHead = lmHead;
+    }
+
+    public ModelConfig Config { get; }
+    public IReadOnlyList<DecoderLayer> Layers => _layers;
+
+    /// <summary>Binds every tensor of the model; <paramref name="progress"/> gets the fraction of layers done.</summary>
+    public static Transformer Load(ModelConfig config, ITensorSource source, IProgress<double>? progress = null)
+    {
+        int hidden = config.HiddenSize, vocab = config.VocabSize;
+        Weight embed = TensorShapes.Matrix(source, "model.embed_tokens.weight", vocab, hidden);
+        var rotary = new Rotary(config);
+        var layers = new DecoderLayer[config.NumHiddenLayers];
+        for (int l = 0; l < layers.Length; l++)
+        {
+            layers[l] = DecoderLayer.Load(source, config, l, rotary);
+            progress?.Report((l + 1.0) / (layers.Length + 1));
+        }
+        var norm = new RmsNorm(TensorShapes.Vector(source, "model.norm.weight", hidden), config.RmsNormEps);
+        Weight lmHead = config.TieWordEmbeddings && !source.Contains("lm_head.weight")
+            ? embed
+            : TensorShapes.Matrix(source, "lm_head.weight", vocab, hidden);
+        progress?.Report(1.0);
+        return new Transformer(config, embed, layers, norm, lmHead);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> (one per row of <paramref name="batch"/>) through every layer, writing
+    /// their latents into the caches. Logits go to <paramref name="logits"/>: [rows, vocab] for every row, or
+    /// [1, vocab] for the last row only when <paramref name="lastRowOnly"/>.
+    /// </summary>
+    public void Forward(ReadOnlySpan<int> tokens, TokenBatch batch, AttentionPath path, Span<float> logits, bool lastRowOnly = false)
+    {
+        int n = batch.Count, hidden = Config.HiddenSize, vocab = Config.VocabSize;
+        if (tokens.Length != n) throw new ArgumentException($"{tokens.Length} tokens for {n} batch rows");
+        int outRows = lastRowOnly ? 1 : n;
+        if (logits.Length < outRows * vocab) throw new ArgumentException($"logits need {outRows} x {vocab} values");
+        float[] h = ArrayPool<float>.Shared.Rent(n * hidden);
+        try
+        {
+            Span<float> hs = h.AsSpan(0, n * hidden);
+            Embed(tokens, hs);
+            foreach (DecoderLayer layer in _layers) layer.Forward(hs, batch, path);
+            Span<float> last = lastRowOnly ? hs.Slice((n - 1) * hidden, hidden) : hs;
+            _norm.Forward(last, last);
+            MatMul.Run(last, outRows, _lmHead, logits[..(outRows * vocab)]);
+        }
+        finally { ArrayPool<float>.Shared.Return(h); }
+    }
+
+    /// <summary>Feeds a sequence's next tokens at once (a prompt, or a chunk of one) and advances its cache.</summary>
+    public void Prefill(ReadOnlySpan<int> tokens, ILatentCache cache, AttentionPath path, Span<float> logits, bool lastRowOnly = false)
+    {
+        int start = cache.Length;
+        cache.Reserve(start + tokens.Length);
+        _batch.Clear();
+        for (int i = 0; i < tokens.Length; i++) _batch.Add(cache, start + i);
+        Forward(tokens, _batch, path, logits, lastRowOnly);
+        _batch.Clear();
+        cache.Advance(tokens.Length);
+    }
+
+    /// <summary>One decode step for a batch of sequences: token i continues caches[i]. Absorbed attention.</summary>
+    public void Decode(ReadOnlySpan<int> tokens, IReadOnlyList<ILatentCache> caches, Span<float> logits)
+    {
+        if (tokens.Length != caches.Count) throw new ArgumentException($"{tokens.Length} tokens for {caches.Count} sequences");
+        _batch.Clear();
+        for (int i = 0; i < caches.Count; i++)
+        {
+            for (int j = 0; j < i; j++)
+                if (ReferenceEquals(caches[i], caches[j])) throw new ArgumentException("a sequence appears twice in one decode step");
+            caches[i].Reserve(caches[i].Length + 1);
+            _batch.Add(caches[i], caches[i].Length);
+        }
+        Forward(tokens, _batch, AttentionPath.Absorbed, logits);
+        _batch.Clear();
+        foreach (ILatentCache c in caches) c.Advance(1);
+    }
+
+    private void Embed(ReadOnlySpan<int> tokens, Span<float> h)
+    {
+        int hidden = Config.HiddenSize;
+        var view = new WeightView(_embed);
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            int t = tokens[i];
+            if ((uint)t >= (uint)Config.VocabSize) throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {t} out of range 0..{Config.VocabSize - 1}");
+            unsafe
+            {
+                fixed (float* dst = h.Slice(i * hidden, hidden)) RowKernels.Decode(view, t, dst);
+            }
+        }
+    }
+}
