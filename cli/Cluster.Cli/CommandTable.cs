@@ -8,5 +8,7 @@ public static class CommandTable
 {
     public static readonly Command[] All =
     [
+        new Command("model init", Commands.ModelInitCommand.Usage, Commands.ModelInitCommand.Run),
+        new Command("info", Commands.InfoCommand.Usage, Commands.InfoCommand.Run),
     ];
 }
