@@ -114,11 +114,25 @@ public sealed unsafe class Weight
     }
 }
 
-/// <summary>Native memory freed when the last weight that uses it is collected.</summary>
-public sealed unsafe class NativeBuffer(long bytes)
+/// <summary>
+/// Native memory freed when the last weight that uses it is collected. The GC is told about the memory, so that
+/// streams of large temporary weights (writing a checkpoint tensor by tensor) get collected promptly.
+/// </summary>
+public sealed unsafe class NativeBuffer
 {
-    public byte* Pointer { get; } = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), 64);
-    public long Length { get; } = bytes;
+    public NativeBuffer(long bytes)
+    {
+        Length = Math.Max(bytes, 1);
+        Pointer = (byte*)NativeMemory.AlignedAlloc((nuint)Length, 64);
+        GC.AddMemoryPressure(Length);
+    }
 
-    ~NativeBuffer() => NativeMemory.AlignedFree(Pointer);
+    public byte* Pointer { get; }
+    public long Length { get; }
+
+    ~NativeBuffer()
+    {
+        NativeMemory.AlignedFree(Pointer);
+        GC.RemoveMemoryPressure(Length);
+    }
 }
