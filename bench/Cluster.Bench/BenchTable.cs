@@ -5,5 +5,6 @@ public static class BenchTable
 {
     public static readonly Dictionary<string, Func<string[], Task<int>>> All = new()
     {
+        ["tokenizer"] = TokenizerBench.Run,
     };
 }
