@@ -1,0 +1,125 @@
+using Cluster.Engine.Kernels;
+using Cluster.Engine.Tensors;
+
+namespace Cluster.Engine.Tests.Kernels;
+
+public class MatMulTests
+{
+    internal static float[] Random(int n, int seed, float scale = 1)
+    {
+        var r = new Random(seed);
+        var v = new float[n];
+        for (int i = 0; i < n; i++) v[i] = (float)(r.NextDouble() * 2 - 1) * scale;
+        return v;
+    }
+
+    /// <summary>y = x W^T in float64 from the weight's scalar dequantisation, and Σ|x·w| per output for the tolerance.</summary>
+    private static (double[] Y, double[] Magnitude) Reference(float[] x, int batch, Weight w, int rowStart, int rows)
+    {
+        var y = new double[batch * rows];
+        var mag = new double[batch * rows];
+        var row = new float[w.Cols];
+        for (int r = 0; r < rows; r++)
+        {
+            w.DequantizeRow(rowStart + r, row);
+            for (int b = 0; b < batch; b++)
+                for (int k = 0; k < w.Cols; k++)
+                {
+                    y[b * rows + r] += (double)x[b * w.Cols + k] * row[k];
+                    mag[b * rows + r] += Math.Abs((double)x[b * w.Cols + k] * row[k]);
+                }
+        }
+        return (y, mag);
+    }
+
+    public static TheoryData<DType, int, int, int> Cases()
+    {
+        var data = new TheoryData<DType, int, int, int>();
+        foreach (DType t in new[] { DType.F32, DType.BF16, DType.F16, DType.F8E4M3 })
+            foreach (int batch in new[] { 1, 2, 3, 9 })
+                foreach ((int rows, int cols) in new[] { (37, 301), (300, 256), (5, 7) })
+                    data.Add(t, batch, rows, cols);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void MatchesFloat64Reference(DType dtype, int batch, int rows, int cols)
+    {
+        Weight w = Weight.FromFloats("w", [rows, cols], Random(rows * cols, rows + cols, 0.5f), dtype);
+        float[] x = Random(batch * cols, 1000 + batch);
+        var y = new float[batch * rows];
+        MatMul.Run(x, batch, w, y);
+        var (expected, mag) = Reference(x, batch, w, 0, rows);
+        for (int i = 0; i < y.Length; i++)
+            Assert.True(Math.Abs(y[i] - expected[i]) <= 2e-6 * mag[i] + 1e-6, $"{dtype} batch {batch} [{i}]: {y[i]} vs {expected[i]}");
+    }
+
+    [Fact]
+    public void Fp8EqualsMatMulOverDequantisedWeights()
+    {
+        int rows = 200, cols = 520;
+        Weight fp8 = Weight.FromFloats("w", [rows, cols], Random(rows * cols, 3, 3f), DType.F8E4M3);
+        var dequantised = new float[rows * cols];
+        for (int r = 0; r < rows; r++) fp8.DequantizeRow(r, dequantised.AsSpan(r * cols, cols));
+        Weight f32 = Weight.FromFloats("w", [rows, cols], dequantised, DType.F32);
+        foreach (int batch in new[] { 1, 4 })
+        {
+            float[] x = Random(batch * cols, 9);
+            float[] a = new float[batch * rows], b = new float[batch * rows];
+            MatMul.Run(x, batch, fp8, a);
+            MatMul.Run(x, batch, f32, b);
+            for (int i = 0; i < a.Length; i++) Assert.Equal(b[i], a[i], 1e-4f * (1 + Math.Abs(b[i])));
+        }
+    }
+
+    [Fact]
+    public void StridedRowRangeWritesOnlyItsSlots()
+    {
+        int rows = 40, cols = 64, batch = 3, xStride = 80, yStride = 30;
+        Weight w = Weight.FromFloats("w", [rows, cols], Random(rows * cols, 5), DType.BF16);
+        float[] xDense = Random(batch * cols, 6);
+        var x = new float[(batch - 1) * xStride + cols];
+        for (int b = 0; b < batch; b++) xDense.AsSpan(b * cols, cols).CopyTo(x.AsSpan(b * xStride));
+        var y = new float[(batch - 1) * yStride + 12];
+        Array.Fill(y, 42f);
+        MatMul.Run(x, xStride, batch, w, 10, 12, y, yStride, parallel: false);
+        var (expected, mag) = Reference(xDense, batch, w, 10, 12);
+        for (int b = 0; b < batch; b++)
+        {
+            for (int r = 0; r < 12; r++) Assert.True(Math.Abs(y[b * yStride + r] - expected[b * 12 + r]) <= 2e-6 * mag[b * 12 + r] + 1e-6);
+            if (b < batch - 1) Assert.All(y.AsSpan(b * yStride + 12, yStride - 12).ToArray(), v => Assert.Equal(42f, v));
+        }
+    }
+
+    [Theory]
+    [InlineData(DType.BF16)]
+    [InlineData(DType.F8E4M3)]
+    public void AccumulateTransposedMatchesReference(DType dtype)
+    {
+        int rows = 150, cols = 140, batch = 3, k = 20, start = 7;
+        Weight w = Weight.FromFloats("w", [rows, cols], Random(rows * cols, 11), dtype);
+        float[] x = Random(batch * k, 12);
+        float[] y = Random(batch * cols, 13);
+        var expected = new double[batch * cols];
+        var row = new float[cols];
+        for (int b = 0; b < batch; b++)
+            for (int c = 0; c < cols; c++) expected[b * cols + c] = y[b * cols + c];
+        for (int j = 0; j < k; j++)
+        {
+            w.DequantizeRow(start + j, row);
+            for (int b = 0; b < batch; b++)
+                for (int c = 0; c < cols; c++) expected[b * cols + c] += (double)x[b * k + j] * row[c];
+        }
+        MatMul.AccumulateTransposed(x, k, batch, w, start, k, y, cols);
+        for (int i = 0; i < y.Length; i++) Assert.Equal(expected[i], y[i], 1e-4);
+    }
+
+    [Fact]
+    public void RejectsShortBuffersNamingTheTensor()
+    {
+        Weight w = Weight.FromFloats("model.x.weight", [4, 8], new float[32], DType.BF16);
+        var e = Assert.Throws<ArgumentException>(() => MatMul.Run(new float[7], 1, w, new float[4]));
+        Assert.Contains("model.x.weight", e.Message);
+    }
+}
