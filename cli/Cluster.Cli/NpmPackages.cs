@@ -41,11 +41,12 @@ public static class NpmPackages
         return Directory.Exists(cached) ? cached : throw new CliException($"npm install did not create {cached}");
     }
 
-    /// <summary>The nearest directory above the CLI's binaries that holds package.json (the repository root).</summary>
+    /// <summary>The repository root (package.json beside Cluster.sln) above the CLI's binaries, else above the working directory.</summary>
     private static string? RepositoryRoot()
     {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "package.json")) && File.Exists(Path.Combine(d.FullName, "Cluster.sln"))) return d.FullName;
+        foreach (string start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
+            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
+                if (File.Exists(Path.Combine(d.FullName, "package.json")) && File.Exists(Path.Combine(d.FullName, "Cluster.sln"))) return d.FullName;
         return null;
     }
 
