@@ -266,7 +266,7 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
     {
         _status ??= status;
         _trailers ??= new Metadata();
-        _content?.Complete();
+        _content?.Abort();
         _cts.Cancel();
         return new RpcException(_status.Value, _trailers);
     }
@@ -299,7 +299,11 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
     /// <summary>Ends the call; if it is still running, the HTTP/2 stream is reset and the server sees a cancellation.</summary>
     public void Dispose()
     {
-        if (_status is null) _cts.Cancel();
+        if (_status is null)
+        {
+            _content?.Abort();
+            _cts.Cancel();
+        }
         _userCancel.Dispose();
         _content?.Complete();
         _response?.Dispose();

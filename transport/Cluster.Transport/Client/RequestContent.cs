@@ -26,6 +26,9 @@ internal sealed class RequestContent : HttpContent
 
     public void Complete() => _done.TrySetResult();
 
+    /// <summary>Fails the body, so HttpClient resets the HTTP/2 stream instead of ending it cleanly.</summary>
+    public void Abort() => _done.TrySetException(new OperationCanceledException("The call was cancelled"));
+
     protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
         SerializeToStreamAsync(stream, context, CancellationToken.None);
 

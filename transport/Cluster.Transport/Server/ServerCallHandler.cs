@@ -63,6 +63,10 @@ internal sealed class ServerCallHandler<TRequest, TResponse>(
         {
             status = DeadlineExceeded;
         }
+        catch (OperationCanceledException)
+        {
+            status = new Status(StatusCode.Cancelled, "The call was cancelled");
+        }
         catch (RpcException e)
         {
             status = e.Status;

@@ -11,14 +11,22 @@ internal sealed class ServerStreamReader<T>(MessageReader<T> reader, Cancellatio
 
     public async ValueTask<bool> MoveNext(CancellationToken cancellationToken = default)
     {
-        if (!cancellationToken.CanBeCanceled || cancellationToken == callToken)
+        try
         {
-            _current = await reader.ReadAsync(callToken).ConfigureAwait(false);
+            if (!cancellationToken.CanBeCanceled || cancellationToken == callToken)
+            {
+                _current = await reader.ReadAsync(callToken).ConfigureAwait(false);
+                return _current is not null;
+            }
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(callToken, cancellationToken);
+            _current = await reader.ReadAsync(linked.Token).ConfigureAwait(false);
             return _current is not null;
         }
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(callToken, cancellationToken);
-        _current = await reader.ReadAsync(linked.Token).ConfigureAwait(false);
-        return _current is not null;
+        catch (IOException e)
+        {
+            // Kestrel reports a client's RST_STREAM as an I/O error on the body; to a handler it is a cancellation.
+            throw new OperationCanceledException("The client reset the stream or the connection was lost", e, callToken);
+        }
     }
 }
 

@@ -9,10 +9,10 @@ namespace Cluster.Transport.Services;
 /// </summary>
 public sealed class EchoService : IGrpcService
 {
-    /// <summary>Completes when a handler saw its call cancelled (client gone or deadline), for tests that check it.</summary>
-    public TaskCompletionSource<string> Cancelled { get; private set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Raised with the method's full name when a handler sees its call cancelled (client gone or deadline).</summary>
+    public event Action<string>? CallCancelled;
 
-    public void ResetCancelled() => Cancelled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private void OnCancelled(ServerCallContext context) => CallCancelled?.Invoke(context.Method);
 
     public void Bind(ServiceBinder binder)
     {
@@ -25,7 +25,16 @@ public sealed class EchoService : IGrpcService
     private async Task<EchoReply> UnaryAsync(EchoRequest request, ServerCallContext context)
     {
         await PrepareAsync(request, context).ConfigureAwait(false);
-        return new EchoReply { Text = request.Text, Payload = request.Payload };
+        return new EchoReply { Text = request.Text, Payload = ReplyPayload(request) };
+    }
+
+    /// <summary>The request's payload, or a generated one of the requested size (byte i is i mod 251).</summary>
+    public static ByteString ReplyPayload(EchoRequest request)
+    {
+        if (request.ReplySize <= 0) return request.Payload;
+        var bytes = new byte[request.ReplySize];
+        for (int i = 0; i < bytes.Length; i++) bytes[i] = (byte)(i % 251);
+        return UnsafeByteOperations.UnsafeWrap(bytes);
     }
 
     private async Task ServerStreamAsync(EchoRequest request, IAsyncStreamWriter<EchoReply> responses, ServerCallContext context)
@@ -33,7 +42,7 @@ public sealed class EchoService : IGrpcService
         for (int i = 0; i < request.Count; i++)
         {
             await PrepareAsync(request, context).ConfigureAwait(false);
-            await responses.WriteAsync(new EchoReply { Text = request.Text, Payload = request.Payload, Index = i }, context.CancellationToken).ConfigureAwait(false);
+            await responses.WriteAsync(new EchoReply { Text = request.Text, Payload = ReplyPayload(request), Index = i }, context.CancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -52,7 +61,7 @@ public sealed class EchoService : IGrpcService
                 count++;
             }
         }
-        catch (OperationCanceledException) { Cancelled.TrySetResult(context.Method); throw; }
+        catch (OperationCanceledException) { OnCancelled(context); throw; }
         return new EchoReply { Text = text.ToString(), Index = count, Payload = ByteString.CopyFromUtf8(bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
     }
 
@@ -68,8 +77,7 @@ public sealed class EchoService : IGrpcService
                 await responses.WriteAsync(new EchoReply { Text = request.Text, Payload = request.Payload, Index = i++ }, context.CancellationToken).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) { Cancelled.TrySetResult(context.Method); throw; }
-        catch (IOException) { Cancelled.TrySetResult(context.Method); throw; }
+        catch (OperationCanceledException) { OnCancelled(context); throw; }
     }
 
     private async Task PrepareAsync(EchoRequest request, ServerCallContext context)
@@ -77,7 +85,7 @@ public sealed class EchoService : IGrpcService
         if (request.DelayMs > 0)
         {
             try { await Task.Delay(request.DelayMs, context.CancellationToken).ConfigureAwait(false); }
-            catch (OperationCanceledException) { Cancelled.TrySetResult(context.Method); throw; }
+            catch (OperationCanceledException) { OnCancelled(context); throw; }
         }
         if (request.FailCode != 0)
         {
