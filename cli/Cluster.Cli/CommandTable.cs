@@ -10,6 +10,8 @@ public static class CommandTable
     [
         new Command("model init", Commands.ModelInitCommand.Usage, Commands.ModelInitCommand.Run),
         new Command("info", Commands.InfoCommand.Usage, Commands.InfoCommand.Run),
+        new Command("logits", Commands.LogitsCommand.Usage, Commands.LogitsCommand.Run),
+        new Command("generate", Commands.GenerateCommand.Usage, Commands.GenerateCommand.Run),
         new Command("tokenize", Commands.TokenizeCommand.Usage, Commands.TokenizeCommand.Run),
         new Command("detokenize", Commands.DetokenizeCommand.Usage, Commands.DetokenizeCommand.Run),
     ];
