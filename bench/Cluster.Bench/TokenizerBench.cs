@@ -31,17 +31,20 @@ public static class TokenizerBench
         var tokenizer = Cluster.Tokenizer.Tokenizer.FromDirectory(models);
         double loadSeconds = load.Elapsed.TotalSeconds;
         double cold = 0, best = double.MaxValue;
-        long ours = 0;
+        var results = new int[chunks.Count][];
         for (int r = 0; r < repeats; r++)
         {
             GC.Collect();
             var sw = Stopwatch.StartNew();
-            ours = 0;
-            foreach (string chunk in chunks) ours += tokenizer.Encode(chunk).Length;
+            for (int i = 0; i < chunks.Count; i++) results[i] = tokenizer.Encode(chunks[i]);
             double s = sw.Elapsed.TotalSeconds;
             if (r == 0) cold = s;
             best = Math.Min(best, s);
         }
+        long ours = 0;
+        uint checksum = 0;
+        foreach (int[] ids in results)
+            foreach (int id in ids) { ours++; checksum = unchecked(checksum * 31 + (uint)id); }
 
         var request = new JsonObject
         {
@@ -55,9 +58,10 @@ public static class TokenizerBench
             .RootElement.GetProperty("bench");
         double nodeSeconds = answer.GetProperty("seconds").GetDouble();
         long theirs = answer.GetProperty("ids").GetInt64();
-        if (theirs != ours)
+        uint theirChecksum = answer.GetProperty("checksum").GetUInt32();
+        if (theirs != ours || theirChecksum != checksum)
         {
-            Console.Error.WriteLine($"tokenizer bench: id counts differ (ours {ours}, @lenml/tokenizers {theirs})");
+            Console.Error.WriteLine($"tokenizer bench: ids differ (ours {ours} ids, checksum {checksum}; @lenml/tokenizers {theirs} ids, checksum {theirChecksum})");
             return 1;
         }
 
@@ -65,7 +69,7 @@ public static class TokenizerBench
         Console.WriteLine("## Tokenizer");
         Console.WriteLine();
         Console.WriteLine($"Encode throughput, single thread, {mb:F1} MB of mixed-language text in {chunks.Count} chunks of ~4 KB "
-            + $"({ours:N0} ids, equal counts on both sides), best of {repeats} passes:");
+            + $"({ours:N0} ids, identical on both sides by checksum), best of {repeats} passes:");
         Console.WriteLine();
         Console.WriteLine("| encoder | MB/s | ratio |");
         Console.WriteLine("|---|---:|---:|");
