@@ -240,6 +240,40 @@ public class CheckpointTests
         Assert.Equal($"{path}: tensor {victim}: F8_E4M3 weight without {victim}_scale_inv", ex.Message);
     }
 
+    /// <summary>Reports straight to a list, on the reporting thread (Progress&lt;T&gt; would post to the thread pool).</summary>
+    private sealed class Recorder : IProgress<ByteProgress>
+    {
+        public readonly List<ByteProgress> Reports = [];
+        public void Report(ByteProgress p) { lock (Reports) Reports.Add(p); }
+    }
+
+    [Fact]
+    public void Weights_point_into_the_mapped_files_and_progress_reaches_the_total()
+    {
+        using var dir = new TempDir();
+        var write = new Recorder();
+        long total = CheckpointWriter.Write(dir.Path, SyntheticModel.ConfigFor(Tiny, DType.F8E4M3), SyntheticModel.Plan(Tiny, 1, DType.F8E4M3), 2, write);
+        Assert.Equal(new ByteProgress(total, total), write.Reports[^1]);
+        Assert.True(write.Reports.Count > 100);
+
+        var open = new Recorder();
+        using var ck = Checkpoint.Open(dir.Path, progress: open);
+        Assert.Equal(open.Reports[^1].Total, open.Reports[^1].Done);
+        Assert.Equal(new FileInfo(dir.File("model-00001-of-00002.safetensors")).Length + new FileInfo(dir.File("model-00002-of-00002.safetensors")).Length, open.Reports[^1].Total);
+
+        // Weights are views of the mapping: two tensors of one shard lie exactly as far apart as their offsets.
+        using var shard = SafetensorsFile.Open(dir.File("model-00001-of-00002.safetensors"));
+        string a = "model.embed_tokens.weight", b = "model.layers.0.self_attn.q_a_proj.weight";
+        Assert.True(shard.Contains(a) && shard.Contains(b));
+        unsafe
+        {
+            Assert.Equal(shard.Entry(b).Begin - shard.Entry(a).Begin, (long)(ck.Get(b).Data - ck.Get(a).Data));
+            Assert.True(ck.Get(a).Data == ck.Get(a).Data);
+        }
+        Assert.True(ck.LoadedBytes < total);  // the MTP layer is not loaded
+        Assert.True(ck.LoadedBytes > total / 2);
+    }
+
     [Fact]
     public void Directory_without_weights()
     {
