@@ -1,8 +1,11 @@
+using System.Globalization;
+
 namespace Cluster.Tokenizer;
 
 /// <summary>
 /// Finds added tokens in text the way Hugging Face's added vocabulary does: leftmost match, longest token at that
-/// position; lstrip/rstrip swallow the white space beside the token; single_word tokens only match outside words.
+/// position; lstrip/rstrip swallow the white space beside the token (lstrip never past the previous match);
+/// single_word tokens only match outside words.
 /// </summary>
 internal sealed class AddedTokenMatcher
 {
@@ -34,7 +37,12 @@ internal sealed class AddedTokenMatcher
             foreach (int len in _lengths)
             {
                 if (i + len > s.Length || !_bySpan.TryGetValue(s.Slice(i, len), out AddedToken? t)) continue;
-                if (t.SingleWord && (IsWordCharBefore(s, i) || IsWordCharAt(s, i + len))) continue;
+                if (t.SingleWord && (IsWordCharBefore(s, i) || IsWordCharAt(s, i + len)))
+                {
+                    // Hugging Face discards the longest match inside a word and resumes the search after it.
+                    i += len - 1;
+                    break;
+                }
                 start = i;
                 end = i + len;
                 if (t.LeftStrip) while (start > from && char.IsWhiteSpace(s[start - 1])) start--;
@@ -48,7 +56,18 @@ internal sealed class AddedTokenMatcher
         return false;
     }
 
-    private static bool IsWordCharBefore(ReadOnlySpan<char> s, int i) => i > 0 && IsWordChar(s[i - 1]);
-    private static bool IsWordCharAt(ReadOnlySpan<char> s, int i) => i < s.Length && IsWordChar(s[i]);
-    private static bool IsWordChar(char c) => char.IsLetterOrDigit(c) || c == '_';
+    private static bool IsWordCharBefore(ReadOnlySpan<char> s, int i)
+    {
+        if (i == 0) return false;
+        int at = i >= 2 && char.IsLowSurrogate(s[i - 1]) && char.IsHighSurrogate(s[i - 2]) ? i - 2 : i - 1;
+        return IsWordChar(CharKinds.CodePointAt(s, at, out _));
+    }
+
+    private static bool IsWordCharAt(ReadOnlySpan<char> s, int i) => i < s.Length && IsWordChar(CharKinds.CodePointAt(s, i, out _));
+
+    /// <summary>Rust regex's \w: letters, marks, decimal and letter numbers, connector punctuation, joiners.</summary>
+    private static bool IsWordChar(int cp) => cp is 0x200C or 0x200D || CharUnicodeInfo.GetUnicodeCategory(cp) is
+        UnicodeCategory.UppercaseLetter or UnicodeCategory.LowercaseLetter or UnicodeCategory.TitlecaseLetter or UnicodeCategory.ModifierLetter
+        or UnicodeCategory.OtherLetter or UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark or UnicodeCategory.EnclosingMark
+        or UnicodeCategory.DecimalDigitNumber or UnicodeCategory.LetterNumber or UnicodeCategory.ConnectorPunctuation;
 }

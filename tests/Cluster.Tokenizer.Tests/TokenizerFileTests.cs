@@ -78,7 +78,10 @@ public sealed class TokenizerFileTests : IDisposable
     {
         Tokenizer tok = Tokenizer.FromFiles(Write(Synthetic()));
         Assert.Contains(261, tok.Encode("x [W] y"));
-        Assert.DoesNotContain(261, tok.Encode("x[W]y"));
+        Assert.Contains(261, tok.Encode("[W]"));
+        Assert.Contains(261, tok.Encode("!([W]).")); // punctuation is not a word character
+        foreach (string inWord in new[] { "x[W]y", "a[W]", "[W]b", "_[W]", "é[W]", "7[W]", "𝐀[W]", "[W]\u0301" })
+            Assert.DoesNotContain(261, tok.Encode(inWord));
     }
 
     [Fact]
