@@ -127,16 +127,11 @@ public sealed record ModelConfig
             if (fmt != "e4m3") throw qr.Unsupported("fmt", fmt, "only e4m3");
             string scheme = qr.Str("activation_scheme") ?? "dynamic";
             if (scheme != "dynamic") throw qr.Unsupported("activation_scheme", scheme, "only dynamic");
-            block = q["weight_block_size"] is JsonArray a ? a.Select(x => x!.GetValue<int>()).ToArray() : [128, 128];
+            block = qr.IntArray("weight_block_size") ?? [128, 128];
             if (block is not [128, 128]) throw qr.Unsupported("weight_block_size", $"[{string.Join(", ", block)}]", "only [128, 128]");
         }
 
-        int[] eos = o["eos_token_id"] switch
-        {
-            JsonArray a => a.Select(x => x!.GetValue<int>()).ToArray(),
-            JsonValue v => [v.GetValue<int>()],
-            _ => [],
-        };
+        int[] eos = o["eos_token_id"] is JsonArray ? r.IntArray("eos_token_id")! : r.Int("eos_token_id") is int eosId ? [eosId] : [];
 
         var c = new ModelConfig
         {
@@ -214,6 +209,21 @@ public sealed record ModelConfig
             double d = v.GetValue<double>();
             if (d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue) return (int)d;
             throw new InvalidDataException($"{source}: {key} must be an integer (got {v.ToJsonString()})");
+        }
+
+        /// <summary>A list of integers, or null when the key is absent.</summary>
+        public int[]? IntArray(string key)
+        {
+            JsonNode? n = o[key];
+            if (n is null) return null;
+            if (n is not JsonArray a) throw new InvalidDataException($"{source}: {key} must be a list of integers (got {n.ToJsonString()})");
+            var result = new int[a.Count];
+            for (int i = 0; i < a.Count; i++)
+            {
+                if (a[i] is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out int x)) result[i] = x;
+                else throw new InvalidDataException($"{source}: {key} must be a list of integers (got {n.ToJsonString()})");
+            }
+            return result;
         }
 
         public double? Dbl(string key) => Get(key, JsonValueKind.Number)?.GetValue<double>();

@@ -83,6 +83,8 @@ public class ModelConfigTests
     [InlineData("qk_rope_head_dim", "63", "config.json: qk_rope_head_dim must be a positive even number (got 63)")]
     [InlineData("n_group", "3", "config.json: n_group must divide n_routed_experts=256 (got 3)")]
     [InlineData("topk_group", "9", "config.json: topk_group must be in 1..n_group=8 (got 9)")]
+    [InlineData("eos_token_id", "[1, \"x\"]", "config.json: eos_token_id must be a list of integers (got [1,\"x\"])")]
+    [InlineData("eos_token_id", "\"1\"", "config.json: eos_token_id must be a number (got \"1\")")]
     [InlineData("num_experts_per_tok", "300", "config.json: num_experts_per_tok must be in 1..n_routed_experts=256 (got 300)")]
     public void Wrong_types_and_values_name_key_and_value(string key, string value, string message)
     {
@@ -106,10 +108,18 @@ public class ModelConfigTests
     [InlineData("{\"quant_method\": \"fp8\", \"fmt\": \"e5m2\"}", "unsupported fmt = \"e5m2\"")]
     [InlineData("{\"quant_method\": \"fp8\", \"activation_scheme\": \"static\"}", "unsupported activation_scheme = \"static\"")]
     [InlineData("{\"quant_method\": \"fp8\", \"weight_block_size\": [64, 64]}", "unsupported weight_block_size = \"[64, 64]\"")]
+    [InlineData("{\"quant_method\": \"fp8\", \"weight_block_size\": [128]}", "unsupported weight_block_size = \"[128]\"")]
     public void Quantization_config_variants_that_are_refused(string q, string message)
     {
         var e = Assert.Throws<NotSupportedException>(() => ModelConfig.Parse(With("quantization_config", JsonNode.Parse(q))));
         Assert.Contains("quantization_config: " + message, e.Message);
+    }
+
+    [Fact]
+    public void Weight_block_size_that_is_not_integers_is_named()
+    {
+        var e = Assert.Throws<InvalidDataException>(() => ModelConfig.Parse(With("quantization_config", JsonNode.Parse("{\"quant_method\": \"fp8\", \"weight_block_size\": \"128x128\"}"))));
+        Assert.Equal("config.json: quantization_config: weight_block_size must be a list of integers (got \"128x128\")", e.Message);
     }
 
     [Fact]
