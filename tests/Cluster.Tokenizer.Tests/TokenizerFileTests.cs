@@ -65,6 +65,25 @@ public sealed class TokenizerFileTests : IDisposable
     }
 
     [Fact]
+    public void MergesMayBeWrittenAsPairs()
+    {
+        JsonObject json = Synthetic();
+        json["model"]!["merges"] = new JsonArray(new JsonArray("a", "b"), new JsonArray("ab", "c"));
+        Assert.Equal(Ids(257, 'd'), Tokenizer.FromFiles(Write(json)).Encode("abcd"));
+    }
+
+    [Fact]
+    public void IgnoreMergesTakesWholeWordsFromTheVocabulary()
+    {
+        JsonObject json = Synthetic();
+        json["model"]!["merges"] = new JsonArray("a b");
+        Assert.Equal(Ids(256, 'c'), Tokenizer.FromFiles(Write(json)).Encode("abc"));
+        json["model"]!["ignore_merges"] = true;
+        Assert.Equal(Ids(257), Tokenizer.FromFiles(Write(json)).Encode("abc"));
+        Assert.Equal(Ids(256, 'd'), Tokenizer.FromFiles(Write(json)).Encode("abd"));
+    }
+
+    [Fact]
     public void AddedTokenStripFlagsSwallowWhiteSpace()
     {
         Tokenizer tok = Tokenizer.FromFiles(Write(Synthetic()));
