@@ -14,8 +14,12 @@ public sealed class TestServer : IAsyncLifetime
     public GrpcChannel Channel { get; private set; } = null!;
     public string Target => $"127.0.0.1:{Server.Port}";
 
+    /// <summary>Every cancellation a handler saw, for failure messages.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> Cancellations { get; } = new();
+
     public async Task InitializeAsync()
     {
+        Echo.CallCancelled += Cancellations.Enqueue;
         Health.SetStatus(EchoMethods.ServiceName, ServingStatus.NotServing);
         Server = await GrpcServer.StartAsync(new GrpcServerOptions(), Echo, Health, TensorStreamService.Echo());
         Channel = GrpcChannel.ForAddress(Server.Address);

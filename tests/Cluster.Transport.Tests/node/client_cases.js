@@ -1,8 +1,8 @@
 // grpc-js as a client of our server: every case prints one JSON line {case, ok, detail}.
-// argv[2] is host:port. Each case is bounded by a deadline so the script cannot hang.
+// The target host:port comes as argv[2] or on stdin. Each case is bounded by a deadline so the script cannot hang.
 const { grpc, pkg } = require('./protos');
 
-const target = process.argv[2];
+const target = process.argv[2] || require('fs').readFileSync(0, 'utf8').trim();
 const plain = new pkg.cluster.v1.Echo(target, grpc.credentials.createInsecure());
 const gzip = new pkg.cluster.v1.Echo(target, grpc.credentials.createInsecure(), { 'grpc.default_compression_algorithm': 2 });
 const health = new pkg.grpc.health.v1.Health(target, grpc.credentials.createInsecure());
@@ -65,8 +65,12 @@ const cases = {
       call.on('error', reject);
       call.write({ text: 'first' });
     });
+    // The server handler is inside a slow request when the cancel arrives, so only the reset can end it.
+    call.write({ text: 'slow', delayMs: 5000 });
+    await new Promise((r) => setTimeout(r, 100));
     const err = await new Promise((resolve) => { call.on('error', resolve); call.cancel(); });
     check(err.code === grpc.status.CANCELLED, 'code ' + err.code);
+    await new Promise((r) => setTimeout(r, 300));
   },
   async errorWithBinaryMetadata() {
     const md = new grpc.Metadata();
@@ -141,7 +145,7 @@ const cases = {
 };
 
 (async () => {
-  const only = process.argv[3];
+  const only = process.env.CASE;
   for (const [name, run] of Object.entries(cases)) {
     if (only && name !== only) continue;
     try { await run(); console.log(JSON.stringify({ case: name, ok: true })); }

@@ -6,7 +6,7 @@ const loader = require('@grpc/proto-loader');
 const root = path.resolve(__dirname, '../../../protos');
 const definition = loader.loadSync(
   ['cluster/v1/echo.proto', 'cluster/v1/tensor_stream.proto', 'grpc/health/v1/health.proto'],
-  { includeDirs: [root], defaults: true, keepCase: false });
+  { includeDirs: [root], defaults: true, keepCase: false, enums: String });
 const pkg = grpc.loadPackageDefinition(definition);
 
 function replyPayload(req) {

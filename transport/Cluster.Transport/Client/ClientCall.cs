@@ -22,6 +22,7 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
     private readonly CancellationTokenSource _cts;
     private readonly CancellationTokenRegistration _userCancel;
     private readonly DateTime? _deadline;
+    private CancellationTokenSource? _deadlineTimer;
     private readonly PooledBufferWriter _buffer = new();
     private RequestContent? _content;
     private Task<HttpResponseMessage>? _send;
@@ -63,7 +64,9 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
                 _send = Task.FromException<HttpResponseMessage>(new RpcException(_status.Value));
                 return;
             }
-            _cts.CancelAfter(remaining);
+            // A timer of its own, so that a cancellation can be told apart as the deadline's.
+            _deadlineTimer = new CancellationTokenSource(remaining);
+            _deadlineTimer.Token.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _cts);
         }
         if (single is not null)
         {
@@ -275,7 +278,7 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
     {
         if (_status is { } known) return known;
         if (_cts.IsCancellationRequested)
-            return _deadline is { } d && DateTime.UtcNow >= d
+            return _deadlineTimer is { IsCancellationRequested: true }
                 ? new Status(StatusCode.DeadlineExceeded, "Deadline Exceeded")
                 : new Status(StatusCode.Cancelled, "Call canceled by the client.");
         for (Exception? x = e; x is not null; x = x.InnerException)
@@ -307,6 +310,7 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
         _userCancel.Dispose();
         _content?.Complete();
         _response?.Dispose();
+        _deadlineTimer?.Dispose();
         _cts.Dispose();
         _buffer.Dispose();
     }
