@@ -10,7 +10,7 @@ namespace Cluster.Tokenizer.Tests;
 /// </summary>
 public static class HfReference
 {
-    public static readonly string[] FuzzTexts = TestData.Fuzz(seed: 7, count: 400, maxLength: 160, bmpOnly: false);
+    public static readonly string[] FuzzTexts = [.. TestData.Fuzz(seed: 7, count: 400, maxLength: 160, bmpOnly: false), .. TestData.RandomCodePoints(seed: 8, count: 300)];
 
     /// <summary>Id sequences whose decoding is compared, special tokens shown and hidden.</summary>
     public static readonly int[][] DecodeCases =

@@ -42,6 +42,36 @@ public static class TestData
         return texts;
     }
 
+    /// <summary>Strings of random assigned code points from the first three planes, some separated by spaces. U+0085 and
+    /// U+FEFF are left out: JavaScript's \s (the reference) and Oniguruma's (Hugging Face) disagree on them.</summary>
+    public static string[] RandomCodePoints(int seed, int count)
+    {
+        var random = new Random(seed);
+        var texts = new string[count];
+        var sb = new StringBuilder();
+        for (int i = 0; i < count; i++)
+        {
+            sb.Clear();
+            for (int n = random.Next(1, 40); n > 0; n--)
+            {
+                int cp = random.Next(4) switch
+                {
+                    0 => random.Next(0x20, 0x7F),
+                    1 => random.Next(0x80, 0x3000),
+                    2 => random.Next(0x3000, 0x10000),
+                    _ => random.Next(0x10000, 0x30000),
+                };
+                if (cp is (>= 0xD800 and <= 0xDFFF) or 0x85 or 0xFEFF
+                    || System.Globalization.CharUnicodeInfo.GetUnicodeCategory(cp) == System.Globalization.UnicodeCategory.OtherNotAssigned)
+                    continue;
+                sb.Append(char.ConvertFromUtf32(cp));
+                if (random.Next(3) == 0) sb.Append(' ');
+            }
+            texts[i] = sb.ToString();
+        }
+        return texts;
+    }
+
     // Each entry is a range "ab" (code points a..b) written as two code points, or a literal when marked with '='.
     private static readonly string[] Pieces =
     [
