@@ -58,8 +58,19 @@ internal sealed class UnaryResilience
         var pipeline = idempotent ? _idempotent : _other;
         try
         {
-            return await pipeline.ExecuteAsync(static async (s, token) => await s.attempt(s.state, token).ConfigureAwait(false),
-                (attempt, state), cancellationToken).ConfigureAwait(false);
+            return await pipeline.ExecuteAsync(static async (s, token) =>
+            {
+                try { return await s.attempt(s.state, token).ConfigureAwait(false); }
+                catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled && token.IsCancellationRequested)
+                {
+                    // Polly recognises its own timeout only by an OperationCanceledException on its token.
+                    throw new OperationCanceledException(e.Message, e, token);
+                }
+            }, (attempt, state), cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException e) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Cancelled, "Call canceled by the client."), inner: e);
         }
         catch (BrokenCircuitException e)
         {
