@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace Cluster.Tokenizer;
@@ -48,7 +49,7 @@ internal sealed class BytePairEncoder
             _cache.Clear();
             Interlocked.Exchange(ref _cacheCount, 0);
         }
-        _cache.TryAdd(word.ToString(), output.GetRange(start, output.Count - start).ToArray());
+        _cache.TryAdd(word.ToString(), CollectionsMarshal.AsSpan(output)[start..].ToArray());
     }
 
     private void EncodeUncached(ReadOnlySpan<char> word, List<int> output)
