@@ -6,5 +6,8 @@ public static class BenchTable
     public static readonly Dictionary<string, Func<string[], Task<int>>> All = new()
     {
         ["tokenizer"] = TokenizerBench.Run,
+        ["engine"] = EngineBench.Run,
+        ["checkpoint"] = CheckpointBench.Run,
+        ["transport"] = TransportBench.Run,
     };
 }

@@ -31,6 +31,26 @@ public static unsafe class MatMul
         if (batch <= 0 || rows == 0) return;
         if (x.Length < (long)(batch - 1) * xStride + cols) throw new ArgumentException($"tensor {w.Name}: input has {x.Length} values, need {batch} rows of {cols}");
         if (y.Length < (long)(batch - 1) * yStride + rows) throw new ArgumentException($"tensor {w.Name}: output has {y.Length} values, need {batch} rows of {rows}");
+        float[]? scaled = null;
+        if (w.DType == DType.F8E4M3 && batch <= DirectBatch)
+        {
+            scaled = System.Buffers.ArrayPool<float>.Shared.Rent(batch * cols);
+            for (int b = 0; b < batch; b++) RowKernels.ScaleForFp8(x.Slice(b * xStride, cols), scaled.AsSpan(b * cols, cols));
+            x = scaled;
+            xStride = cols;
+        }
+        try
+        {
+            Run(x, xStride, batch, w, rowStart, rows, y, yStride, parallel, cols);
+        }
+        finally
+        {
+            if (scaled is not null) System.Buffers.ArrayPool<float>.Shared.Return(scaled);
+        }
+    }
+
+    private static void Run(ReadOnlySpan<float> x, int xStride, int batch, Weight w, int rowStart, int rows, Span<float> y, int yStride, bool parallel, int cols)
+    {
         fixed (float* px = x, py = y)
         {
             var job = new Job { W = new WeightView(w), X = px, XStride = xStride, Batch = batch, RowStart = rowStart, Y = py, YStride = yStride };

@@ -1,5 +1,7 @@
 using System.Buffers;
+using System.Numerics.Tensors;
 using Cluster.Engine.Config;
+using Cluster.Engine.Kernels;
 using Cluster.Engine.Tensors;
 
 namespace Cluster.Engine.Model;
@@ -11,14 +13,19 @@ namespace Cluster.Engine.Model;
 /// </summary>
 public sealed class RoutedExperts
 {
+    /// <summary>Up to this many rows per expert, experts run one per thread rather than one after another.</summary>
+    private const int ExpertParallelRows = 4;
+
     private readonly Mlp?[] _experts;
     private readonly int _layer, _hidden;
+    private readonly ExpertJob _job;
 
     public RoutedExperts(int layer, int hidden, Mlp?[] experts)
     {
         _layer = layer;
         _hidden = hidden;
         _experts = experts;
+        _job = new ExpertJob(this);
     }
 
     /// <summary>Loads "model.layers.{layer}.mlp.experts.{e}.*" for each e in <paramref name="hosted"/> (all when null).</summary>
@@ -37,7 +44,8 @@ public sealed class RoutedExperts
 
     /// <summary>
     /// output[r] = Σ_k weights[r, k] · expert_{ids[r, k]}(rows[r]) for n rows with k = ids.Length / n choices each
-    /// (negative ids are padding and skipped). Each expert runs once on all the rows that chose it.
+    /// (negative ids are padding and skipped). Each expert runs once on all the rows that chose it. Sums are
+    /// added in expert order, so the result does not depend on threading.
     /// </summary>
     public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output)
     {
@@ -46,7 +54,8 @@ public sealed class RoutedExperts
         if (ids.Length != n * k || weights.Length != ids.Length) throw new ArgumentException($"experts: {ids.Length} ids and {weights.Length} weights for {n} rows");
         output[..(n * _hidden)].Clear();
         int[] order = ArrayPool<int>.Shared.Rent(ids.Length);
-        int[] start = ArrayPool<int>.Shared.Rent(_experts.Length + 1);
+        int[] start = ArrayPool<int>.Shared.Rent(_experts.Length + 1), active = ArrayPool<int>.Shared.Rent(_experts.Length);
+        float[] input = ArrayPool<float>.Shared.Rent(ids.Length * _hidden), result = ArrayPool<float>.Shared.Rent(ids.Length * _hidden);
         try
         {
             // Counting sort of (row, choice) pairs by expert, so each expert sees its rows as one batch.
@@ -57,36 +66,61 @@ public sealed class RoutedExperts
                 if (!Hosts(e)) throw new InvalidOperationException($"layer {_layer}: expert {e} is not loaded here");
                 start[e + 1]++;
             }
-            for (int e = 0; e < _experts.Length; e++) start[e + 1] += start[e];
+            int most = 0;
+            for (int e = 0; e < _experts.Length; e++)
+            {
+                most = Math.Max(most, start[e + 1]);
+                start[e + 1] += start[e];
+            }
+            int pairs = start[_experts.Length];
             int[] cursor = ArrayPool<int>.Shared.Rent(_experts.Length);
             Array.Copy(start, cursor, _experts.Length);
             for (int i = 0; i < ids.Length; i++) if (ids[i] >= 0) order[cursor[ids[i]]++] = i;
             ArrayPool<int>.Shared.Return(cursor);
+            for (int j = 0; j < pairs; j++) rows.Slice(order[j] / k * _hidden, _hidden).CopyTo(input.AsSpan(j * _hidden));
 
-            int most = 0;
-            for (int e = 0; e < _experts.Length; e++) most = Math.Max(most, start[e + 1] - start[e]);
-            float[] input = ArrayPool<float>.Shared.Rent(most * _hidden), result = ArrayPool<float>.Shared.Rent(most * _hidden);
-            for (int e = 0; e < _experts.Length; e++)
+            int used = 0;
+            for (int e = 0; e < _experts.Length; e++) if (start[e + 1] > start[e]) active[used++] = e;
+            _job.Set(active, start, input, result);
+            // Few rows per expert (decode): one expert per thread, each matmul single-threaded, instead of
+            // splitting every small matmul across threads. Many rows (prefill): each expert's matmuls in parallel.
+            if (most <= ExpertParallelRows) WorkerPool.Shared.For(used, 1, _job);
+            else _job.Run(0, used);
+
+            for (int j = 0; j < pairs; j++)
             {
-                int count = start[e + 1] - start[e];
-                if (count == 0) continue;
-                for (int j = 0; j < count; j++)
-                    rows.Slice(order[start[e] + j] / k * _hidden, _hidden).CopyTo(input.AsSpan(j * _hidden));
-                _experts[e]!.Forward(input.AsSpan(0, count * _hidden), count, result.AsSpan(0, count * _hidden));
-                for (int j = 0; j < count; j++)
-                {
-                    int pair = order[start[e] + j];
-                    Span<float> dst = output.Slice(pair / k * _hidden, _hidden);
-                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(result.AsSpan(j * _hidden, _hidden), weights[pair], dst, dst);
-                }
+                Span<float> dst = output.Slice(order[j] / k * _hidden, _hidden);
+                TensorPrimitives.MultiplyAdd(result.AsSpan(j * _hidden, _hidden), weights[order[j]], dst, dst);
             }
-            ArrayPool<float>.Shared.Return(input);
-            ArrayPool<float>.Shared.Return(result);
         }
         finally
         {
             ArrayPool<int>.Shared.Return(order);
             ArrayPool<int>.Shared.Return(start);
+            ArrayPool<int>.Shared.Return(active);
+            ArrayPool<float>.Shared.Return(input);
+            ArrayPool<float>.Shared.Return(result);
+        }
+    }
+
+    /// <summary>Runs a range of the chosen experts on their slices of the expert-sorted rows.</summary>
+    private sealed class ExpertJob(RoutedExperts owner) : IRangeBody
+    {
+        private int[] _active = [], _start = [];
+        private float[] _input = [], _result = [];
+
+        public void Set(int[] active, int[] start, float[] input, float[] result) => (_active, _start, _input, _result) = (active, start, input, result);
+
+        public void Run(int first, int end)
+        {
+            int hidden = owner._hidden;
+            for (int i = first; i < end; i++)
+            {
+                int e = _active[i];
+                int count = _start[e + 1] - _start[e];
+                int offset = _start[e] * hidden;
+                owner._experts[e]!.Forward(_input.AsSpan(offset, count * hidden), count, _result.AsSpan(offset, count * hidden));
+            }
         }
     }
 }

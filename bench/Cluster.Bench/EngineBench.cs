@@ -1,0 +1,197 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using Cluster.Engine.Cache;
+using Cluster.Engine.Checkpoints;
+using Cluster.Engine.Config;
+using Cluster.Engine.Kernels;
+using Cluster.Engine.Model;
+using Cluster.Engine.Sampling;
+using Cluster.Engine.Synthetic;
+using Cluster.Engine.Tensors;
+
+namespace Cluster.Bench;
+
+/// <summary>
+/// Forward-pass speed on the bench preset (generated in memory, seed 0): decode tokens/s at batch 1 and 16,
+/// prefill tokens/s for one 512-token prompt, and the share of memory bandwidth batch-1 decode reaches
+/// (weight bytes one token reads over its time) beside a parallel memory copy measured in the same run.
+/// </summary>
+public static unsafe class EngineBench
+{
+    public static Task<int> Run(string[] args)
+    {
+        DType dtype = DType.BF16;
+        int steps = 32, prompt = 512;
+        for (int i = 0; i + 1 < args.Length; i += 2)
+        {
+            switch (args[i])
+            {
+                case "--weights": dtype = args[i + 1] switch { "bf16" => DType.BF16, "fp8" => DType.F8E4M3, var w => throw new ArgumentException($"--weights bf16|fp8 (got {w})") }; break;
+                case "--steps": steps = int.Parse(args[i + 1]); break;
+                case "--prefill": prompt = int.Parse(args[i + 1]); break;
+                default: Console.Error.WriteLine($"engine bench: unknown option {args[i]} (--weights bf16|fp8, --steps N, --prefill N)"); return Task.FromResult(2);
+            }
+        }
+
+        ModelConfig config = SyntheticModel.ConfigFor(SyntheticPresets.Bench, dtype);
+        var clock = Stopwatch.StartNew();
+        InMemoryTensorSource weights = SyntheticModel.CreateWeights(config, 0, dtype);
+        Console.Error.WriteLine($"engine bench: bench preset ({dtype.SafetensorsName()}) generated in {clock.Elapsed.TotalSeconds:F1} s, {weights.TotalBytes / 1e9:F2} GB");
+        Transformer model = Transformer.Load(config, weights);
+        long bytesPerToken = WeightBytesPerToken(config, weights);
+
+        (double copyGBs, double readGBs) = MemoryBandwidth();
+        Console.Error.WriteLine($"engine bench: copy {copyGBs:F1} GB/s, read {readGBs:F1} GB/s");
+
+        double decode1 = Decode(model, batch: 1, steps);
+        Console.Error.WriteLine($"engine bench: decode batch 1 {decode1:F1} tokens/s");
+        double decode16 = Decode(model, batch: 16, Math.Max(4, steps / 2));
+        Console.Error.WriteLine($"engine bench: decode batch 16 {decode16:F1} tokens/s");
+        double prefill = Prefill(model, prompt);
+        Console.Error.WriteLine($"engine bench: prefill {prompt} {prefill:F1} tokens/s");
+
+        double achieved = bytesPerToken * decode1 / 1e9;
+        Console.WriteLine("## Engine");
+        Console.WriteLine();
+        Console.WriteLine($"Bench preset ({config.NumHiddenLayers} layers, hidden {config.HiddenSize}, {config.NRoutedExperts} experts top-{config.NumExpertsPerTok}, "
+            + $"vocab {config.VocabSize}; {weights.TotalBytes / 1e9:F2} GB of {dtype.SafetensorsName()} weights generated in memory with seed 0), "
+            + $"{Environment.ProcessorCount} cores, one process, float32 activations.");
+        Console.WriteLine();
+        Console.WriteLine("| measurement | value |");
+        Console.WriteLine("|---|---:|");
+        Console.WriteLine($"| decode, batch 1 | {decode1:F1} tokens/s |");
+        Console.WriteLine($"| decode, batch 16 | {decode16:F1} tokens/s ({decode16 / decode1:F1}x batch 1) |");
+        Console.WriteLine($"| prefill, {prompt} tokens | {prefill:F1} tokens/s |");
+        Console.WriteLine($"| weight bytes read per decode token (batch 1) | {bytesPerToken / 1e6:F1} MB |");
+        Console.WriteLine($"| decode batch 1 weight read rate | {achieved:F2} GB/s |");
+        Console.WriteLine($"| memory copy bandwidth (read + write, {Environment.ProcessorCount} threads) | {copyGBs:F2} GB/s |");
+        Console.WriteLine($"| memory read bandwidth (sum, {Environment.ProcessorCount} threads) | {readGBs:F2} GB/s |");
+        Console.WriteLine($"| **share of copy bandwidth at batch 1** | **{achieved / copyGBs * 100:F0}%** ({achieved / readGBs * 100:F0}% of read) |");
+        Console.WriteLine();
+        Console.WriteLine($"Command: `dotnet run -c Release --project bench/Cluster.Bench -- engine{(dtype == DType.BF16 ? "" : " --weights fp8")}`");
+        return Task.FromResult(0);
+    }
+
+    /// <summary>
+    /// Bytes one batch-1 decode step reads: every attention, dense-MLP, router and shared-expert weight, the
+    /// chosen routed experts (top-k of equal size), one embedding row, lm_head. MTP tensors are never loaded.
+    /// </summary>
+    private static long WeightBytesPerToken(ModelConfig config, ITensorSource weights)
+    {
+        long total = 0;
+        foreach (string name in weights.Names)
+        {
+            if (CheckpointLayout.IsMtp(config, name) || name.Contains(".mlp.experts.", StringComparison.Ordinal)) continue;
+            Weight w = weights.Get(name);
+            total += name == "model.embed_tokens.weight" ? w.TotalBytes / w.Rows : w.TotalBytes;
+        }
+        for (int l = 0; l < config.NumHiddenLayers; l++)
+        {
+            if (!config.IsMoeLayer(l)) continue;
+            long expert = 0;
+            foreach (string p in new[] { "gate_proj", "up_proj", "down_proj" }) expert += weights.Get($"model.layers.{l}.mlp.experts.0.{p}.weight").TotalBytes;
+            total += config.NumExpertsPerTok * expert;
+        }
+        return total;
+    }
+
+    private static int[] Tokens(int count, ulong seed, int vocab)
+    {
+        var random = new Xoshiro256(seed);
+        var tokens = new int[count];
+        for (int i = 0; i < count; i++) tokens[i] = (int)(random.Next() % (ulong)vocab);
+        return tokens;
+    }
+
+    /// <summary>Tokens per second of greedy decode steps for <paramref name="batch"/> sequences after a 16-token prompt each.</summary>
+    private static double Decode(Transformer model, int batch, int steps)
+    {
+        int vocab = model.Config.VocabSize;
+        var caches = new ILatentCache[batch];
+        var tokens = new int[batch];
+        var logits = new float[batch * vocab];
+        var last = new float[vocab];
+        for (int b = 0; b < batch; b++)
+        {
+            caches[b] = new SequenceCache(model.Config, 16 + steps + 4);
+            model.Prefill(Tokens(16, (ulong)b + 1, vocab), caches[b], AttentionPath.Naive, last, lastRowOnly: true);
+            tokens[b] = TopK.Argmax(last);
+        }
+        void Step()
+        {
+            model.Decode(tokens, caches, logits);
+            for (int b = 0; b < batch; b++) tokens[b] = TopK.Argmax(logits.AsSpan(b * vocab, vocab));
+        }
+        for (int i = 0; i < 2; i++) Step();
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < steps; i++) Step();
+        return batch * steps / clock.Elapsed.TotalSeconds;
+    }
+
+    private static double Prefill(Transformer model, int length)
+    {
+        int[] tokens = Tokens(length, 99, model.Config.VocabSize);
+        var logits = new float[model.Config.VocabSize];
+        model.Prefill(tokens.AsSpan(0, 16), new SequenceCache(model.Config), AttentionPath.Naive, logits, lastRowOnly: true);
+        var clock = Stopwatch.StartNew();
+        model.Prefill(tokens, new SequenceCache(model.Config, length), AttentionPath.Naive, logits, lastRowOnly: true);
+        return length / clock.Elapsed.TotalSeconds;
+    }
+
+    private struct CopyJob
+    {
+        public byte* Source, Destination;
+        public long Bytes;
+    }
+
+    private const int Slice = 4 << 20;
+
+    /// <summary>Best of five parallel copies of 512 MiB (bytes read + written per second, STREAM's convention) and best of five parallel sums.</summary>
+    private static (double Copy, double Read) MemoryBandwidth()
+    {
+        const long size = 512L << 20;
+        byte* src = (byte*)NativeMemory.AlignedAlloc((nuint)size, 64), dst = (byte*)NativeMemory.AlignedAlloc((nuint)size, 64);
+        try
+        {
+            new Span<byte>(src, (int)size).Fill(1);
+            var job = new CopyJob { Source = src, Destination = dst, Bytes = size };
+            int slices = (int)(size / Slice);
+            double copy = 0, read = 0;
+            for (int r = 0; r < 6; r++)
+            {
+                var clock = Stopwatch.StartNew();
+                WorkerPool.Shared.For(slices, 1, &job, &CopySlices);
+                double seconds = clock.Elapsed.TotalSeconds;
+                if (r > 0) copy = Math.Max(copy, 2.0 * size / seconds / 1e9);
+                clock.Restart();
+                WorkerPool.Shared.For(slices, 1, &job, &SumSlices);
+                seconds = clock.Elapsed.TotalSeconds;
+                if (r > 0) read = Math.Max(read, size / seconds / 1e9);
+            }
+            return (copy, read);
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(src);
+            NativeMemory.AlignedFree(dst);
+        }
+    }
+
+    private static void CopySlices(void* context, int start, int end)
+    {
+        var job = (CopyJob*)context;
+        for (int s = start; s < end; s++)
+            Buffer.MemoryCopy(job->Source + (long)s * Slice, job->Destination + (long)s * Slice, Slice, Slice);
+    }
+
+    private static float s_sink;
+
+    private static void SumSlices(void* context, int start, int end)
+    {
+        var job = (CopyJob*)context;
+        float sum = 0;
+        for (int s = start; s < end; s++) sum += TensorPrimitives.Sum(new ReadOnlySpan<float>(job->Source + (long)s * Slice, Slice / 4));
+        s_sink += sum;
+    }
+}
