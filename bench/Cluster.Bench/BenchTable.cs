@@ -7,7 +7,5 @@ public static class BenchTable
     {
         ["tokenizer"] = TokenizerBench.Run,
         ["engine"] = EngineBench.Run,
-        ["checkpoint"] = CheckpointBench.Run,
-        ["transport"] = TransportBench.Run,
     };
 }
