@@ -7,5 +7,6 @@ public static class BenchTable
     {
         ["tokenizer"] = TokenizerBench.Run,
         ["engine"] = EngineBench.Run,
+        ["checkpoint"] = CheckpointBench.Run,
     };
 }
