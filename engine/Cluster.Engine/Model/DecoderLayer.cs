@@ -11,12 +11,13 @@ public sealed class DecoderLayer(RmsNorm inputNorm, Mla attention, RmsNorm postA
     public Mla Attention => attention;
     public IFeedForward FeedForward => feedForward;
 
-    public static DecoderLayer Load(ITensorSource source, ModelConfig config, int layer, Rotary rotary)
+    /// <summary><paramref name="routedExperts"/> (layer -> experts) replaces the locally loaded routed experts when given.</summary>
+    public static DecoderLayer Load(ITensorSource source, ModelConfig config, int layer, Rotary rotary, Func<int, IRoutedExperts>? routedExperts = null)
     {
         string p = $"model.layers.{layer}";
         int hidden = config.HiddenSize;
         IFeedForward ffn = config.IsMoeLayer(layer)
-            ? Moe.Load(source, config, layer)
+            ? Moe.Load(source, config, layer, routedExperts?.Invoke(layer))
             : Mlp.Load(source, p + ".mlp", hidden, config.IntermediateSize);
         return new DecoderLayer(
             new RmsNorm(TensorShapes.Vector(source, p + ".input_layernorm.weight", hidden), config.RmsNormEps),

@@ -5,19 +5,20 @@ using Cluster.Engine.Tensors;
 namespace Cluster.Engine.Model;
 
 /// <summary>DeepSeekMoE: the gate picks routed experts per token; the shared experts see every token.</summary>
-public sealed class Moe(Gate gate, RoutedExperts experts, Mlp? shared) : IFeedForward
+public sealed class Moe(Gate gate, IRoutedExperts experts, Mlp? shared) : IFeedForward
 {
     public Gate Gate => gate;
-    public RoutedExperts Experts => experts;
+    public IRoutedExperts Experts => experts;
     public Mlp? Shared => shared;
 
-    public static Moe Load(ITensorSource source, ModelConfig config, int layer)
+    /// <summary>Loads the gate and shared experts; the routed experts too unless <paramref name="routed"/> supplies them.</summary>
+    public static Moe Load(ITensorSource source, ModelConfig config, int layer, IRoutedExperts? routed = null)
     {
         string prefix = $"model.layers.{layer}.mlp";
         Mlp? shared = config.NSharedExperts > 0
             ? Mlp.Load(source, prefix + ".shared_experts", config.HiddenSize, config.MoeIntermediateSize * config.NSharedExperts)
             : null;
-        return new Moe(Gate.Load(source, prefix + ".gate", config), RoutedExperts.Load(source, config, layer), shared);
+        return new Moe(Gate.Load(source, prefix + ".gate", config), routed ?? RoutedExperts.Load(source, config, layer), shared);
     }
 
     public void Forward(ReadOnlySpan<float> x, int n, Span<float> y)

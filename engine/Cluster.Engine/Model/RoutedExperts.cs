@@ -11,7 +11,7 @@ namespace Cluster.Engine.Model;
 /// takes token rows with the gate's choices and returns each row's weighted sum of its experts' outputs: the
 /// unit of work that dispatch sends to an expert node and combine adds back.
 /// </summary>
-public sealed class RoutedExperts
+public sealed class RoutedExperts : IRoutedExperts
 {
     /// <summary>Up to this many rows per expert, experts run one per thread rather than one after another.</summary>
     private const int ExpertParallelRows = 4;

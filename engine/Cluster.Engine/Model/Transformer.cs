@@ -29,8 +29,12 @@ public sealed class Transformer
     public ModelConfig Config { get; }
     public IReadOnlyList<DecoderLayer> Layers => _layers;
 
-    /// <summary>Binds every tensor of the model; <paramref name="progress"/> gets the fraction of layers done.</summary>
-    public static Transformer Load(ModelConfig config, ITensorSource source, IProgress<double>? progress = null)
+    /// <summary>
+    /// Binds every tensor of the model; <paramref name="progress"/> gets the fraction of layers done. With
+    /// <paramref name="routedExperts"/> (MoE layer -> its routed experts, e.g. remote ones on expert nodes) the
+    /// routed expert tensors are never read, so the source may leave them out.
+    /// </summary>
+    public static Transformer Load(ModelConfig config, ITensorSource source, IProgress<double>? progress = null, Func<int, IRoutedExperts>? routedExperts = null)
     {
         int hidden = config.HiddenSize, vocab = config.VocabSize;
         Weight embed = TensorShapes.Matrix(source, "model.embed_tokens.weight", vocab, hidden);
@@ -38,7 +42,7 @@ public sealed class Transformer
         var layers = new DecoderLayer[config.NumHiddenLayers];
         for (int l = 0; l < layers.Length; l++)
         {
-            layers[l] = DecoderLayer.Load(source, config, l, rotary);
+            layers[l] = DecoderLayer.Load(source, config, l, rotary, routedExperts);
             progress?.Report((l + 1.0) / (layers.Length + 1));
         }
         var norm = new RmsNorm(TensorShapes.Vector(source, "model.norm.weight", hidden), config.RmsNormEps);
