@@ -33,6 +33,17 @@ internal sealed class BytePairEncoder
 
     public static long PairKey(int left, int right) => ((long)left << 32) | (uint)right;
 
+    /// <summary>Hashes a pair key well: long's own hash (high ^ low word) would send every pair of small ids to a few
+    /// buckets' worth of values, since both ids are below 2^17.</summary>
+    public sealed class PairComparer : IEqualityComparer<long>
+    {
+        public static readonly PairComparer Instance = new();
+
+        public bool Equals(long x, long y) => x == y;
+
+        public int GetHashCode(long key) => (int)(((ulong)key * 0x9E3779B97F4A7C15UL) >> 32);
+    }
+
     public void Encode(ReadOnlySpan<char> word, List<int> output)
     {
         if (_cacheBySpan.TryGetValue(word, out int[]? cached))

@@ -101,7 +101,7 @@ internal static class TokenizerFiles
     private static Dictionary<long, long> ReadMerges(FileErrors file, JsonElement model, Dictionary<string, int> vocab)
     {
         JsonElement mergesJson = Member(model, "merges") is { ValueKind: JsonValueKind.Array } m ? m : throw file.Invalid("model.merges is not an array");
-        var merges = new Dictionary<long, long>(mergesJson.GetArrayLength());
+        var merges = new Dictionary<long, long>(mergesJson.GetArrayLength(), BytePairEncoder.PairComparer.Instance);
         int rank = 0;
         foreach (JsonElement merge in mergesJson.EnumerateArray())
         {
