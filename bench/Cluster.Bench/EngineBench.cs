@@ -60,7 +60,7 @@ public static unsafe class EngineBench
         Console.WriteLine();
         Console.WriteLine("| measurement | value |");
         Console.WriteLine("|---|---:|");
-        Console.WriteLine($"| decode, batch 1 | {decode1:F1} tokens/s |");
+        Console.WriteLine($"| decode, batch 1 (median step of {steps}) | {decode1:F1} tokens/s |");
         Console.WriteLine($"| decode, batch 16 | {decode16:F1} tokens/s ({decode16 / decode1:F1}x batch 1) |");
         Console.WriteLine($"| prefill, {prompt} tokens | {prefill:F1} tokens/s |");
         Console.WriteLine($"| weight bytes read per decode token (batch 1) | {bytesPerToken / 1e6:F1} MB |");
@@ -104,7 +104,7 @@ public static unsafe class EngineBench
         return tokens;
     }
 
-    /// <summary>Tokens per second of greedy decode steps for <paramref name="batch"/> sequences after a 16-token prompt each.</summary>
+    /// <summary>Tokens per second of greedy decode steps for <paramref name="batch"/> sequences after a 16-token prompt each (median step).</summary>
     private static double Decode(Transformer model, int batch, int steps)
     {
         int vocab = model.Config.VocabSize;
@@ -124,9 +124,15 @@ public static unsafe class EngineBench
             for (int b = 0; b < batch; b++) tokens[b] = TopK.Argmax(logits.AsSpan(b * vocab, vocab));
         }
         for (int i = 0; i < 2; i++) Step();
-        var clock = Stopwatch.StartNew();
-        for (int i = 0; i < steps; i++) Step();
-        return batch * steps / clock.Elapsed.TotalSeconds;
+        // The median step, so a burst from another process on a shared machine does not decide the result.
+        var times = new double[steps];
+        for (int i = 0; i < steps; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            Step();
+            times[i] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        }
+        return batch / Median(times);
     }
 
     private static double Prefill(Transformer model, int length)
@@ -147,7 +153,17 @@ public static unsafe class EngineBench
 
     private const int Slice = 4 << 20;
 
-    /// <summary>Best of five parallel copies of 512 MiB (bytes read + written per second, STREAM's convention) and best of five parallel sums.</summary>
+    private static double Median(double[] values)
+    {
+        Array.Sort(values);
+        int n = values.Length;
+        return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+    }
+
+    /// <summary>
+    /// Median of seven parallel copies of 512 MiB (bytes read + written per second, STREAM's convention) and of
+    /// seven parallel sums (bytes read per second), after one warm-up of each.
+    /// </summary>
     private static (double Copy, double Read) MemoryBandwidth()
     {
         const long size = 512L << 20;
@@ -157,19 +173,20 @@ public static unsafe class EngineBench
             new Span<byte>(src, (int)size).Fill(1);
             var job = new CopyJob { Source = src, Destination = dst, Bytes = size };
             int slices = (int)(size / Slice);
-            double copy = 0, read = 0;
-            for (int r = 0; r < 6; r++)
+            const int runs = 7;
+            double[] copy = new double[runs], read = new double[runs];
+            for (int r = -1; r < runs; r++)
             {
                 var clock = Stopwatch.StartNew();
                 WorkerPool.Shared.For(slices, 1, &job, &CopySlices);
                 double seconds = clock.Elapsed.TotalSeconds;
-                if (r > 0) copy = Math.Max(copy, 2.0 * size / seconds / 1e9);
+                if (r >= 0) copy[r] = 2.0 * size / seconds / 1e9;
                 clock.Restart();
                 WorkerPool.Shared.For(slices, 1, &job, &SumSlices);
                 seconds = clock.Elapsed.TotalSeconds;
-                if (r > 0) read = Math.Max(read, size / seconds / 1e9);
+                if (r >= 0) read[r] = size / seconds / 1e9;
             }
-            return (copy, read);
+            return (Median(copy), Median(read));
         }
         finally
         {
