@@ -193,6 +193,7 @@ public sealed class Checkpoint : ITensorSource, IDisposable
     /// <summary>Loaded tensor names (FP8 scales are attached to their weights, not listed).</summary>
     public IEnumerable<string> Names => _names;
 
+    /// <summary>Unmaps the shards: weights obtained from this checkpoint must not be used afterwards.</summary>
     public void Dispose()
     {
         foreach (SafetensorsFile f in _files.Values) f.Dispose();

@@ -30,8 +30,6 @@ public sealed class InMemoryTensorSource : ITensorSource
     /// <summary>The names in the order they were added.</summary>
     public IEnumerable<string> Names => _order;
 
-    public int Count => _order.Count;
-
     /// <summary>Bytes of all weights including FP8 scales.</summary>
     public long TotalBytes
     {

@@ -22,14 +22,12 @@ public sealed class SafetensorsWriter : IDisposable
     private int _next;
 
     public string Path { get; }
-    public long DataBytes { get; }
 
     public SafetensorsWriter(string path, IReadOnlyList<TensorHeader> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         Path = path;
         _tensors = tensors;
-        byte[] header = Header(tensors, metadata, out long dataBytes);
-        DataBytes = dataBytes;
+        byte[] header = Header(tensors, metadata);
         _stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
         _stream.Write(BitConverter.GetBytes((long)header.Length));
         _stream.Write(header);
@@ -55,7 +53,7 @@ public sealed class SafetensorsWriter : IDisposable
 
     public void Dispose() => _stream.Dispose();
 
-    private static byte[] Header(IReadOnlyList<TensorHeader> tensors, IReadOnlyDictionary<string, string>? metadata, out long dataBytes)
+    private static byte[] Header(IReadOnlyList<TensorHeader> tensors, IReadOnlyDictionary<string, string>? metadata)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms))
@@ -83,7 +81,6 @@ public sealed class SafetensorsWriter : IDisposable
                 at += t.ByteLength;
             }
             w.WriteEndObject();
-            dataBytes = at;
         }
         int pad = (int)((8 - ms.Length % 8) % 8);
         ms.Write(Encoding.ASCII.GetBytes(new string(' ', pad)));
