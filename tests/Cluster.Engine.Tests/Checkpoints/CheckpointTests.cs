@@ -275,6 +275,20 @@ public class CheckpointTests
     }
 
     [Fact]
+    public void Config_without_q_lora_uses_q_proj_and_round_trips()
+    {
+        using var dir = new TempDir();
+        ModelConfig c = Tiny with { QLoraRank = null };
+        CheckpointWriter.Write(dir.Path, c, SyntheticModel.Plan(c, 4, DType.F8E4M3), 2);
+        using var ck = Checkpoint.Open(dir.Path);
+        Assert.Null(ck.Config.QLoraRank);
+        Weight q = ck.Get("model.layers.0.self_attn.q_proj.weight");
+        Assert.Equal([c.NumAttentionHeads * c.QkHeadDim, c.HiddenSize], q.Shape);
+        Assert.Equal(DType.F8E4M3, q.DType);
+        Assert.False(ck.Contains("model.layers.0.self_attn.q_a_proj.weight"));
+    }
+
+    [Fact]
     public void Directory_without_weights()
     {
         using var dir = new TempDir();
