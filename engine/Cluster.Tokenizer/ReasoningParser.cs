@@ -33,7 +33,7 @@ public sealed class ReasoningParser(bool startsInReasoning = false)
     public ReasoningSplit Push(string chunk)
     {
         _held.Append(chunk);
-        string reasoning = "", answer = "";
+        string reasoning = "";
         if (_state == State.Opening)
         {
             string held = _held.ToString();
@@ -66,7 +66,7 @@ public sealed class ReasoningParser(bool startsInReasoning = false)
             _state = State.Answer;
             _held.Append(held, end + EndTag.Length, held.Length - end - EndTag.Length);
         }
-        answer = _held.ToString();
+        string answer = _held.ToString();
         _held.Clear();
         return new ReasoningSplit(reasoning, answer);
     }
