@@ -2,7 +2,8 @@ using Cluster.Cli;
 
 using var cts = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
-AppDomain.CurrentDomain.ProcessExit += (_, _) => cts.Cancel();
+// ProcessExit also fires after a normal return, when cts is already disposed.
+AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { cts.Cancel(); } catch (ObjectDisposedException) { } };
 
 if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
 {

@@ -6,11 +6,19 @@ namespace Cluster.Tests;
 public static class Repo
 {
     private static readonly Lazy<string> s_root = new(() =>
+        FindRoot(AppContext.BaseDirectory) ?? FindRoot(SourceDirectory())
+        ?? throw new InvalidOperationException("Cluster.sln not found above " + AppContext.BaseDirectory));
+
+    private static string? FindRoot(string start)
     {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
             if (File.Exists(Path.Combine(d.FullName, "Cluster.sln"))) return d.FullName;
-        throw new InvalidOperationException("Cluster.sln not found above " + AppContext.BaseDirectory);
-    });
+        return null;
+    }
+
+    // Builds with an artifacts path outside the repository still find it from where this file was compiled.
+    private static string SourceDirectory([System.Runtime.CompilerServices.CallerFilePath] string path = "") =>
+        Path.GetDirectoryName(path) ?? "/";
 
     private static readonly Lazy<string> s_nodeModules = new(InstallNodeModules);
 
