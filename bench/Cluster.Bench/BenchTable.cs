@@ -8,5 +8,6 @@ public static class BenchTable
         ["tokenizer"] = TokenizerBench.Run,
         ["engine"] = EngineBench.Run,
         ["checkpoint"] = CheckpointBench.Run,
+        ["transport"] = TransportBench.Run,
     };
 }

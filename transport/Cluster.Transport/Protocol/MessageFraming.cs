@@ -20,8 +20,13 @@ public static class MessageFraming
         CheckSendSize(size, maxSendSize);
         if (!gzip)
         {
-            WriteHeader(writer, compressed: false, size);
-            if (size > 0) message.WriteTo(writer);
+            // One span for the whole frame: a pipe writer then takes one lock and one buffer, where serializing
+            // through IBufferWriter would fetch a 4 KB block at a time.
+            Span<byte> frame = writer.GetSpan(HeaderSize + size);
+            frame[0] = 0;
+            BinaryPrimitives.WriteUInt32BigEndian(frame[1..], (uint)size);
+            message.WriteTo(frame.Slice(HeaderSize, size));
+            writer.Advance(HeaderSize + size);
             return;
         }
         // Compression is off the hot path: the message goes through a temporary buffer to learn its compressed length.

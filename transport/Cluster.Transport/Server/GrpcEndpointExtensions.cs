@@ -49,6 +49,9 @@ public static class GrpcEndpointExtensions
         kestrel.Limits.MaxRequestBodySize = null;
         kestrel.Limits.MinRequestBodyDataRate = null;
         kestrel.Limits.MinResponseDataRate = null;
+        // Room for several 1 MB messages in flight per connection before the socket loop or a writer waits.
+        kestrel.Limits.MaxRequestBufferSize = 16 * 1024 * 1024;
+        kestrel.Limits.MaxResponseBufferSize = 4 * 1024 * 1024;
         kestrel.Limits.Http2.MaxStreamsPerConnection = 1000;
         kestrel.Limits.Http2.InitialConnectionWindowSize = 32 * 1024 * 1024;
         kestrel.Limits.Http2.InitialStreamWindowSize = 16 * 1024 * 1024;
