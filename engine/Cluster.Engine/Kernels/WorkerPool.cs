@@ -27,6 +27,7 @@ public sealed unsafe class WorkerPool
     private void* _context;
     private int _count, _chunk, _chunks;
     private int _next, _active;
+    private Exception? _failure;
 
     [ThreadStatic] private static bool t_inside;
 
@@ -75,6 +76,11 @@ public sealed unsafe class WorkerPool
             finally { t_inside = false; }
             Leave();
             _done.Wait();
+            if (_failure is { } failure)
+            {
+                _failure = null;
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+            }
         }
     }
 
@@ -107,7 +113,9 @@ public sealed unsafe class WorkerPool
             int i = Interlocked.Increment(ref _next) - 1;
             if (i >= _chunks) return;
             int start = i * _chunk;
-            _body(_context, start, Math.Min(_count, start + _chunk));
+            // A failing chunk must not kill a worker thread: the first failure is rethrown to the caller.
+            try { _body(_context, start, Math.Min(_count, start + _chunk)); }
+            catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); }
         }
     }
 

@@ -1,0 +1,43 @@
+using Cluster.Engine.Kernels;
+
+namespace Cluster.Engine.Tests.Kernels;
+
+public class WorkerPoolTests
+{
+    private sealed class Marks(int n, int failAt = -1) : IRangeBody
+    {
+        public readonly int[] Hits = new int[n];
+
+        public void Run(int start, int end)
+        {
+            for (int i = start; i < end; i++)
+            {
+                if (i == failAt) throw new InvalidOperationException($"item {i} failed");
+                Interlocked.Increment(ref Hits[i]);
+            }
+        }
+    }
+
+    [Fact]
+    public void EveryItemRunsExactlyOnceAcrossManyLoops()
+    {
+        var pool = new WorkerPool(3);
+        for (int loop = 0; loop < 200; loop++)
+        {
+            var marks = new Marks(37 + loop % 50);
+            pool.For(marks.Hits.Length, 1, marks);
+            Assert.All(marks.Hits, h => Assert.Equal(1, h));
+        }
+    }
+
+    [Fact]
+    public void FailureReachesTheCallerAndThePoolKeepsWorking()
+    {
+        var pool = new WorkerPool(2);
+        var e = Assert.Throws<InvalidOperationException>(() => pool.For(100, 1, new Marks(100, failAt: 63)));
+        Assert.Equal("item 63 failed", e.Message);
+        var marks = new Marks(100);
+        pool.For(100, 1, marks);
+        Assert.All(marks.Hits, h => Assert.Equal(1, h));
+    }
+}
