@@ -1,0 +1,136 @@
+using Cluster.Gateway.Generation;
+using Cluster.Gateway.Grpc;
+using Cluster.Gateway.Nodes;
+using Cluster.Gateway.OpenAi;
+using Cluster.Transport;
+using Cluster.Transport.Health;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+
+namespace Cluster.Gateway;
+
+/// <summary>
+/// The gateway role: the OpenAI-compatible HTTP API and probes on one port, cluster.v1.Inference and grpc.health.v1
+/// on another (cleartext HTTP/2), both in front of the attention nodes.
+/// </summary>
+public sealed class GatewayHost : IAsyncDisposable
+{
+    private readonly WebApplication _http, _grpc;
+    private readonly List<AttentionNode> _nodes;
+
+    private GatewayHost(WebApplication http, WebApplication grpc, List<AttentionNode> nodes, ServedModel model, NodeRouter router)
+    {
+        _http = http;
+        _grpc = grpc;
+        _nodes = nodes;
+        Model = model;
+        Router = router;
+        HttpPort = BoundPort(http);
+        GrpcPort = BoundPort(grpc);
+    }
+
+    public int HttpPort { get; }
+    public int GrpcPort { get; }
+    public ServedModel Model { get; }
+    public NodeRouter Router { get; }
+
+    /// <summary>Runs the gateway until <paramref name="ct"/> fires; prints the READY line once both ports listen.</summary>
+    public static async Task<int> RunAsync(GatewayOptions options, CancellationToken ct)
+    {
+        await using GatewayHost host = await StartAsync(options, ct).ConfigureAwait(false);
+        Console.Out.WriteLine($"READY {{\"role\":\"gateway\",\"node_id\":\"{options.NodeId}\",\"grpc_port\":{host.GrpcPort},\"http_port\":{host.HttpPort}}}");
+        Console.Out.Flush();
+        try { await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false); }
+        catch (OperationCanceledException) { }
+        return 0;
+    }
+
+    public static async Task<GatewayHost> StartAsync(GatewayOptions options, CancellationToken ct = default)
+    {
+        if (options.AttentionNodes.Count == 0) throw new ArgumentException("at least one attention node is needed");
+        if (options.MaxQueue < 1) throw new ArgumentException($"max queue must be at least 1 (got {options.MaxQueue})");
+        ServedModel model = ServedModel.Load(options.ModelDir, options.ModelId, options.MaxModelLen);
+        var nodes = new List<AttentionNode>(options.AttentionNodes.Count);
+        foreach (string endpoint in options.AttentionNodes) nodes.Add(new AttentionNode(endpoint));
+
+        WebApplication? http = null, grpc = null;
+        try
+        {
+            http = Build(options, k =>
+            {
+                k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+                k.Listen(options.Host, options.HttpPort, listen =>
+                {
+                    if (options.Certificate is null) listen.Protocols = HttpProtocols.Http1;
+                    else
+                    {
+                        listen.Protocols = HttpProtocols.Http1AndHttp2;
+                        listen.UseHttps(options.Certificate);
+                    }
+                });
+            });
+            var logger = http.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.Gateway");
+            var router = new NodeRouter(nodes, options.MaxQueue, logger);
+            var generator = new Generator(router);
+            OpenAiRoutes.Map(http, model, new CompletionEndpoint(model, generator, logger), new Readiness(nodes, options.HealthTimeout));
+
+            grpc = Build(options, k =>
+            {
+                k.ConfigureGrpcLimits();
+                k.Listen(options.Host, options.GrpcPort, listen => listen.UseGrpcProtocols(null));
+            });
+            grpc.MapGrpcService(new InferenceService(model, generator));
+            grpc.MapGrpcService(new HealthService());
+            grpc.MapGrpcUnimplemented();
+
+            await http.StartAsync(ct).ConfigureAwait(false);
+            await grpc.StartAsync(ct).ConfigureAwait(false);
+            return new GatewayHost(http, grpc, nodes, model, router);
+        }
+        catch
+        {
+            if (http is not null) await http.DisposeAsync().ConfigureAwait(false);
+            if (grpc is not null) await grpc.DisposeAsync().ConfigureAwait(false);
+            foreach (AttentionNode node in nodes) node.Dispose();
+            throw;
+        }
+    }
+
+    private static WebApplication Build(GatewayOptions options, Action<KestrelServerOptions> kestrel)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        // One line per entry on stderr: stdout carries only the READY line.
+        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+        builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        builder.Logging.SetMinimumLevel(options.MinimumLogLevel);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            kestrel(k);
+        });
+        return builder.Build();
+    }
+
+    private static int BoundPort(WebApplication app)
+    {
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+        return new Uri(addresses.First().Replace("[::]", "localhost", StringComparison.Ordinal)).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        await _http.StopAsync(grace.Token).ConfigureAwait(false);
+        await _grpc.StopAsync(grace.Token).ConfigureAwait(false);
+        await _http.DisposeAsync().ConfigureAwait(false);
+        await _grpc.DisposeAsync().ConfigureAwait(false);
+        foreach (AttentionNode node in _nodes) node.Dispose();
+    }
+}

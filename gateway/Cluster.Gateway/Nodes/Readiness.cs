@@ -1,0 +1,44 @@
+using Cluster.Transport;
+using Cluster.Transport.Health;
+using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
+
+namespace Cluster.Gateway.Nodes;
+
+/// <summary>One node's answer to a health check: SERVING, another status, or why it could not be asked.</summary>
+public sealed record NodeReadiness(string Endpoint, bool Ready, string Status);
+
+/// <summary>
+/// Asks every attention node's grpc.health.v1 service at once. A node reports SERVING only once its model is loaded
+/// and its expert nodes are connected, so the cluster is ready when every attention node is.
+/// </summary>
+public sealed class Readiness(IReadOnlyList<AttentionNode> nodes, TimeSpan timeout)
+{
+    public async Task<IReadOnlyList<NodeReadiness>> CheckAsync(CancellationToken ct)
+    {
+        var checks = new Task<NodeReadiness>[nodes.Count];
+        for (int i = 0; i < checks.Length; i++) checks[i] = CheckAsync(nodes[i], ct);
+        return await Task.WhenAll(checks).ConfigureAwait(false);
+    }
+
+    private async Task<NodeReadiness> CheckAsync(AttentionNode node, CancellationToken ct)
+    {
+        try
+        {
+            var answer = await new HealthClient(node.Channel).CheckAsync("", new CallOptions { Timeout = timeout, CancellationToken = ct }).ConfigureAwait(false);
+            bool ready = answer.Status == ServingStatus.Serving;
+            if (ready) node.MarkUp();
+            return new NodeReadiness(node.Endpoint, ready, ready ? "SERVING" : StatusName(answer.Status));
+        }
+        catch (RpcException e) when (!ct.IsCancellationRequested)
+        {
+            return new NodeReadiness(node.Endpoint, false, $"{e.StatusCode}: {e.Status.Detail}");
+        }
+    }
+
+    private static string StatusName(ServingStatus s) => s switch
+    {
+        ServingStatus.NotServing => "NOT_SERVING",
+        ServingStatus.ServiceUnknown => "SERVICE_UNKNOWN",
+        _ => "UNKNOWN",
+    };
+}

@@ -1,0 +1,112 @@
+using System.Text.Json;
+using Cluster.Gateway.Generation;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Cluster.Gateway.OpenAi;
+
+/// <summary>
+/// The flow both generation endpoints share: read and validate the body, get the request admitted by a node (errors
+/// up to here are plain HTTP errors), then stream chunks or answer once. A client that goes away cancels the node's
+/// call; a failure after streaming began is sent as an error event.
+/// </summary>
+public sealed class CompletionEndpoint(ServedModel model, Generator generator, ILogger logger)
+{
+    public Task ChatAsync(HttpContext http) =>
+        HandleAsync(http, body => ApiRequest.ParseChat(body, model), r => new ChatFormat(model.Id, r.Generation.Logprobs));
+
+    public Task CompletionsAsync(HttpContext http) =>
+        HandleAsync(http, body => ApiRequest.ParseCompletion(body, model), r => new CompletionFormat(model.Id, r.Generation.Logprobs));
+
+    private async Task HandleAsync(HttpContext http, Func<JsonElement, ApiRequest> parse, Func<ApiRequest, IResponseFormat> format)
+    {
+        CancellationToken ct = http.RequestAborted;
+        ApiRequest request;
+        try
+        {
+            using JsonDocument body = await ReadBodyAsync(http).ConfigureAwait(false);
+            request = parse(body.RootElement);
+        }
+        catch (GatewayException e)
+        {
+            await ApiErrors.WriteAsync(http, e).ConfigureAwait(false);
+            return;
+        }
+        catch (BadHttpRequestException e)
+        {
+            await ApiErrors.WriteAsync(http, e.StatusCode, ApiErrors.Body(e.StatusCode, BodyError(e))).ConfigureAwait(false);
+            return;
+        }
+
+        IResponseFormat shape = format(request);
+        var output = new OutputAssembler(model, request.Generation);
+        var sse = new SseWriter(http.Response);
+        await using var run = generator.RunAsync(request.Generation, output, ct).GetAsyncEnumerator(ct);
+        try
+        {
+            bool more;
+            try { more = await run.MoveNextAsync().ConfigureAwait(false); }
+            catch (GatewayException e)
+            {
+                await ApiErrors.WriteAsync(http, e).ConfigureAwait(false);
+                return;
+            }
+            if (request.Stream)
+            {
+                await sse.StartAsync(ct).ConfigureAwait(false);
+                await shape.WriteStartAsync(sse, ct).ConfigureAwait(false);
+                for (; more; more = await run.MoveNextAsync().ConfigureAwait(false))
+                    await shape.WriteDeltaAsync(sse, run.Current, ct).ConfigureAwait(false);
+                await shape.WriteFinishAsync(sse, output.FinishReason!, ct).ConfigureAwait(false);
+                if (request.IncludeUsage) await shape.WriteUsageAsync(sse, Usage(request, output), ct).ConfigureAwait(false);
+                await sse.DoneAsync(ct).ConfigureAwait(false);
+            }
+            else
+            {
+                for (; more; more = await run.MoveNextAsync().ConfigureAwait(false)) shape.Add(run.Current);
+                await shape.WriteWholeAsync(http.Response, output.FinishReason!, Usage(request, output), ct).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            logger.LogInformation("client went away; generation cancelled after {Tokens} tokens", output.CompletionTokens);
+        }
+        catch (GatewayException e) when (!ct.IsCancellationRequested)
+        {
+            logger.LogWarning("generation failed: {Message}", e.Message);
+            if (!sse.Started) await ApiErrors.WriteAsync(http, e).ConfigureAwait(false);
+            else
+            {
+                await sse.WriteAsync(ApiErrors.Body(e), OpenAiJson.Default.ErrorBody, ct).ConfigureAwait(false);
+                await sse.DoneAsync(ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static async Task<JsonDocument> ReadBodyAsync(HttpContext http)
+    {
+        try
+        {
+            return await JsonDocument.ParseAsync(http.Request.Body, new JsonDocumentOptions { MaxDepth = 64 }, http.RequestAborted).ConfigureAwait(false);
+        }
+        catch (JsonException e)
+        {
+            throw new GatewayException(GatewayErrorKind.InvalidRequest, $"the request body is not valid JSON ({e.Message})");
+        }
+    }
+
+    private static string BodyError(BadHttpRequestException e) => e.StatusCode == StatusCodes.Status413PayloadTooLarge
+        ? "the request body is too large" : "the request body could not be read: " + e.Message;
+
+    private static UsageDto Usage(ApiRequest request, OutputAssembler output)
+    {
+        int prompt = request.Generation.PromptIds.Length;
+        return new UsageDto
+        {
+            PromptTokens = prompt,
+            CompletionTokens = output.CompletionTokens,
+            TotalTokens = prompt + output.CompletionTokens,
+            PromptTokensDetails = new PromptTokensDetails { CachedTokens = output.CachedPromptTokens },
+        };
+    }
+}

@@ -1,0 +1,72 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Cluster.Gateway.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Cluster.Gateway.OpenAi;
+
+/// <summary>The HTTP port's routes: the OpenAI API, the probes, and OpenAI-shaped 404/405 for everything else.</summary>
+public static class OpenAiRoutes
+{
+    public static void Map(WebApplication app, ServedModel model, CompletionEndpoint completions, Readiness readiness)
+    {
+        // Routing answers an unknown path with 404 and a known path with the wrong method with 405, both without a
+        // body; clients parse OpenAI's error shape, so give them one.
+        app.Use(async (http, next) =>
+        {
+            await next(http).ConfigureAwait(false);
+            if (http.Response.HasStarted || http.Response.StatusCode is not (404 or 405)) return;
+            string message = http.Response.StatusCode == 404
+                ? $"no route {http.Request.Method} {http.Request.Path}"
+                : $"{http.Request.Path} does not allow {http.Request.Method}";
+            await ApiErrors.WriteAsync(http, http.Response.StatusCode, ApiErrors.Body(http.Response.StatusCode, message)).ConfigureAwait(false);
+        });
+
+        app.MapPost("/v1/chat/completions", completions.ChatAsync);
+        app.MapPost("/v1/completions", completions.CompletionsAsync);
+        app.MapGet("/v1/models", (HttpContext http) =>
+        {
+            var list = new ModelList { Data = [new ModelCard { Id = model.Id, Created = model.Created }] };
+            http.Response.ContentType = "application/json";
+            return JsonSerializer.SerializeAsync(http.Response.Body, list, OpenAiJson.Default.ModelList, http.RequestAborted);
+        });
+        app.MapGet("/healthz", (HttpContext http) => WriteProbeAsync(http, 200, new ProbeReport { Status = "ok" }));
+        app.MapGet("/readyz", async (HttpContext http) =>
+        {
+            IReadOnlyList<NodeReadiness> nodes = await readiness.CheckAsync(http.RequestAborted).ConfigureAwait(false);
+            bool ready = nodes.Count > 0;
+            var report = new List<NodeProbe>(nodes.Count);
+            foreach (NodeReadiness n in nodes)
+            {
+                ready &= n.Ready;
+                report.Add(new NodeProbe { Endpoint = n.Endpoint, Status = n.Status });
+            }
+            await WriteProbeAsync(http, ready ? 200 : 503, new ProbeReport { Status = ready ? "ready" : "not ready", Nodes = report }).ConfigureAwait(false);
+        });
+    }
+
+    private static Task WriteProbeAsync(HttpContext http, int status, ProbeReport report)
+    {
+        http.Response.StatusCode = status;
+        http.Response.ContentType = "application/json";
+        return JsonSerializer.SerializeAsync(http.Response.Body, report, ProbeJson.Default.ProbeReport, http.RequestAborted);
+    }
+}
+
+public sealed class ProbeReport
+{
+    public required string Status { get; init; }
+    public List<NodeProbe>? Nodes { get; init; }
+}
+
+public sealed class NodeProbe
+{
+    public required string Endpoint { get; init; }
+    public required string Status { get; init; }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(ProbeReport))]
+internal sealed partial class ProbeJson : JsonSerializerContext;
