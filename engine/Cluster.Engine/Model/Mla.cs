@@ -103,7 +103,7 @@ public sealed class Mla
     {
         int n = batch.Count;
         float[] qLatent = Rent(n * _heads * _row), context = Rent(n * _heads * _lora);
-        _job.Set(AttentionPath.Absorbed, q, batch, attn, qLatent, context, null, null, 0);
+        _job.Set(AttentionPath.Absorbed, q, batch, attn, qLatent, context, null, null, 0, 0);
         WorkerPool.Shared.For(_heads, 1, _job);
         ArrayPool<float>.Shared.Return(qLatent);
         ArrayPool<float>.Shared.Return(context);
@@ -161,7 +161,7 @@ public sealed class Mla
                 float[] latents = Rent(length * _lora), keysValues = Rent(length * _heads * (_nope + _v));
                 for (int t = 0; t < length; t++) cache.Row(_layer, t)[.._lora].CopyTo(latents.AsSpan(t * _lora));
                 MatMul.Run(latents.AsSpan(0, length * _lora), length, _kvB, keysValues.AsSpan(0, length * _heads * (_nope + _v)));
-                _job.Set(AttentionPath.Naive, q, batch, attn, null, null, keysValues, rows, count);
+                _job.Set(AttentionPath.Naive, q, batch, attn, null, null, keysValues, rows, count, length);
                 WorkerPool.Shared.For(_heads, 1, _job);
                 ArrayPool<float>.Shared.Return(latents);
                 ArrayPool<float>.Shared.Return(keysValues);
@@ -174,28 +174,48 @@ public sealed class Mla
         }
     }
 
-    /// <summary>Per head, per row of one sequence: scores against decompressed K_nope plus the shared rope key, then Σ p·V.</summary>
-    private void NaiveHead(int h, float[] q, TokenBatch batch, float[] attn, float[] keysValues, int[] rows, int count)
+    /// <summary>
+    /// Per head, for all rows of one sequence at once: scores = Q·K^T and out = softmax(scores)·V as two matmuls
+    /// over the sequence's keys [K_nope | k_pe] and its values stored transposed, each row masked to its causal prefix.
+    /// </summary>
+    private unsafe void NaiveHead(int h, float[] q, TokenBatch batch, float[] attn, float[] keysValues, int[] rows, int count, int length)
     {
-        int kvStride = _heads * (_nope + _v);
-        for (int i = 0; i < count; i++)
+        int kvStride = _heads * (_nope + _v), head = h * (_nope + _v);
+        ILatentCacheView cache = new(batch.Cache(rows[0]), _layer);
+        float[] keys = Rent(length * _qk), valuesT = Rent(_v * length), queries = Rent(count * _qk), scores = Rent(count * length), output = Rent(count * _v);
+        try
         {
-            int r = rows[i];
-            ILatentCacheView cache = new(batch.Cache(r), _layer);
-            int len = batch.Position(r) + 1;
-            ReadOnlySpan<float> qNope = q.AsSpan((r * _heads + h) * _qk, _nope), qPe = q.AsSpan((r * _heads + h) * _qk + _nope, _rope);
-            float[] scores = Rent(len);
-            for (int t = 0; t < len; t++)
+            for (int t = 0; t < length; t++)
             {
-                ReadOnlySpan<float> kNope = keysValues.AsSpan(t * kvStride + h * (_nope + _v), _nope);
-                scores[t] = (TensorPrimitives.Dot(qNope, kNope) + TensorPrimitives.Dot(qPe, cache.Row(t)[_lora..])) * _scale;
+                keysValues.AsSpan(t * kvStride + head, _nope).CopyTo(keys.AsSpan(t * _qk));
+                cache.Row(t)[_lora..].CopyTo(keys.AsSpan(t * _qk + _nope));
+                for (int j = 0; j < _v; j++) valuesT[j * length + t] = keysValues[t * kvStride + head + _nope + j];
             }
-            Activations.Softmax(scores.AsSpan(0, len));
-            Span<float> o = attn.AsSpan((r * _heads + h) * _v, _v);
-            o.Clear();
-            for (int t = 0; t < len; t++)
-                TensorPrimitives.MultiplyAdd(keysValues.AsSpan(t * kvStride + h * (_nope + _v) + _nope, _v), scores[t], o, o);
+            for (int i = 0; i < count; i++) q.AsSpan((rows[i] * _heads + h) * _qk, _qk).CopyTo(queries.AsSpan(i * _qk));
+            fixed (float* k = keys, v = valuesT)
+            {
+                var keyMatrix = new Weight("attention keys", DType.F32, [length, _qk], (byte*)k, null, null);
+                MatMul.Run(queries, _qk, count, keyMatrix, 0, length, scores, length, parallel: false);
+                for (int i = 0; i < count; i++)
+                {
+                    int len = batch.Position(rows[i]) + 1;
+                    Span<float> row = scores.AsSpan(i * length, length);
+                    TensorPrimitives.Multiply(row[..len], _scale, row[..len]);
+                    Activations.Softmax(row[..len]);
+                    row[len..].Clear();
+                }
+                var valueMatrix = new Weight("attention values", DType.F32, [_v, length], (byte*)v, null, null);
+                MatMul.Run(scores, length, count, valueMatrix, 0, _v, output, _v, parallel: false);
+            }
+            for (int i = 0; i < count; i++) output.AsSpan(i * _v, _v).CopyTo(attn.AsSpan((rows[i] * _heads + h) * _v));
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(keys);
+            ArrayPool<float>.Shared.Return(valuesT);
+            ArrayPool<float>.Shared.Return(queries);
             ArrayPool<float>.Shared.Return(scores);
+            ArrayPool<float>.Shared.Return(output);
         }
     }
 
@@ -214,19 +234,19 @@ public sealed class Mla
         private float[] _q = [], _attn = [];
         private float[]? _qLatent, _context, _keysValues;
         private int[]? _rows;
-        private int _count;
+        private int _count, _length;
         private TokenBatch? _batch;
 
-        public void Set(AttentionPath path, float[] q, TokenBatch batch, float[] attn, float[]? qLatent, float[]? context, float[]? keysValues, int[]? rows, int count)
+        public void Set(AttentionPath path, float[] q, TokenBatch batch, float[] attn, float[]? qLatent, float[]? context, float[]? keysValues, int[]? rows, int count, int length)
         {
-            (_path, _q, _batch, _attn, _qLatent, _context, _keysValues, _rows, _count) = (path, q, batch, attn, qLatent, context, keysValues, rows, count);
+            (_path, _q, _batch, _attn, _qLatent, _context, _keysValues, _rows, _count, _length) = (path, q, batch, attn, qLatent, context, keysValues, rows, count, length);
         }
 
         public void Run(int start, int end)
         {
             for (int h = start; h < end; h++)
                 if (_path == AttentionPath.Absorbed) mla.AbsorbedHead(h, _q, _batch!, _attn, _qLatent!, _context!);
-                else mla.NaiveHead(h, _q, _batch!, _attn, _keysValues!, _rows!, _count);
+                else mla.NaiveHead(h, _q, _batch!, _attn, _keysValues!, _rows!, _count, _length);
         }
     }
 }
