@@ -1,0 +1,15 @@
+using Cluster.Protos.V1;
+using Cluster.Transport;
+
+namespace Cluster.ExpertNode.Host;
+
+/// <summary>cluster.v1.ExpertService on the wire.</summary>
+public static class ExpertMethods
+{
+    public const string ServiceName = "cluster.v1.ExpertService";
+
+    public static readonly Method<DispatchFrame, CombineFrame> Dispatch =
+        new(MethodType.DuplexStreaming, ServiceName, "Dispatch", DispatchFrame.Parser, CombineFrame.Parser);
+    public static readonly Method<GetExpertInfoRequest, ExpertNodeInfo> GetInfo =
+        new(MethodType.Unary, ServiceName, "GetInfo", GetExpertInfoRequest.Parser, ExpertNodeInfo.Parser, idempotent: true);
+}

@@ -1,0 +1,119 @@
+using System.Runtime.InteropServices;
+using Cluster.ExpertNode.Codec;
+using Cluster.Protos.V1;
+using Cluster.Transport;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+
+namespace Cluster.ExpertNode.Host;
+
+/// <summary>
+/// cluster.v1.ExpertService: each Dispatch stream (one per attention node) is answered frame by frame, in order,
+/// with the weighted partial sums of this node's experts as F32. F32 rather than BF16 so that the combine adds no
+/// rounding of its own: the attention node's result differs from local experts only by the dispatch's rounding.
+/// A frame that cannot be served gets a CombineFrame with <c>error</c> and the stream stays open.
+/// </summary>
+public sealed class ExpertService(string nodeId, HostedExperts experts, int hidden, ILogger logger) : IGrpcService
+{
+    public void Bind(ServiceBinder binder)
+    {
+        binder.DuplexStreaming(ExpertMethods.Dispatch, DispatchAsync);
+        binder.Unary(ExpertMethods.GetInfo, GetInfoAsync);
+    }
+
+    private async Task DispatchAsync(IAsyncStreamReader<DispatchFrame> requests, IAsyncStreamWriter<CombineFrame> responses, ServerCallContext context)
+    {
+        logger.LogInformation("dispatch stream opened by {Peer}", context.Peer);
+        var buffers = new StreamBuffers();
+        try
+        {
+            while (await requests.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            {
+                // The reply wraps this stream's output buffer; WriteAsync has flushed it before the next frame reuses it.
+                CombineFrame reply = Serve(requests.Current, buffers);
+                await responses.WriteAsync(reply, context.CancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        {
+            logger.LogInformation("dispatch stream from {Peer} closed", context.Peer);
+        }
+    }
+
+    internal CombineFrame Serve(DispatchFrame frame, StreamBuffers buffers)
+    {
+        var reply = new CombineFrame { BatchId = frame.BatchId, Layer = frame.Layer, Rows = frame.Rows, Dtype = TensorDType.F32 };
+        string? problem = Check(frame);
+        if (problem is not null)
+        {
+            logger.LogWarning("refused frame {Batch} layer {Layer}: {Problem}", frame.BatchId, frame.Layer, problem);
+            reply.Error = $"expert node {nodeId}: {problem}";
+            return reply;
+        }
+        int rows = (int)frame.Rows, layer = (int)frame.Layer;
+        if (rows == 0) return reply;
+        Span<float> input = buffers.Rows(rows * hidden);
+        RowCodec.DecodeRows(frame.Dtype, frame.Activations.Span, frame.Scales.Span, rows, hidden, input);
+        byte[] output = buffers.Output(rows * hidden * sizeof(float));
+        experts.Run(layer, input, rows, MemoryMarshal.Cast<byte, int>(frame.ExpertIds.Span), MemoryMarshal.Cast<byte, float>(frame.Weights.Span),
+            MemoryMarshal.Cast<byte, float>(output.AsSpan(0, rows * hidden * sizeof(float))));
+        reply.PartialSums = UnsafeByteOperations.UnsafeWrap(output.AsMemory(0, rows * hidden * sizeof(float)));
+        return reply;
+    }
+
+    /// <summary>Why a frame cannot be served, or null when it can.</summary>
+    private string? Check(DispatchFrame f)
+    {
+        if (f.PlanVersion != experts.Plan.Version) return $"frame routed with plan version {f.PlanVersion} but this node holds version {experts.Plan.Version}";
+        if (!experts.HostsLayer((int)f.Layer)) return $"layer {f.Layer} is not a MoE layer of the plan";
+        if (f.Hidden != hidden) return $"hidden {f.Hidden} but the model's hidden size is {hidden}";
+        if (f.Rows == 0) return null;
+        if (f.Rows > int.MaxValue / Math.Max(1, hidden) / 4) return $"{f.Rows} rows is too many";
+        if (f.TopK == 0 || f.TopK > experts.Plan.RoutedExperts) return $"top_k {f.TopK} out of range 1..{experts.Plan.RoutedExperts}";
+        int rows = (int)f.Rows, k = (int)f.TopK;
+        if (f.Dtype is not (TensorDType.Bf16 or TensorDType.Fp8E4M3))
+            return $"activations dtype {f.Dtype} is not supported (BF16 or FP8_E4M3)";
+        if (f.Activations.Length != RowCodec.Bytes(f.Dtype, rows * hidden))
+            return $"activations hold {f.Activations.Length} bytes but {rows} rows x {hidden} {f.Dtype} need {RowCodec.Bytes(f.Dtype, rows * hidden)}";
+        int scaleBytes = f.Dtype == TensorDType.Fp8E4M3 ? rows * RowCodec.ScaleBlocks(hidden) * sizeof(float) : 0;
+        if (f.Scales.Length != scaleBytes) return $"scales hold {f.Scales.Length} bytes but {f.Dtype} rows need {scaleBytes}";
+        if (f.ExpertIds.Length != rows * k * sizeof(int)) return $"expert_ids hold {f.ExpertIds.Length} bytes but {rows} rows x top_k {k} need {rows * k * sizeof(int)}";
+        if (f.Weights.Length != rows * k * sizeof(float)) return $"weights hold {f.Weights.Length} bytes but {rows} rows x top_k {k} need {rows * k * sizeof(float)}";
+        ReadOnlySpan<int> ids = MemoryMarshal.Cast<byte, int>(f.ExpertIds.Span);
+        foreach (int e in ids)
+            if (e >= 0 && !experts.Hosts((int)f.Layer, e)) return $"layer {f.Layer}: expert {e} is not hosted here";
+        foreach (float w in MemoryMarshal.Cast<byte, float>(f.Weights.Span))
+            if (!float.IsFinite(w)) return "weights contain a non-finite value";
+        return null;
+    }
+
+    private Task<ExpertNodeInfo> GetInfoAsync(GetExpertInfoRequest request, ServerCallContext context)
+    {
+        var info = new ExpertNodeInfo { NodeId = nodeId, PlanVersion = experts.Plan.Version };
+        foreach ((int layer, int expert, long tokens) in experts.Slots())
+        {
+            info.Slots.Add(new ExpertSlot { Layer = (uint)layer, Expert = (uint)expert });
+            info.SlotTokens.Add((ulong)tokens);
+        }
+        return Task.FromResult(info);
+    }
+
+    /// <summary>Per-stream scratch that grows to the largest frame seen and is then reused.</summary>
+    internal sealed class StreamBuffers
+    {
+        private float[] _rows = [];
+        private byte[] _output = [];
+
+        public Span<float> Rows(int count)
+        {
+            if (_rows.Length < count) _rows = new float[count];
+            return _rows.AsSpan(0, count);
+        }
+
+        public byte[] Output(int bytes)
+        {
+            if (_output.Length < bytes) _output = new byte[bytes];
+            return _output;
+        }
+    }
+}
