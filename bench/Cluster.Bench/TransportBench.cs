@@ -18,10 +18,11 @@ public static class TransportBench
 {
     private const int Concurrency = 32;
     private const int OneMb = 1024 * 1024;
+    private const int Rounds = 3;
 
     public static async Task<int> Run(string[] args)
     {
-        double seconds = args.Length > 0 ? double.Parse(args[0], CultureInfo.InvariantCulture) : 3;
+        double seconds = args.Length > 0 ? double.Parse(args[0], CultureInfo.InvariantCulture) : 2;
         string root = RepoRoot();
         string nodeDir = Path.Combine(root, "tests", "Cluster.Transport.Tests", "node");
         if (!Directory.Exists(Path.Combine(root, "node_modules", "@grpc", "grpc-js")))
@@ -34,31 +35,36 @@ public static class TransportBench
         await using var server = await GrpcServer.StartAsync(serverOptions, TensorStreamService.Echo(), new EchoService());
         using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 64 * OneMb, Resilience = null });
 
-        Console.Error.WriteLine($"transport bench: {seconds} s per measurement, warming up");
+        Console.Error.WriteLine($"transport bench: {Rounds} rounds of {seconds} s per measurement, ours and grpc-js alternating");
+        using var js = StartNode(root, Path.Combine(nodeDir, "echo_server.js"));
+        string target = "127.0.0.1:" + await ReadPort(js);
+        string client = Path.Combine(nodeDir, "bench_client.js");
+        string mb = OneMb.ToString(CultureInfo.InvariantCulture), concurrency = Concurrency.ToString(CultureInfo.InvariantCulture);
+
+        // Warm-up: JIT on our side, connection set-up and V8 optimisation on theirs.
         await Bidi(channel, 1024, 0.5);
         await Bidi(channel, OneMb, 0.5);
         await Unary(channel, 0.5);
-
-        Console.Error.WriteLine("transport bench: Cluster.Transport");
-        var ours1K = await Bidi(channel, 1024, seconds);
-        var ours1M = await Bidi(channel, OneMb, seconds);
-        var oursUnary = await Unary(channel, seconds);
-
-        Console.Error.WriteLine("transport bench: grpc-js");
-        using var js = StartNode(root, Path.Combine(nodeDir, "echo_server.js"));
-        string port = await ReadPort(js);
-        string target = "127.0.0.1:" + port;
-        string client = Path.Combine(nodeDir, "bench_client.js");
         await RunNode(root, client, target, "bidi", "1024", "0.5");
-        var js1K = await RunNode(root, client, target, "bidi", "1024", S(seconds));
-        var js1M = await RunNode(root, client, target, "bidi", OneMb.ToString(CultureInfo.InvariantCulture), S(seconds));
-        var jsUnary = await RunNode(root, client, target, "unary", "16", S(seconds), Concurrency.ToString(CultureInfo.InvariantCulture));
+
+        // The machine is shared, so each side keeps its best of several alternating rounds.
+        Result ours1K = default, ours1M = default, oursUnary = default, js1K = default, js1M = default, jsUnary = default;
+        for (int round = 0; round < Rounds; round++)
+        {
+            Console.Error.WriteLine($"transport bench: round {round + 1}/{Rounds}");
+            ours1K = Best(ours1K, await Bidi(channel, 1024, seconds));
+            js1K = Best(js1K, await RunNode(root, client, target, "bidi", "1024", S(seconds)));
+            ours1M = Best(ours1M, await Bidi(channel, OneMb, seconds));
+            js1M = Best(js1M, await RunNode(root, client, target, "bidi", mb, S(seconds)));
+            oursUnary = Best(oursUnary, await Unary(channel, seconds));
+            jsUnary = Best(jsUnary, await RunNode(root, client, target, "unary", "16", S(seconds), concurrency));
+        }
         js.StandardInput.Close();
         if (!js.WaitForExit(5000)) js.Kill(true);
 
         Console.WriteLine("## Transport");
         Console.WriteLine();
-        Console.WriteLine($"Loopback gRPC over cleartext HTTP/2, {S(seconds)} s per measurement after a warm-up, one run:");
+        Console.WriteLine($"Loopback gRPC over cleartext HTTP/2, best of {Rounds} alternating rounds of {S(seconds)} s per measurement after a warm-up:");
         Console.WriteLine();
         Console.WriteLine("| measurement | grpc-js 1.14.7 (node " + NodeVersion() + ") | Cluster.Transport | ratio |");
         Console.WriteLine("|---|---:|---:|---:|");
@@ -74,6 +80,8 @@ public static class TransportBench
 
     private static void Row(string name, double theirs, double ours, string format) =>
         Console.WriteLine($"| {name} | {theirs.ToString(format, CultureInfo.InvariantCulture)} | {ours.ToString(format, CultureInfo.InvariantCulture)} | {ours / theirs:F1}x |");
+
+    private static Result Best(Result a, Result b) => a.Seconds == 0 || b.PerSecond > a.PerSecond ? b : a;
 
     private readonly record struct Result(long Messages, long Bytes, double Seconds)
     {

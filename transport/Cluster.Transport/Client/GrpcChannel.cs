@@ -26,7 +26,7 @@ public sealed class GrpcChannel : IDisposable
             KeepAlivePingTimeout = options.KeepAlivePingTimeout,
             KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
             // Large receive windows so long-lived streams of big messages never wait on WINDOW_UPDATE round trips.
-            InitialHttp2StreamWindowSize = 16 * 1024 * 1024,
+            InitialHttp2StreamWindowSize = 4 * 1024 * 1024,
             ConnectTimeout = options.ConnectTimeout,
             UseProxy = false,
             UseCookies = false,

@@ -53,8 +53,8 @@ public static class GrpcEndpointExtensions
         kestrel.Limits.MaxRequestBufferSize = 16 * 1024 * 1024;
         kestrel.Limits.MaxResponseBufferSize = 4 * 1024 * 1024;
         kestrel.Limits.Http2.MaxStreamsPerConnection = 1000;
-        kestrel.Limits.Http2.InitialConnectionWindowSize = 32 * 1024 * 1024;
-        kestrel.Limits.Http2.InitialStreamWindowSize = 16 * 1024 * 1024;
+        kestrel.Limits.Http2.InitialConnectionWindowSize = 8 * 1024 * 1024;
+        kestrel.Limits.Http2.InitialStreamWindowSize = 4 * 1024 * 1024;
         kestrel.Limits.Http2.MaxFrameSize = 64 * 1024;
         kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(60);
         kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);

@@ -29,6 +29,7 @@ public sealed class GrpcServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.SetMinimumLevel(options.MinimumLogLevel);
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>, LargeBlockMemoryPool.Factory>();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.ConfigureGrpcLimits();
