@@ -56,8 +56,9 @@ public static unsafe class MatMul
             var job = new Job { W = new WeightView(w), X = px, XStride = xStride, Batch = batch, RowStart = rowStart, Y = py, YStride = yStride };
             if (parallel)
             {
-                // Keep a chunk large enough that dispatch is small next to its work.
-                int grain = Math.Max(1, 16384 / Math.Max(1, cols * batch));
+                // Keep a chunk large enough (64K multiply-adds) that dispatch is small next to its work; smaller
+                // matrices (the router's) run on the calling thread.
+                int grain = Math.Max(1, 65536 / Math.Max(1, cols * batch));
                 grain = (grain + Tile - 1) / Tile * Tile;
                 WorkerPool.Shared.For(rows, grain, &job, &Body);
             }

@@ -42,12 +42,16 @@ public sealed class RoutedExperts : IRoutedExperts
 
     public bool Hosts(int expert) => (uint)expert < (uint)_experts.Length && _experts[expert] is not null;
 
+    public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output) =>
+        Run(rows, n, ids, weights, output, null);
+
     /// <summary>
     /// output[r] = Σ_k weights[r, k] · expert_{ids[r, k]}(rows[r]) for n rows with k = ids.Length / n choices each
     /// (negative ids are padding and skipped). Each expert runs once on all the rows that chose it. Sums are
-    /// added in expert order, so the result does not depend on threading.
+    /// added in expert order, so the result does not depend on threading. A <paramref name="shared"/> expert, when
+    /// given, is added for every row in the same parallel pass (one process holding both: fewer thread handoffs).
     /// </summary>
-    public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output)
+    public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output, Mlp? shared)
     {
         if (n == 0) return;
         int k = ids.Length / n;
@@ -56,6 +60,7 @@ public sealed class RoutedExperts : IRoutedExperts
         int[] order = ArrayPool<int>.Shared.Rent(ids.Length);
         int[] start = ArrayPool<int>.Shared.Rent(_experts.Length + 1), active = ArrayPool<int>.Shared.Rent(_experts.Length);
         float[] input = ArrayPool<float>.Shared.Rent(ids.Length * _hidden), result = ArrayPool<float>.Shared.Rent(ids.Length * _hidden);
+        float[]? sharedIn = null, sharedOut = null;
         try
         {
             // Counting sort of (row, choice) pairs by expert, so each expert sees its rows as one batch.
@@ -81,17 +86,25 @@ public sealed class RoutedExperts : IRoutedExperts
 
             int used = 0;
             for (int e = 0; e < _experts.Length; e++) if (start[e + 1] > start[e]) active[used++] = e;
-            _job.Set(active, start, input, result);
+            if (shared is not null)
+            {
+                sharedIn = ArrayPool<float>.Shared.Rent(n * _hidden);
+                sharedOut = ArrayPool<float>.Shared.Rent(n * _hidden);
+                rows[..(n * _hidden)].CopyTo(sharedIn);
+            }
+            _job.Set(active, used, start, input, result, shared, sharedIn, sharedOut, n);
+            int items = used + (shared is null ? 0 : 1);
             // Few rows per expert (decode): one expert per thread, each matmul single-threaded, instead of
             // splitting every small matmul across threads. Many rows (prefill): each expert's matmuls in parallel.
-            if (most <= ExpertParallelRows) WorkerPool.Shared.For(used, 1, _job);
-            else _job.Run(0, used);
+            if (most <= ExpertParallelRows) WorkerPool.Shared.For(items, 1, _job);
+            else _job.Run(0, items);
 
             for (int j = 0; j < pairs; j++)
             {
                 Span<float> dst = output.Slice(order[j] / k * _hidden, _hidden);
                 TensorPrimitives.MultiplyAdd(result.AsSpan(j * _hidden, _hidden), weights[order[j]], dst, dst);
             }
+            if (sharedOut is not null) TensorPrimitives.Add(output[..(n * _hidden)], sharedOut.AsSpan(0, n * _hidden), output);
         }
         finally
         {
@@ -100,22 +113,33 @@ public sealed class RoutedExperts : IRoutedExperts
             ArrayPool<int>.Shared.Return(active);
             ArrayPool<float>.Shared.Return(input);
             ArrayPool<float>.Shared.Return(result);
+            if (sharedIn is not null) ArrayPool<float>.Shared.Return(sharedIn);
+            if (sharedOut is not null) ArrayPool<float>.Shared.Return(sharedOut);
         }
     }
 
-    /// <summary>Runs a range of the chosen experts on their slices of the expert-sorted rows.</summary>
+    /// <summary>Runs a range of the chosen experts on their slices of the expert-sorted rows; item `used` is the shared expert.</summary>
     private sealed class ExpertJob(RoutedExperts owner) : IRangeBody
     {
         private int[] _active = [], _start = [];
         private float[] _input = [], _result = [];
+        private int _used, _rows;
+        private Mlp? _shared;
+        private float[]? _sharedIn, _sharedOut;
 
-        public void Set(int[] active, int[] start, float[] input, float[] result) => (_active, _start, _input, _result) = (active, start, input, result);
+        public void Set(int[] active, int used, int[] start, float[] input, float[] result, Mlp? shared, float[]? sharedIn, float[]? sharedOut, int rows) =>
+            (_active, _used, _start, _input, _result, _shared, _sharedIn, _sharedOut, _rows) = (active, used, start, input, result, shared, sharedIn, sharedOut, rows);
 
         public void Run(int first, int end)
         {
             int hidden = owner._hidden;
             for (int i = first; i < end; i++)
             {
+                if (i == _used)
+                {
+                    _shared!.Forward(_sharedIn.AsSpan(0, _rows * hidden), _rows, _sharedOut.AsSpan(0, _rows * hidden));
+                    continue;
+                }
                 int e = _active[i];
                 int count = _start[e + 1] - _start[e];
                 int offset = _start[e] * hidden;
