@@ -14,6 +14,7 @@ public sealed record CallOptions
     /// <summary>Compress request messages with gzip.</summary>
     public bool Gzip { get; init; }
 
+    /// <summary>The absolute deadline; a timeout too long for a timer (over ~24 days) means none.</summary>
     internal DateTime? EffectiveDeadline() =>
-        Deadline ?? (Timeout is { } t ? DateTime.UtcNow + t : null);
+        Deadline ?? (Timeout is { } t && t < GrpcTimeout.MaxTimer ? DateTime.UtcNow + t : null);
 }

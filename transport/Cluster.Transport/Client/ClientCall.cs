@@ -55,7 +55,7 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
 
     internal void Start(TRequest? single)
     {
-        if (_deadline is { } deadline)
+        if (_deadline is { } deadline && deadline - DateTime.UtcNow < GrpcTimeout.MaxTimer)
         {
             var remaining = deadline - DateTime.UtcNow;
             if (remaining <= TimeSpan.Zero)
@@ -86,7 +86,7 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
         headers.UserAgent.Add(s_userAgent);
         headers.TryAddWithoutValidation(GrpcProtocol.AcceptEncoding, GrpcProtocol.SupportedEncodings);
         if (_options.Gzip) headers.TryAddWithoutValidation(GrpcProtocol.Encoding, GrpcProtocol.Gzip);
-        if (_deadline is { } d) headers.TryAddWithoutValidation(GrpcProtocol.Timeout, GrpcTimeout.Format(d - DateTime.UtcNow));
+        if (_deadlineTimer is not null) headers.TryAddWithoutValidation(GrpcProtocol.Timeout, GrpcTimeout.Format(_deadline!.Value - DateTime.UtcNow));
         if (_options.Headers is { } metadata)
             foreach (var e in metadata) headers.TryAddWithoutValidation(e.Key, Metadata.EncodeValue(e));
         _send = _channel.Invoker.SendAsync(request, _cts.Token);

@@ -7,6 +7,9 @@ public static class GrpcTimeout
 {
     private const long MaxValue = 99_999_999;
 
+    /// <summary>The longest timeout a timer can run (about 24 days); longer ones are treated as no deadline.</summary>
+    public static readonly TimeSpan MaxTimer = TimeSpan.FromMilliseconds(int.MaxValue - 1);
+
     public static bool TryParse(string? text, out TimeSpan timeout)
     {
         timeout = default;

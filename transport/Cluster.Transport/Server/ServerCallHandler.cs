@@ -36,7 +36,7 @@ internal sealed class ServerCallHandler<TRequest, TResponse>(
 
         DateTime deadline = DateTime.MaxValue;
         using var deadlineCts = new CancellationTokenSource();
-        if (GrpcTimeout.TryParse(http.Request.Headers[GrpcProtocol.Timeout], out var timeout))
+        if (GrpcTimeout.TryParse(http.Request.Headers[GrpcProtocol.Timeout], out var timeout) && timeout < GrpcTimeout.MaxTimer)
         {
             deadline = DateTime.UtcNow + timeout;
             deadlineCts.CancelAfter(timeout);
