@@ -123,7 +123,7 @@ public sealed class Mla
         MatMul.AccumulateTransposed(q.AsSpan(h * _qk), qStride, n, _kvB, h * kvRows, _nope, qLatent.AsSpan(h * _row), latStride);
         for (int r = 0; r < n; r++)
         {
-            ILatentCacheView cache = new(batch.Cache(r), _layer);
+            LayerRows cache = new(batch.Cache(r), _layer);
             int len = batch.Position(r) + 1;
             float[] scores = Rent(len);
             ReadOnlySpan<float> ql = qLatent.AsSpan(r * latStride + h * _row, _row);
@@ -181,7 +181,7 @@ public sealed class Mla
     private unsafe void NaiveHead(int h, float[] q, TokenBatch batch, float[] attn, float[] keysValues, int[] rows, int count, int length)
     {
         int kvStride = _heads * (_nope + _v), head = h * (_nope + _v);
-        ILatentCacheView cache = new(batch.Cache(rows[0]), _layer);
+        LayerRows cache = new(batch.Cache(rows[0]), _layer);
         float[] keys = Rent(length * _qk), valuesT = Rent(_v * length), queries = Rent(count * _qk), scores = Rent(count * length), output = Rent(count * _v);
         try
         {
@@ -222,7 +222,7 @@ public sealed class Mla
     private static float[] Rent(int n) => ArrayPool<float>.Shared.Rent(n);
 
     /// <summary>One layer's rows of a cache.</summary>
-    private readonly struct ILatentCacheView(Cache.ILatentCache cache, int layer)
+    private readonly struct LayerRows(Cache.ILatentCache cache, int layer)
     {
         public Span<float> Row(int position) => cache.Row(layer, position);
     }
