@@ -36,6 +36,22 @@ public sealed class PlacementPlan
         throw new ArgumentException($"placement plan has no expert node '{nodeId}' (nodes: {string.Join(", ", Nodes.Select(n => n.Id))})");
     }
 
+    /// <summary>
+    /// The same plan (same version: the slots do not move) with the nodes at other endpoints, in node order, e.g.
+    /// once nodes that bound port 0 report the ports they got.
+    /// </summary>
+    public PlacementPlan WithEndpoints(IReadOnlyList<string> endpoints)
+    {
+        if (endpoints.Count != Nodes.Count) throw new ArgumentException($"{endpoints.Count} endpoints for {Nodes.Count} expert nodes");
+        var nodes = new ExpertNodeAddress[Nodes.Count];
+        for (int i = 0; i < nodes.Length; i++)
+        {
+            ExpertNodeAddress.ValidateEndpoint(endpoints[i], $"expert node {Nodes[i].Id}");
+            nodes[i] = Nodes[i] with { Endpoint = endpoints[i] };
+        }
+        return new PlacementPlan(Version, RoutedExperts, nodes, Layers);
+    }
+
     /// <summary>Throws unless the plan covers exactly the MoE layers and experts of <paramref name="config"/>.</summary>
     public void CheckFits(ModelConfig config, string source = "placement plan")
     {
