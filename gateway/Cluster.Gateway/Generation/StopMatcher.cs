@@ -3,9 +3,10 @@ using System.Text;
 namespace Cluster.Gateway.Generation;
 
 /// <summary>
-/// Finds the first stop string in text that arrives in pieces. Text is released only once no stop string can begin
-/// in it, so a stop string split across tokens is never partly shown; the stop string itself is never released.
-/// One instance per request; not thread-safe.
+/// Finds the first stop string in text that arrives in pieces: the one that is complete first (ends earliest; of two
+/// ending together, the longer), as if the text had come one character at a time, so the result never depends on how
+/// tokens split it. Text is released only once no stop string can begin in it, so a stop string split across tokens
+/// is never partly shown; the stop string itself is never released. One instance per request; not thread-safe.
 /// </summary>
 public sealed class StopMatcher(IReadOnlyList<string> stops)
 {
@@ -21,11 +22,13 @@ public sealed class StopMatcher(IReadOnlyList<string> stops)
         if (stops.Count == 0) return piece;
         _held.Append(piece);
         string text = _held.ToString();
-        int first = -1;
+        int first = -1, firstEnd = int.MaxValue;
         foreach (string stop in stops)
         {
             int at = text.IndexOf(stop, StringComparison.Ordinal);
-            if (at >= 0 && (first < 0 || at < first)) first = at;
+            if (at < 0) continue;
+            int end = at + stop.Length;
+            if (end < firstEnd || (end == firstEnd && at < first)) (first, firstEnd) = (at, end);
         }
         _held.Clear();
         if (first >= 0)
