@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Runtime.CompilerServices;
 using Google.Protobuf;
 
 namespace Cluster.Transport;
@@ -94,6 +95,8 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
 
     // ---- request side ----
 
+    // Pooled state machines: a stream's per-message awaits allocate nothing once warm.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask WriteAsync(TRequest message, CancellationToken cancellationToken = default)
     {
         if (_requestCompleted) throw new InvalidOperationException("The request stream is already complete");
@@ -141,6 +144,8 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
 
     // ---- response side ----
 
+    // Pooled state machines: a stream's per-message awaits allocate nothing once warm.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> MoveNext(CancellationToken cancellationToken = default)
     {
         using var reg = Link(cancellationToken);

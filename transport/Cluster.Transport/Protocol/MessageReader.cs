@@ -1,4 +1,5 @@
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using Google.Protobuf;
 
 namespace Cluster.Transport;
@@ -8,6 +9,8 @@ internal sealed class MessageReader<T>(PipeReader pipe, MessageParser<T> parser,
     where T : class, IMessage<T>
 {
     /// <summary>The next message, or null when the peer ended the stream cleanly between messages.</summary>
+    // Pooled state machines: a stream's per-message awaits allocate nothing once warm.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<T?> ReadAsync(CancellationToken cancellationToken)
     {
         while (true)

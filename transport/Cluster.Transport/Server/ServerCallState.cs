@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Http;
 
 namespace Cluster.Transport;
@@ -22,6 +23,8 @@ internal sealed class ServerCallState(HttpContext http, GrpcServerOptions option
         await http.Response.StartAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    // Pooled state machines: a stream's per-message awaits allocate nothing once warm.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask WriteMessageAsync<T>(T message, CancellationToken cancellationToken) where T : Google.Protobuf.IMessage
     {
         if (_finished) throw new InvalidOperationException("The call has already finished");

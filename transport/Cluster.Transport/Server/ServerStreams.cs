@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Google.Protobuf;
 
 namespace Cluster.Transport;
@@ -9,6 +10,8 @@ internal sealed class ServerStreamReader<T>(MessageReader<T> reader, Cancellatio
 
     public T Current => _current ?? throw new InvalidOperationException("Call MoveNext first");
 
+    // Pooled state machines: a stream's per-message awaits allocate nothing once warm.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> MoveNext(CancellationToken cancellationToken = default)
     {
         try
