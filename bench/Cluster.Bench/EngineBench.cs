@@ -22,7 +22,7 @@ public static unsafe class EngineBench
     public static Task<int> Run(string[] args)
     {
         DType dtype = DType.BF16;
-        int steps = 32, prompt = 512;
+        int steps = 16, prompt = 512;
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -41,11 +41,22 @@ public static unsafe class EngineBench
         Transformer model = Transformer.Load(config, weights);
         long bytesPerToken = WeightBytesPerToken(config, weights);
 
-        (double copyGBs, double readGBs) = MemoryBandwidth();
-        Console.Error.WriteLine($"engine bench: copy {copyGBs:F1} GB/s, read {readGBs:F1} GB/s");
+        string loadBefore = LoadAverage();
+        // Rounds of (memory copy, batch-1 decode) side by side, so the ratio compares the two under the same load
+        // on a shared machine; the medians over rounds are reported.
+        const int rounds = 5;
+        double[] copy = new double[rounds], read = new double[rounds], decode = new double[rounds], share = new double[rounds];
+        using (var meter = new MemoryMeter())
+            for (int r = 0; r < rounds; r++)
+            {
+                (copy[r], read[r]) = meter.Measure(3);
+                decode[r] = Decode(model, batch: 1, steps);
+                share[r] = bytesPerToken * decode[r] / 1e9 / copy[r];
+                Console.Error.WriteLine($"engine bench: round {r + 1}: copy {copy[r]:F1} GB/s, read {read[r]:F1} GB/s, decode batch 1 {decode[r]:F1} tokens/s ({share[r] * 100:F0}% of copy)");
+            }
+        double shareLow = share.Min(), shareHigh = share.Max();
+        double decode1 = Median(decode), copyGBs = Median(copy), readGBs = Median(read), shareMedian = Median(share);
 
-        double decode1 = Decode(model, batch: 1, steps);
-        Console.Error.WriteLine($"engine bench: decode batch 1 {decode1:F1} tokens/s");
         double decode16 = Decode(model, batch: 16, Math.Max(4, steps / 2));
         Console.Error.WriteLine($"engine bench: decode batch 16 {decode16:F1} tokens/s");
         double prefill = Prefill(model, prompt);
@@ -56,18 +67,18 @@ public static unsafe class EngineBench
         Console.WriteLine();
         Console.WriteLine($"Bench preset ({config.NumHiddenLayers} layers, hidden {config.HiddenSize}, {config.NRoutedExperts} experts top-{config.NumExpertsPerTok}, "
             + $"vocab {config.VocabSize}; {weights.TotalBytes / 1e9:F2} GB of {dtype.SafetensorsName()} weights generated in memory with seed 0), "
-            + $"{Environment.ProcessorCount} cores, one process, float32 activations.");
+            + $"{Environment.ProcessorCount} cores, one process, float32 activations. Load average {loadBefore} before, {LoadAverage()} after.");
         Console.WriteLine();
         Console.WriteLine("| measurement | value |");
         Console.WriteLine("|---|---:|");
-        Console.WriteLine($"| decode, batch 1 (median step of {steps}) | {decode1:F1} tokens/s |");
-        Console.WriteLine($"| decode, batch 16 | {decode16:F1} tokens/s ({decode16 / decode1:F1}x batch 1) |");
+        Console.WriteLine($"| decode, batch 1 (median step of {steps}, median of {rounds} rounds) | {decode1:F1} tokens/s |");
+        Console.WriteLine($"| decode, batch 16 (median step) | {decode16:F1} tokens/s ({decode16 / decode1:F1}x batch 1) |");
         Console.WriteLine($"| prefill, {prompt} tokens | {prefill:F1} tokens/s |");
         Console.WriteLine($"| weight bytes read per decode token (batch 1) | {bytesPerToken / 1e6:F1} MB |");
         Console.WriteLine($"| decode batch 1 weight read rate | {achieved:F2} GB/s |");
         Console.WriteLine($"| memory copy bandwidth (read + write, {Environment.ProcessorCount} threads) | {copyGBs:F2} GB/s |");
         Console.WriteLine($"| memory read bandwidth (sum, {Environment.ProcessorCount} threads) | {readGBs:F2} GB/s |");
-        Console.WriteLine($"| **share of copy bandwidth at batch 1** | **{achieved / copyGBs * 100:F0}%** ({achieved / readGBs * 100:F0}% of read) |");
+        Console.WriteLine($"| **share of copy bandwidth at batch 1** (median of rounds; range) | **{shareMedian * 100:F0}%** ({shareLow * 100:F0}-{shareHigh * 100:F0}%; {achieved / readGBs * 100:F0}% of read) |");
         Console.WriteLine();
         Console.WriteLine($"Command: `dotnet run -c Release --project bench/Cluster.Bench -- engine{(dtype == DType.BF16 ? "" : " --weights fp8")}`");
         return Task.FromResult(0);
@@ -148,11 +159,51 @@ public static unsafe class EngineBench
     private struct CopyJob
     {
         public byte* Source, Destination;
-        public long Bytes;
     }
 
     private const int Slice = 4 << 20;
 
+    /// <summary>
+    /// Parallel copies of 512 MiB (bytes read + written per second, STREAM's convention) and parallel sums (bytes
+    /// read per second) on the kernels' own worker pool.
+    /// </summary>
+    private sealed class MemoryMeter : IDisposable
+    {
+        private const long Size = 512L << 20;
+        private readonly byte* _source = (byte*)NativeMemory.AlignedAlloc((nuint)Size, 64), _destination = (byte*)NativeMemory.AlignedAlloc((nuint)Size, 64);
+
+        public MemoryMeter()
+        {
+            new Span<byte>(_source, (int)Size).Fill(1);
+            new Span<byte>(_destination, (int)Size).Fill(2);
+        }
+
+        /// <summary>Medians of <paramref name="runs"/> copies and sums.</summary>
+        public (double Copy, double Read) Measure(int runs)
+        {
+            var job = new CopyJob { Source = _source, Destination = _destination };
+            int slices = (int)(Size / Slice);
+            double[] copy = new double[runs], read = new double[runs];
+            for (int r = 0; r < runs; r++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                WorkerPool.Shared.For(slices, 1, &job, &CopySlices);
+                copy[r] = 2.0 * Size / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
+                t0 = Stopwatch.GetTimestamp();
+                WorkerPool.Shared.For(slices, 1, &job, &SumSlices);
+                read[r] = Size / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
+            }
+            return (Median(copy), Median(read));
+        }
+
+        public void Dispose()
+        {
+            NativeMemory.AlignedFree(_source);
+            NativeMemory.AlignedFree(_destination);
+        }
+    }
+
+    /// <summary>The median; sorts <paramref name="values"/> in place.</summary>
     private static double Median(double[] values)
     {
         Array.Sort(values);
@@ -160,40 +211,8 @@ public static unsafe class EngineBench
         return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
     }
 
-    /// <summary>
-    /// Median of seven parallel copies of 512 MiB (bytes read + written per second, STREAM's convention) and of
-    /// seven parallel sums (bytes read per second), after one warm-up of each.
-    /// </summary>
-    private static (double Copy, double Read) MemoryBandwidth()
-    {
-        const long size = 512L << 20;
-        byte* src = (byte*)NativeMemory.AlignedAlloc((nuint)size, 64), dst = (byte*)NativeMemory.AlignedAlloc((nuint)size, 64);
-        try
-        {
-            new Span<byte>(src, (int)size).Fill(1);
-            var job = new CopyJob { Source = src, Destination = dst, Bytes = size };
-            int slices = (int)(size / Slice);
-            const int runs = 7;
-            double[] copy = new double[runs], read = new double[runs];
-            for (int r = -1; r < runs; r++)
-            {
-                var clock = Stopwatch.StartNew();
-                WorkerPool.Shared.For(slices, 1, &job, &CopySlices);
-                double seconds = clock.Elapsed.TotalSeconds;
-                if (r >= 0) copy[r] = 2.0 * size / seconds / 1e9;
-                clock.Restart();
-                WorkerPool.Shared.For(slices, 1, &job, &SumSlices);
-                seconds = clock.Elapsed.TotalSeconds;
-                if (r >= 0) read[r] = size / seconds / 1e9;
-            }
-            return (Median(copy), Median(read));
-        }
-        finally
-        {
-            NativeMemory.AlignedFree(src);
-            NativeMemory.AlignedFree(dst);
-        }
-    }
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "unknown";
 
     private static void CopySlices(void* context, int start, int end)
     {
