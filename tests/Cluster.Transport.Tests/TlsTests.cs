@@ -32,6 +32,30 @@ public class TlsTests
     }
 
     [Fact]
+    public async Task GrpcJsClientOverTls()
+    {
+        using var certificate = SelfSigned();
+        await using var server = await GrpcServer.StartAsync(new GrpcServerOptions { Certificate = certificate }, new EchoService(), new HealthService());
+        string input = System.Text.Json.JsonSerializer.Serialize(new { target = $"localhost:{server.Port}", ca = certificate.ExportCertificatePem() });
+        string output = await Task.Run(() => Cluster.Tests.Repo.RunNode(Path.Combine(Cluster.Tests.Repo.Root, "tests/Cluster.Transport.Tests/node/tls_client.js"), input, timeoutMs: 60_000));
+        Assert.Equal("{\"echo\":\"over tls\",\"health\":\"SERVING\"}", output.Trim());
+    }
+
+    [Fact]
+    public async Task Http11RequestToAGrpcMethodIsUpgradeRequired()
+    {
+        using var certificate = SelfSigned();
+        await using var server = await GrpcServer.StartAsync(new GrpcServerOptions { Certificate = certificate }, new EchoService());
+        using var http = new HttpClient(new SocketsHttpHandler { SslOptions = { RemoteCertificateValidationCallback = (_, _, _, _) => true } });
+        var content = new ByteArrayContent([0, 0, 0, 0, 0]);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(server.Address, EchoMethods.Unary.FullName)) { Version = HttpVersion.Version11, Content = content };
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.UpgradeRequired, response.StatusCode);
+        Assert.Equal("13", response.Headers.GetValues("grpc-status").Single());
+    }
+
+    [Fact]
     public async Task UntrustedCertificateIsUnavailable()
     {
         using var certificate = SelfSigned();
