@@ -14,5 +14,6 @@ public static class CommandTable
         new Command("generate", Commands.GenerateCommand.Usage, Commands.GenerateCommand.Run),
         new Command("tokenize", Commands.TokenizeCommand.Usage, Commands.TokenizeCommand.Run),
         new Command("detokenize", Commands.DetokenizeCommand.Usage, Commands.DetokenizeCommand.Run),
+        new Command("serve attention", Commands.ServeAttentionCommand.Usage, Commands.ServeAttentionCommand.Run),
     ];
 }

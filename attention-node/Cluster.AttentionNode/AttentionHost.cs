@@ -1,0 +1,137 @@
+using System.Net;
+using Cluster.Transport;
+using Cluster.Transport.Health;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
+
+namespace Cluster.AttentionNode;
+
+/// <summary>
+/// A running attention node: Kestrel serving AttentionService and grpc.health.v1 (NOT_SERVING until the model is
+/// loaded and every expert stream is up), the model and its scheduler.
+/// </summary>
+public sealed class AttentionHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly HealthService _health;
+    private NodeModel? _node;
+
+    private AttentionHost(WebApplication app, HealthService health, AttentionService service, string nodeId, int port)
+    {
+        _app = app;
+        _health = health;
+        Service = service;
+        NodeId = nodeId;
+        Port = port;
+    }
+
+    public string NodeId { get; }
+    public int Port { get; }
+    public AttentionService Service { get; }
+    internal NodeModel Node => _node ?? throw new InvalidOperationException("the node is not loaded");
+    public Scheduling.SchedulerCounters Counters => Node.Scheduler.Counters;
+    public Scheduling.ICachePool Caches => Node.Scheduler.Caches;
+
+    /// <summary>
+    /// Starts serving (health NOT_SERVING), loads the model, opens the expert streams that
+    /// <paramref name="remoteExperts"/> gives (local experts when null), then reports SERVING.
+    /// </summary>
+    public static async Task<AttentionHost> StartAsync(AttentionOptions options, Func<Engine.Config.ModelConfig, CancellationToken, Task<IRemoteExperts>>? remoteExperts = null,
+        IProgress<double>? progress = null, CancellationToken ct = default)
+    {
+        if (!IPAddress.TryParse(options.Host, out IPAddress? address)) throw new ArgumentException($"--host: '{options.Host}' is not an IP address");
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        // stdout carries only the READY line.
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        builder.Logging.SetMinimumLevel(options.LogLevel);
+        // The caller owns Ctrl-C and SIGTERM (the CLI's token, or a test's DisposeAsync), not the host.
+        builder.Services.AddSingleton<Microsoft.Extensions.Hosting.IHostLifetime, CallerLifetime>();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.ConfigureGrpcLimits();
+            k.Listen(address, options.Port, listen => listen.UseGrpcProtocols(null));
+        });
+        var app = builder.Build();
+        var health = new HealthService();
+        health.SetStatus("", ServingStatus.NotServing);
+        health.SetStatus(AttentionMethods.ServiceName, ServingStatus.NotServing);
+        var service = new AttentionService(options.NodeId);
+        var serverOptions = new GrpcServerOptions { MinimumLogLevel = options.LogLevel };
+        app.MapGrpcService(health, serverOptions);
+        app.MapGrpcService(service, serverOptions);
+        app.MapGrpcUnimplemented();
+        await app.StartAsync(ct).ConfigureAwait(false);
+        int port = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()).Port;
+        var host = new AttentionHost(app, health, service, options.NodeId, port);
+        try
+        {
+            ILogger log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.AttentionNode");
+            log.LogInformation("{Node}: loading {Dir} on port {Port}", options.NodeId, options.ModelDir, port);
+            IRemoteExperts? remote = null;
+            if (remoteExperts is not null)
+            {
+                var config = Engine.Config.ModelConfig.Load(Path.Combine(options.ModelDir, Engine.Checkpoints.Checkpoint.ConfigFile));
+                remote = await remoteExperts(config, ct).ConfigureAwait(false);
+            }
+            host._node = await Task.Run(() => NodeModel.Load(options.ModelDir, options.MaxBatch, remote, log, progress), ct).ConfigureAwait(false);
+            service.Attach(host._node);
+            health.SetStatus("", ServingStatus.Serving);
+            health.SetStatus(AttentionMethods.ServiceName, ServingStatus.Serving);
+            log.LogInformation("{Node}: serving", options.NodeId);
+            return host;
+        }
+        catch
+        {
+            await host.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    public Protos.V1.AttentionStats Stats() => Node.Stats(NodeId);
+
+    /// <summary>
+    /// <c>cluster serve attention</c>: runs the node until <paramref name="ct"/> fires. Prints one line
+    /// <c>READY {"role":"attention",...}</c> to stdout when it serves.
+    /// </summary>
+    public static async Task<int> RunAsync(AttentionOptions options, CancellationToken ct)
+    {
+        await using AttentionHost host = await StartAsync(options, RemoteExpertsFor(options), null, ct).ConfigureAwait(false);
+        Console.Out.WriteLine("READY " + System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["role"] = "attention",
+            ["node_id"] = host.NodeId,
+            ["grpc_port"] = host.Port,
+        }));
+        Console.Out.Flush();
+        try { await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false); }
+        catch (OperationCanceledException) { }
+        return 0;
+    }
+
+    private static Func<Engine.Config.ModelConfig, CancellationToken, Task<IRemoteExperts>>? RemoteExpertsFor(AttentionOptions options) =>
+        options.PlanPath is null ? null : throw new NotSupportedException("--plan: remote experts are not available in this build");
+
+    public async ValueTask DisposeAsync()
+    {
+        _health.SetAllNotServing();
+        // In-flight calls end when the scheduler closes their streams; then the server stops.
+        if (_node is not null) await _node.DisposeAsync().ConfigureAwait(false);
+        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        await _app.StopAsync(grace.Token).ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+    }
+}
+
+/// <summary>A host lifetime that leaves process signals to whoever started the node.</summary>
+internal sealed class CallerLifetime : Microsoft.Extensions.Hosting.IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
