@@ -135,6 +135,25 @@ public class LoopbackTests(TestServer server) : IClassFixture<TestServer>
     }
 
     [Fact]
+    public async Task ServerFailingMidUploadGivesItsStatusToWritesAndResponse()
+    {
+        using var call = server.Channel.ClientStreaming(EchoMethods.ClientStream, TenSeconds);
+        await call.RequestStream.WriteAsync(new EchoRequest { Text = "stop", FailCode = (int)StatusCode.FailedPrecondition });
+        var big = new EchoRequest { Payload = Pattern(256 * 1024) };
+        for (int i = 0; i < 200; i++)
+        {
+            try { await call.RequestStream.WriteAsync(big); }
+            catch (RpcException e)
+            {
+                Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
+                break;
+            }
+        }
+        var final = await Assert.ThrowsAsync<RpcException>(call.ResponseAsync);
+        Assert.Equal((StatusCode.FailedPrecondition, "stop"), (final.StatusCode, final.Status.Detail));
+    }
+
+    [Fact]
     public async Task ThreeMegabytesRoundTripAndFiveAreRejectedBothWays()
     {
         var payload = Pattern(3 * 1024 * 1024);

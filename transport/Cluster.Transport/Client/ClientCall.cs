@@ -114,9 +114,33 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
         }
         catch (Exception e) when (e is not RpcException and not InvalidOperationException)
         {
-            throw Fail(Classify(e));
+            throw await WriteFailureAsync(e).ConfigureAwait(false);
         }
         finally { _writing = false; }
+    }
+
+    /// <summary>
+    /// A write fails when the server ended the call while we were still sending (it resets our half of the stream
+    /// after its response): then the response, not the write error, says what happened.
+    /// </summary>
+    private async Task<Exception> WriteFailureAsync(Exception e)
+    {
+        if (_status is null && !_cts.IsCancellationRequested)
+        {
+            try { await _send!.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false); }
+            catch (Exception) { /* classified below */ }
+            if (_send!.IsCompletedSuccessfully)
+            {
+                try
+                {
+                    return await EnsureResponseAsync().ConfigureAwait(false)
+                        ? new InvalidOperationException("The server stopped reading requests; read the response for the call's outcome")
+                        : new RpcException(_status!.Value, _trailers);
+                }
+                catch (RpcException rpc) { return rpc; }
+            }
+        }
+        return Fail(Classify(e));
     }
 
     public ValueTask CompleteAsync()
