@@ -66,6 +66,58 @@ public static unsafe class MatMul
         }
     }
 
+    [ThreadStatic] private static PairJob? t_pair;
+
+    /// <summary>
+    /// Two matrices over the same input in one parallel pass (gate_proj with up_proj, q_a_proj with
+    /// kv_a_proj_with_mqa): one handoff to the worker threads instead of two, which counts at batch 1.
+    /// </summary>
+    public static void RunPair(ReadOnlySpan<float> x, int batch, Weight a, Span<float> ya, Weight b, Span<float> yb)
+    {
+        int cols = a.Cols;
+        if (b.Cols != cols) throw new ArgumentException($"tensors {a.Name} and {b.Name}: different input widths ({cols} and {b.Cols})");
+        if (batch <= 0) return;
+        if (x.Length < batch * cols || ya.Length < batch * a.Rows || yb.Length < batch * b.Rows)
+            throw new ArgumentException($"tensors {a.Name}, {b.Name}: buffers too short for {batch} rows");
+        fixed (float* px = x, pa = ya, pb = yb)
+        {
+            PairJob job = t_pair ??= new PairJob();
+            job.Set(px, batch, a, pa, b, pb);
+            try { WorkerPool.Shared.For(a.Rows + b.Rows, Math.Max(1, 65536 / Math.Max(1, cols * batch)), job); }
+            finally { job.Set(null, 0, null, null, null, null); }
+        }
+    }
+
+    /// <summary>Output rows [0, a.Rows) of the first matrix followed by the second's, each range single-threaded.</summary>
+    private sealed class PairJob : IRangeBody
+    {
+        private float* _x, _ya, _yb;
+        private int _batch;
+        private Weight? _a, _b;
+
+        public void Set(float* x, int batch, Weight? a, float* ya, Weight? b, float* yb)
+        {
+            _x = x; _batch = batch; _a = a; _ya = ya; _b = b; _yb = yb;
+        }
+
+        public void Run(int start, int end)
+        {
+            Weight a = _a!, b = _b!;
+            int cols = a.Cols, split = a.Rows;
+            var x = new ReadOnlySpan<float>(_x, _batch * cols);
+            if (start < split)
+            {
+                int stop = Math.Min(end, split);
+                MatMul.Run(x, cols, _batch, a, start, stop - start, new Span<float>(_ya + start, _batch * split - start), split, parallel: false);
+            }
+            if (end > split)
+            {
+                int from = Math.Max(start, split) - split, stop = end - split;
+                MatMul.Run(x, cols, _batch, b, from, stop - from, new Span<float>(_yb + from, _batch * b.Rows - from), b.Rows, parallel: false);
+            }
+        }
+    }
+
     private struct Job
     {
         public WeightView W;
@@ -101,9 +153,8 @@ public static unsafe class MatMul
             for (; r < end; r++)
             {
                 RowKernels.Decode(j.W, j.RowStart + r, rowsBuf);
-                var row = new ReadOnlySpan<float>(rowsBuf, cols);
                 for (int b = 0; b < j.Batch; b++)
-                    j.Y[(long)b * j.YStride + r] = TensorPrimitives.Dot(row, new ReadOnlySpan<float>(j.X + (long)b * j.XStride, cols));
+                    j.Y[(long)b * j.YStride + r] = Dot1(j.X + (long)b * j.XStride, rowsBuf, cols);
             }
         }
     }
@@ -159,7 +210,20 @@ public static unsafe class MatMul
         float* w0 = w, w1 = w + n, w2 = w + 2 * n, w3 = w + 3 * n;
         int i = 0;
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        if (Fma.IsSupported)
+        if (Avx512F.IsSupported)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i <= n - 16; i += 16)
+            {
+                Vector512<float> xv = Avx512F.LoadVector512(x + i);
+                a0 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w0 + i), xv, a0);
+                a1 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w1 + i), xv, a1);
+                a2 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w2 + i), xv, a2);
+                a3 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w3 + i), xv, a3);
+            }
+            s0 = Vector512.Sum(a0); s1 = Vector512.Sum(a1); s2 = Vector512.Sum(a2); s3 = Vector512.Sum(a3);
+        }
+        else if (Fma.IsSupported)
         {
             Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
             for (; i <= n - 8; i += 8)
@@ -178,6 +242,30 @@ public static unsafe class MatMul
             s0 += w0[i] * xi; s1 += w1[i] * xi; s2 += w2[i] * xi; s3 += w3[i] * xi;
         }
         y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3;
+    }
+
+    /// <summary>
+    /// One dot product with the same accumulation order as <see cref="Dot4"/> and <see cref="Dot4x4"/>, so a row's
+    /// result does not depend on which kernel (and so which thread split) computed it.
+    /// </summary>
+    private static float Dot1(float* x, float* w, int n)
+    {
+        int i = 0;
+        float s = 0;
+        if (Avx512F.IsSupported)
+        {
+            Vector512<float> a = default;
+            for (; i <= n - 16; i += 16) a = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w + i), Avx512F.LoadVector512(x + i), a);
+            s = Vector512.Sum(a);
+        }
+        else if (Fma.IsSupported)
+        {
+            Vector256<float> a = default;
+            for (; i <= n - 8; i += 8) a = Fma.MultiplyAdd(Avx.LoadVector256(w + i), Avx.LoadVector256(x + i), a);
+            s = Vector256.Sum(a);
+        }
+        for (; i < n; i++) s += w[i] * x[i];
+        return s;
     }
 
     /// <summary>

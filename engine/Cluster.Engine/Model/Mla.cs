@@ -62,17 +62,16 @@ public sealed class Mla
         try
         {
             Span<float> qs = q.AsSpan(0, n * _heads * _qk);
-            if (_q is not null) MatMul.Run(x, n, _q, qs);
+            if (_q is not null) MatMul.RunPair(x, n, _q, qs, _kvA, kv.AsSpan(0, n * _row));
             else
             {
                 float[] qa = Rent(n * _qA!.Rows);
                 Span<float> qas = qa.AsSpan(0, n * _qA.Rows);
-                MatMul.Run(x, n, _qA, qas);
+                MatMul.RunPair(x, n, _qA, qas, _kvA, kv.AsSpan(0, n * _row));
                 _qANorm!.Forward(qas, qas);
                 MatMul.Run(qas, n, _qB!, qs);
                 ArrayPool<float>.Shared.Return(qa);
             }
-            MatMul.Run(x, n, _kvA, kv.AsSpan(0, n * _row));
 
             Span<float> cos = stackalloc float[_rope / 2], sin = stackalloc float[_rope / 2];
             for (int r = 0; r < n; r++)

@@ -24,8 +24,7 @@ public sealed class Mlp(Weight gate, Weight up, Weight down) : IFeedForward
         int inter = Intermediate;
         float[] g = ArrayPool<float>.Shared.Rent(n * inter), u = ArrayPool<float>.Shared.Rent(n * inter);
         Span<float> gs = g.AsSpan(0, n * inter), us = u.AsSpan(0, n * inter);
-        MatMul.Run(x, n, gate, gs);
-        MatMul.Run(x, n, up, us);
+        MatMul.RunPair(x, n, gate, gs, up, us);
         Activations.SiluMul(gs, us);
         MatMul.Run(gs, n, down, y);
         ArrayPool<float>.Shared.Return(g);

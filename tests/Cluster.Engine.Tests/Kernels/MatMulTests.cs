@@ -115,6 +115,24 @@ public class MatMulTests
         for (int i = 0; i < y.Length; i++) Assert.Equal(expected[i], y[i], 1e-4);
     }
 
+    [Theory]
+    [InlineData(DType.BF16, 1)]
+    [InlineData(DType.F8E4M3, 1)]
+    [InlineData(DType.BF16, 5)]
+    public void PairEqualsTwoSeparateRuns(DType dtype, int batch)
+    {
+        int cols = 300;
+        Weight a = Weight.FromFloats("a", [130, cols], Random(130 * cols, 21), dtype);
+        Weight b = Weight.FromFloats("b", [77, cols], Random(77 * cols, 22), dtype);
+        float[] x = Random(batch * cols, 23);
+        float[] ya = new float[batch * 130], yb = new float[batch * 77], ea = new float[batch * 130], eb = new float[batch * 77];
+        MatMul.RunPair(x, batch, a, ya, b, yb);
+        MatMul.Run(x, batch, a, ea);
+        MatMul.Run(x, batch, b, eb);
+        Assert.Equal(ea, ya);
+        Assert.Equal(eb, yb);
+    }
+
     [Fact]
     public void RejectsShortBuffersNamingTheTensor()
     {
