@@ -112,8 +112,9 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
             await stream.WriteAsync(_buffer.WrittenMemory, _cts.Token).ConfigureAwait(false);
             await stream.FlushAsync(_cts.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not RpcException and not InvalidOperationException)
+        catch (Exception e) when (e is not RpcException)
         {
+            // Includes ObjectDisposedException: HttpClient disposes the request stream once the server has reset it.
             throw await WriteFailureAsync(e).ConfigureAwait(false);
         }
         finally { _writing = false; }
