@@ -30,13 +30,10 @@ public sealed class AttentionService(string nodeId) : IGrpcService
         NodeModel node = Node;
         GenerationRequest valid = RequestValidation.Validate(request, node.Config, $"{nodeId}-{Interlocked.Increment(ref _nextId)}");
         ChannelReader<TokenEvent> events = node.Scheduler.Submit(valid, context.CancellationToken);
-        try
-        {
-            while (await events.WaitToReadAsync(context.CancellationToken).ConfigureAwait(false))
-                while (events.TryRead(out var ev))
-                    await responses.WriteAsync(ev, context.CancellationToken).ConfigureAwait(false);
-        }
-        catch (ChannelClosedException e) when (e.InnerException is RpcException rpc) { throw rpc; }
+        // A failed request's channel completes with its RpcException, which WaitToReadAsync rethrows as the call's status.
+        while (await events.WaitToReadAsync(context.CancellationToken).ConfigureAwait(false))
+            while (events.TryRead(out var ev))
+                await responses.WriteAsync(ev, context.CancellationToken).ConfigureAwait(false);
     }
 
     private Task<AttentionStats> GetStatsAsync(GetStatsRequest request, ServerCallContext context) => Task.FromResult(Node.Stats(nodeId));

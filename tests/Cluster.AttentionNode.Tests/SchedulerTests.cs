@@ -1,0 +1,165 @@
+using System.Threading.Channels;
+using Cluster.AttentionNode.Scheduling;
+using Cluster.Engine.Model;
+using Cluster.Engine.Sampling;
+using Cluster.Protos.V1;
+using Cluster.Transport;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Cluster.AttentionNode.Tests;
+
+public sealed class SchedulerTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+
+    private static BatchScheduler Start(Transformer model, int maxBatch = 8) =>
+        new(model, new SequenceCachePool(model.Config), maxBatch, model.Config.VocabSize, model.Config.EosTokenIds, NullLogger.Instance);
+
+    private static GenerationRequest Request(string id, uint[] prompt, int maxTokens, SamplingOptions? sampling = null) =>
+        new(id, Array.ConvertAll(prompt, p => (int)p), maxTokens, sampling ?? new SamplingOptions(), []);
+
+    private static async Task<List<TokenEvent>> ReadAll(ChannelReader<TokenEvent> events)
+    {
+        var list = new List<TokenEvent>();
+        using var timeout = new CancellationTokenSource(Patience);
+        await foreach (var e in events.ReadAllAsync(timeout.Token)) list.Add(e);
+        return list;
+    }
+
+    /// <summary>The node's tokens are a prefix of the reference, ending only by length or at an EOS id.</summary>
+    internal static void AssertMatchesGreedy(int[] expected, IReadOnlyList<TokenEvent> events, int maxTokens, int[] eos)
+    {
+        Assert.NotEmpty(events);
+        for (int i = 0; i < events.Count; i++)
+        {
+            Assert.True(expected[i] == (int)events[i].TokenId, $"token {i}: expected {expected[i]}, got {events[i].TokenId}");
+            Assert.Equal(i == events.Count - 1, events[i].FinishReason.Length > 0);
+        }
+        string reason = events[^1].FinishReason;
+        if (reason == "length") Assert.Equal(maxTokens, events.Count);
+        else
+        {
+            Assert.Equal("stop", reason);
+            Assert.Contains((int)events[^1].TokenId, eos);
+        }
+    }
+
+    [Fact]
+    public async Task ConcurrentRequestsShareDecodeStepsAndMatchSingleSequenceGreedy()
+    {
+        var (model, checkpoint) = TinyModel.Load();
+        using var _ = checkpoint;
+        const int requests = 5, maxTokens = 24;
+        var prompts = new uint[requests][];
+        var expected = new int[requests][];
+        for (int r = 0; r < requests; r++)
+        {
+            prompts[r] = TinyModel.Prompt(r, 3 + 4 * r);
+            expected[r] = TinyModel.Greedy(model, prompts[r], maxTokens).Tokens;
+        }
+        await using var scheduler = Start(model);
+        var streams = new ChannelReader<TokenEvent>[requests];
+        for (int r = 0; r < requests; r++) streams[r] = scheduler.Submit(Request($"r{r}", prompts[r], maxTokens), CancellationToken.None);
+        for (int r = 0; r < requests; r++)
+        {
+            var events = await ReadAll(streams[r]);
+            AssertMatchesGreedy(expected[r], events, maxTokens, model.Config.EosTokenIds);
+            Assert.Equal((uint)prompts[r].Length, events[0].PromptTokens);
+        }
+        Assert.True(scheduler.Counters.PeakBatch > 1, $"peak batch {scheduler.Counters.PeakBatch}");
+        Assert.Equal(0, scheduler.Caches.InUse);
+    }
+
+    [Fact]
+    public async Task MaxBatchBoundsTheStepAndQueuedRequestsJoinLater()
+    {
+        var (model, checkpoint) = TinyModel.Load();
+        using var _ = checkpoint;
+        await using var scheduler = Start(model, maxBatch: 2);
+        var streams = new List<ChannelReader<TokenEvent>>();
+        for (int r = 0; r < 5; r++) streams.Add(scheduler.Submit(Request($"r{r}", TinyModel.Prompt(r, 4), 12), CancellationToken.None));
+        foreach (var s in streams) Assert.Equal("length", (await ReadAll(s))[^1].FinishReason);
+        Assert.Equal(2, scheduler.Counters.PeakBatch);
+        Assert.Equal(5 * 12, scheduler.Counters.GeneratedTokens);
+    }
+
+    [Fact]
+    public async Task CancelledRequestLeavesTheBatchAndFreesItsCache()
+    {
+        var (model, checkpoint) = TinyModel.Load();
+        using var _ = checkpoint;
+        await using var scheduler = Start(model);
+        using var cancel = new CancellationTokenSource();
+        var doomed = scheduler.Submit(Request("doomed", TinyModel.Prompt(1, 8), 100_000), cancel.Token);
+        var survivor = scheduler.Submit(Request("survivor", TinyModel.Prompt(2, 8), 64), CancellationToken.None);
+        using (var first = new CancellationTokenSource(Patience))
+        {
+            for (int i = 0; i < 3; i++) await doomed.ReadAsync(first.Token);
+        }
+        Assert.Equal(2, scheduler.Caches.InUse);
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => ReadAll(doomed));
+        Assert.Equal("length", (await ReadAll(survivor))[^1].FinishReason);
+        await WaitUntil(() => scheduler.Caches.InUse == 0 && scheduler.Counters.Running == 0);
+        Assert.True(scheduler.Counters.GeneratedTokens < 1000, "the cancelled request stopped generating");
+    }
+
+    [Fact]
+    public async Task FailedPrefillFailsOnlyItsRequest()
+    {
+        var (model, checkpoint) = TinyModel.Load();
+        using var _ = checkpoint;
+        await using var scheduler = Start(model);
+        var good = scheduler.Submit(Request("good", TinyModel.Prompt(3, 5), 16), CancellationToken.None);
+        // Past the vocabulary: the scheduler trusts its caller, so the embedding lookup fails inside the prefill.
+        var bad = scheduler.Submit(new GenerationRequest("bad", [0, model.Config.VocabSize + 5], 4, new SamplingOptions(), []), CancellationToken.None);
+        var e = await Assert.ThrowsAsync<RpcException>(() => ReadAll(bad));
+        Assert.Equal(StatusCode.Internal, e.StatusCode);
+        Assert.Contains("bad", e.Status.Detail);
+        Assert.Equal(16, (await ReadAll(good)).Count);
+        Assert.Equal(0, scheduler.Caches.InUse);
+    }
+
+    [Fact]
+    public async Task FailedDecodeStepFailsItsBatchAndTheNodeKeepsServing()
+    {
+        var fault = new FaultyExperts.Switch();
+        var (model, checkpoint) = TinyModel.Load((_, inner) => new FaultyExperts(inner, fault));
+        using var _ = checkpoint;
+        await using var scheduler = Start(model);
+        var victim = scheduler.Submit(Request("victim", TinyModel.Prompt(4, 6), 1000), CancellationToken.None);
+        using (var first = new CancellationTokenSource(Patience)) await victim.ReadAsync(first.Token);
+        fault.Armed = true;
+        var rpc = await Assert.ThrowsAsync<RpcException>(() => ReadAll(victim));
+        Assert.Equal(StatusCode.Internal, rpc.StatusCode);
+        Assert.Contains("decode step failed", rpc.Status.Detail);
+        Assert.Equal(0, scheduler.Caches.InUse);
+
+        fault.Armed = false;
+        var expected = TinyModel.Greedy(model, TinyModel.Prompt(5, 6), 10).Tokens;
+        var after = await ReadAll(scheduler.Submit(Request("after", TinyModel.Prompt(5, 6), 10), CancellationToken.None));
+        AssertMatchesGreedy(expected, after, 10, model.Config.EosTokenIds);
+    }
+
+    internal static async Task WaitUntil(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not reached in time");
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>Routed experts that throw while armed, standing in for an expert node that fails mid-step.</summary>
+    private sealed class FaultyExperts(IRoutedExperts inner, FaultyExperts.Switch fault) : IRoutedExperts
+    {
+        public sealed class Switch { public volatile bool Armed; }
+
+        public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output)
+        {
+            if (fault.Armed) throw new InvalidOperationException("expert node went away");
+            inner.Run(rows, n, ids, weights, output);
+        }
+    }
+}
