@@ -98,42 +98,66 @@ public sealed class Mla
         }
     }
 
+    /// <summary>Heads handled together in the absorbed path: each cached row is read once per group, not once per head.</summary>
+    private const int HeadGroup = 4;
+
     private void Absorbed(float[] q, TokenBatch batch, float[] attn)
     {
         int n = batch.Count;
         float[] qLatent = Rent(n * _heads * _row), context = Rent(n * _heads * _lora);
         _job.Set(AttentionPath.Absorbed, q, batch, attn, qLatent, context, null, null, 0, 0);
-        WorkerPool.Shared.For(_heads, 1, _job);
+        WorkerPool.Shared.For(_heads, HeadGroup, _job);
         ArrayPool<float>.Shared.Return(qLatent);
         ArrayPool<float>.Shared.Return(context);
     }
 
-    /// <summary>Per head: q_nope through kv_b's K rows into latent space, attend over [latent | k_pe], then out through V rows.</summary>
-    private void AbsorbedHead(int h, float[] q, TokenBatch batch, float[] attn, float[] qLatent, float[] context)
+    /// <summary>
+    /// Heads [h0, h1): q_nope through kv_b's K rows into latent space, attend over the cached [latent | k_pe] rows
+    /// (position-major, so each row serves every head of the group while it is in L1), then out through V rows.
+    /// </summary>
+    private void AbsorbedHeads(int h0, int h1, float[] q, TokenBatch batch, float[] attn, float[] qLatent, float[] context)
     {
-        int n = batch.Count, kvRows = _nope + _v;
+        int n = batch.Count, kvRows = _nope + _v, heads = h1 - h0;
         int qStride = _heads * _qk, latStride = _heads * _row, ctxStride = _heads * _lora;
-        for (int r = 0; r < n; r++)
+        for (int h = h0; h < h1; h++)
         {
-            Span<float> ql = qLatent.AsSpan(r * latStride + h * _row, _row);
-            ql[.._lora].Clear();
-            q.AsSpan(r * qStride + h * _qk + _nope, _rope).CopyTo(ql[_lora..]);
+            for (int r = 0; r < n; r++)
+            {
+                Span<float> ql = qLatent.AsSpan(r * latStride + h * _row, _row);
+                ql[.._lora].Clear();
+                q.AsSpan(r * qStride + h * _qk + _nope, _rope).CopyTo(ql[_lora..]);
+            }
+            MatMul.AccumulateTransposed(q.AsSpan(h * _qk), qStride, n, _kvB, h * kvRows, _nope, qLatent.AsSpan(h * _row), latStride);
         }
-        MatMul.AccumulateTransposed(q.AsSpan(h * _qk), qStride, n, _kvB, h * kvRows, _nope, qLatent.AsSpan(h * _row), latStride);
         for (int r = 0; r < n; r++)
         {
             LayerRows cache = new(batch.Cache(r), _layer);
             int len = batch.Position(r) + 1;
-            float[] scores = Rent(len);
-            ReadOnlySpan<float> ql = qLatent.AsSpan(r * latStride + h * _row, _row);
-            for (int t = 0; t < len; t++) scores[t] = TensorPrimitives.Dot(ql, cache.Row(t)) * _scale;
-            Activations.Softmax(scores.AsSpan(0, len));
-            Span<float> ctx = context.AsSpan(r * ctxStride + h * _lora, _lora);
-            ctx.Clear();
-            for (int t = 0; t < len; t++) TensorPrimitives.MultiplyAdd(cache.Row(t)[.._lora], scores[t], ctx, ctx);
+            float[] scores = Rent(heads * len);
+            for (int t = 0; t < len; t++)
+            {
+                ReadOnlySpan<float> row = cache.Row(t);
+                for (int g = 0; g < heads; g++)
+                    scores[g * len + t] = TensorPrimitives.Dot(qLatent.AsSpan(r * latStride + (h0 + g) * _row, _row), row) * _scale;
+            }
+            for (int g = 0; g < heads; g++)
+            {
+                Activations.Softmax(scores.AsSpan(g * len, len));
+                context.AsSpan(r * ctxStride + (h0 + g) * _lora, _lora).Clear();
+            }
+            for (int t = 0; t < len; t++)
+            {
+                ReadOnlySpan<float> latent = cache.Row(t)[.._lora];
+                for (int g = 0; g < heads; g++)
+                {
+                    Span<float> ctx = context.AsSpan(r * ctxStride + (h0 + g) * _lora, _lora);
+                    TensorPrimitives.MultiplyAdd(latent, scores[g * len + t], ctx, ctx);
+                }
+            }
             ArrayPool<float>.Shared.Return(scores);
         }
-        MatMul.Run(context.AsSpan(h * _lora), ctxStride, n, _kvB, h * kvRows + _nope, _v, attn.AsSpan(h * _v), _heads * _v, parallel: false);
+        for (int h = h0; h < h1; h++)
+            MatMul.Run(context.AsSpan(h * _lora), ctxStride, n, _kvB, h * kvRows + _nope, _v, attn.AsSpan(h * _v), _heads * _v, parallel: false);
     }
 
     private void Naive(float[] q, TokenBatch batch, float[] attn)
@@ -243,9 +267,12 @@ public sealed class Mla
 
         public void Run(int start, int end)
         {
-            for (int h = start; h < end; h++)
-                if (_path == AttentionPath.Absorbed) mla.AbsorbedHead(h, _q, _batch!, _attn, _qLatent!, _context!);
-                else mla.NaiveHead(h, _q, _batch!, _attn, _keysValues!, _rows!, _count, _length);
+            if (_path == AttentionPath.Absorbed)
+            {
+                for (int h = start; h < end; h += HeadGroup) mla.AbsorbedHeads(h, Math.Min(end, h + HeadGroup), _q, _batch!, _attn, _qLatent!, _context!);
+                return;
+            }
+            for (int h = start; h < end; h++) mla.NaiveHead(h, _q, _batch!, _attn, _keysValues!, _rows!, _count, _length);
         }
     }
 }

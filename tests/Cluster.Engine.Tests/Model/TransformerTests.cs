@@ -54,6 +54,22 @@ public class TransformerTests
         Assert.InRange(TinyModel.RelativeError(absorbed, naive), 0, 1e-5);
     }
 
+    [Theory]
+    [InlineData(6)]
+    [InlineData(17)]
+    public void AbsorbedEqualsNaiveForAnyHeadCount(int heads)
+    {
+        // Head counts that do not split evenly into the absorbed path's head groups or across threads.
+        var preset = SyntheticPresets.Tiny with { NumAttentionHeads = heads };
+        var weights = TinyModel.Create(preset, DType.BF16);
+        var config = SyntheticModel.ConfigFor(preset, DType.BF16);
+        float[] naive = Prefill(Transformer.Load(config, weights), TinyModel.Tokens, AttentionPath.Naive);
+        float[] absorbed = Prefill(Transformer.Load(config, weights), TinyModel.Tokens, AttentionPath.Absorbed);
+        float[] decode = DecodeOneByOne(Transformer.Load(config, weights), TinyModel.Tokens);
+        Assert.InRange(TinyModel.RelativeError(absorbed, naive), 0, 1e-5);
+        Assert.InRange(TinyModel.RelativeError(decode, naive), 0, 1e-4);
+    }
+
     [Fact]
     public void ChunkedPrefillContinuesTheCache()
     {
