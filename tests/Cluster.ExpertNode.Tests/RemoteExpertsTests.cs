@@ -102,6 +102,24 @@ public class RemoteExpertsTests
         }
     }
 
+    [Fact]
+    public async Task LongPrefillFramesAboveTheDefaultMessageLimitPass()
+    {
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(1, 0);
+        int layer = TinyCheckpoint.MoeLayers[0], hidden = TinyCheckpoint.Config.HiddenSize;
+        // 16,500 rows of F32 partial sums: 4.2 MB in one combine frame, over gRPC's usual 4 MB limit.
+        int n = 16_500;
+        float[] rows = TinyCheckpoint.Rows(n, 9);
+        (int[] ids, float[] weights) = Route(layer, rows, n);
+        // Only each row's first choice, to keep the compute small: the frame size is what is tested.
+        for (int i = 0; i < ids.Length; i++) if (i % TinyCheckpoint.Config.NumExpertsPerTok != 0) ids[i] = -1;
+        var expected = new float[n * hidden];
+        Local(layer).Experts.Run(Roundtrip(rows, n, TensorDType.Bf16), n, ids, weights, expected);
+        var actual = new float[n * hidden];
+        await Task.Run(() => cluster.Streams.ForLayer(layer, TensorDType.Bf16).Run(rows, n, ids, weights, actual));
+        Assert.True(RelativeError(actual, expected) < 1e-5);
+    }
+
     [Theory]
     [InlineData(1, 0)]
     [InlineData(3, 2)]

@@ -10,7 +10,7 @@ namespace Cluster.ExpertNode.Client;
 /// An attention node's side of dispatch/combine: one persistent Dispatch stream per expert node of the plan,
 /// shared by the <see cref="RemoteExperts"/> of every MoE layer, and the tokens routed to each logical expert.
 /// </summary>
-public sealed class ExpertStreams : IDisposable
+public sealed class ExpertStreams : IDisposable, IAsyncDisposable
 {
     private readonly ExpertStream[] _streams;
     private readonly long[][] _tokens;
@@ -45,7 +45,7 @@ public sealed class ExpertStreams : IDisposable
             for (int i = 0; i < streams.Length; i++)
             {
                 ExpertNodeAddress node = plan.Nodes[i];
-                var channel = GrpcChannel.ForAddress(node.Uri);
+                var channel = GrpcChannel.ForAddress(node.Uri, new GrpcChannelOptions { MaxReceiveMessageSize = ExpertMethods.MaxFrameBytes });
                 streams[i] = new ExpertStream(node, channel, exchangeTimeout ?? TimeSpan.FromSeconds(60));
                 await WaitReadyAsync(node, channel, plan.Version, until, cancel).ConfigureAwait(false);
                 streams[i].Open();
@@ -114,5 +114,11 @@ public sealed class ExpertStreams : IDisposable
     public void Dispose()
     {
         foreach (ExpertStream s in _streams) s.Dispose();
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
     }
 }

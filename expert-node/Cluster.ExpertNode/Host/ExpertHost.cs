@@ -82,7 +82,7 @@ public sealed class ExpertHost : IAsyncDisposable
             WebApplication app = builder.Build();
             ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.ExpertNode");
             var health = new HealthService();
-            var serverOptions = new GrpcServerOptions { MaxReceiveMessageSize = 256 * 1024 * 1024 };
+            var serverOptions = new GrpcServerOptions { MaxReceiveMessageSize = ExpertMethods.MaxFrameBytes };
             app.MapGrpcService(new ExpertService(options.NodeId, experts, checkpoint.Config.HiddenSize, logger), serverOptions);
             app.MapGrpcService(health, serverOptions);
             app.MapGrpcUnimplemented();

@@ -8,6 +8,9 @@ public static class ExpertMethods
 {
     public const string ServiceName = "cluster.v1.ExpertService";
 
+    /// <summary>Largest dispatch or combine frame either side accepts: a long prompt's prefill goes in one frame per node.</summary>
+    public const int MaxFrameBytes = 1 << 30;
+
     public static readonly Method<DispatchFrame, CombineFrame> Dispatch =
         new(MethodType.DuplexStreaming, ServiceName, "Dispatch", DispatchFrame.Parser, CombineFrame.Parser);
     public static readonly Method<GetExpertInfoRequest, ExpertNodeInfo> GetInfo =
