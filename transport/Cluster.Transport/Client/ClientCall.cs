@@ -47,7 +47,6 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
             _userCancel = options.CancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _cts);
     }
 
-    public MethodType Type => _method.Type;
     public TResponse Current => _current ?? throw new InvalidOperationException("Call MoveNext first");
     /// <summary>The request side, for client and duplex streaming calls.</summary>
     public IClientStreamWriter<TRequest> RequestStream => _method.Type is MethodType.ClientStreaming or MethodType.DuplexStreaming

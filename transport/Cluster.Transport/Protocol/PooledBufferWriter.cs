@@ -11,7 +11,6 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
     public PooledBufferWriter(int initialSize = 4096) => _buffer = ArrayPool<byte>.Shared.Rent(initialSize);
 
     public ReadOnlyMemory<byte> WrittenMemory => _buffer.AsMemory(0, _written);
-    public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _written);
     public int WrittenCount => _written;
 
     public void Reset() => _written = 0;
