@@ -15,5 +15,6 @@ public static class CommandTable
         new Command("tokenize", Commands.TokenizeCommand.Usage, Commands.TokenizeCommand.Run),
         new Command("detokenize", Commands.DetokenizeCommand.Usage, Commands.DetokenizeCommand.Run),
         new Command("serve attention", Commands.ServeAttentionCommand.Usage, Commands.ServeAttentionCommand.Run),
+        new Command("serve gateway", Commands.ServeGatewayCommand.Usage, Commands.ServeGatewayCommand.Run),
     ];
 }

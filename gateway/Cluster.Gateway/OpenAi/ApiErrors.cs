@@ -32,7 +32,7 @@ public static class ApiErrors
     {
         http.Response.StatusCode = status;
         http.Response.ContentType = "application/json";
-        return System.Text.Json.JsonSerializer.SerializeAsync(http.Response.Body, body, OpenAiJson.Default.ErrorBody, http.RequestAborted);
+        return System.Text.Json.JsonSerializer.SerializeAsync(http.Response.Body, body, OpenAiJson.Web.ErrorBody, http.RequestAborted);
     }
 
     public static Task WriteAsync(HttpContext http, GatewayException e) => WriteAsync(http, StatusOf(e.Kind), Body(e));

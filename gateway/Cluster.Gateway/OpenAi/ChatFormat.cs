@@ -32,7 +32,7 @@ public sealed class ChatFormat(string model, bool logprobs) : IResponseFormat
 
     public Task WriteUsageAsync(SseWriter sse, UsageDto usage, CancellationToken ct) =>
         sse.WriteAsync(new ChatCompletion { Id = _id, Object = "chat.completion.chunk", Created = _created, Model = model, Choices = [], Usage = usage },
-            OpenAiJson.Default.ChatCompletion, ct);
+            OpenAiJson.Web.ChatCompletion, ct);
 
     public void Add(OutputDelta delta)
     {
@@ -55,12 +55,12 @@ public sealed class ChatFormat(string model, bool logprobs) : IResponseFormat
             Choices = [new ChatChoice { Message = message, FinishReason = finishReason, Logprobs = logprobs ? new ChatLogprobs { Content = _logprobs } : null }],
         };
         response.ContentType = "application/json";
-        return JsonSerializer.SerializeAsync(response.Body, body, OpenAiJson.Default.ChatCompletion, ct);
+        return JsonSerializer.SerializeAsync(response.Body, body, OpenAiJson.Web.ChatCompletion, ct);
     }
 
     private Task WriteChunkAsync(SseWriter sse, ChatChoice choice, CancellationToken ct) =>
         sse.WriteAsync(new ChatCompletion { Id = _id, Object = "chat.completion.chunk", Created = _created, Model = model, Choices = [choice] },
-            OpenAiJson.Default.ChatCompletion, ct);
+            OpenAiJson.Web.ChatCompletion, ct);
 
     private ChatLogprobs? Logprobs(OutputDelta delta)
     {

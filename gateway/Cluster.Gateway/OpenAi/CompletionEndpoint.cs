@@ -77,7 +77,7 @@ public sealed class CompletionEndpoint(ServedModel model, Generator generator, I
             if (!sse.Started) await ApiErrors.WriteAsync(http, e).ConfigureAwait(false);
             else
             {
-                await sse.WriteAsync(ApiErrors.Body(e), OpenAiJson.Default.ErrorBody, ct).ConfigureAwait(false);
+                await sse.WriteAsync(ApiErrors.Body(e), OpenAiJson.Web.ErrorBody, ct).ConfigureAwait(false);
                 await sse.DoneAsync(ct).ConfigureAwait(false);
             }
         }

@@ -32,7 +32,7 @@ public sealed class CompletionFormat(string model, bool logprobs) : IResponseFor
         WriteChunkAsync(sse, new TextChoice { Text = "", FinishReason = finishReason }, ct);
 
     public Task WriteUsageAsync(SseWriter sse, UsageDto usage, CancellationToken ct) =>
-        sse.WriteAsync(new TextCompletion { Id = _id, Created = _created, Model = model, Choices = [], Usage = usage }, OpenAiJson.Default.TextCompletion, ct);
+        sse.WriteAsync(new TextCompletion { Id = _id, Created = _created, Model = model, Choices = [], Usage = usage }, OpenAiJson.Web.TextCompletion, ct);
 
     public void Add(OutputDelta delta)
     {
@@ -48,11 +48,11 @@ public sealed class CompletionFormat(string model, bool logprobs) : IResponseFor
             Choices = [new TextChoice { Text = _text.ToString(), FinishReason = finishReason, Logprobs = logprobs ? _all : null }],
         };
         response.ContentType = "application/json";
-        return JsonSerializer.SerializeAsync(response.Body, body, OpenAiJson.Default.TextCompletion, ct);
+        return JsonSerializer.SerializeAsync(response.Body, body, OpenAiJson.Web.TextCompletion, ct);
     }
 
     private Task WriteChunkAsync(SseWriter sse, TextChoice choice, CancellationToken ct) =>
-        sse.WriteAsync(new TextCompletion { Id = _id, Created = _created, Model = model, Choices = [choice] }, OpenAiJson.Default.TextCompletion, ct);
+        sse.WriteAsync(new TextCompletion { Id = _id, Created = _created, Model = model, Choices = [choice] }, OpenAiJson.Web.TextCompletion, ct);
 
     private void Append(TextLogprobs into, OutputDelta delta)
     {

@@ -1,3 +1,5 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Cluster.Gateway.OpenAi;
@@ -124,4 +126,13 @@ public sealed class TextLogprobs
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(ChatCompletion))]
 [JsonSerializable(typeof(TextCompletion))]
-internal sealed partial class OpenAiJson : JsonSerializerContext;
+internal sealed partial class OpenAiJson : JsonSerializerContext
+{
+    /// <summary>Writes non-ASCII text as UTF-8 as OpenAI does, not as \u escapes (HTML escaping has no use in a JSON API).</summary>
+    public static OpenAiJson Web { get; } = new(new JsonSerializerOptions
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

@@ -30,7 +30,7 @@ public static class OpenAiRoutes
         {
             var list = new ModelList { Data = [new ModelCard { Id = model.Id, Created = model.Created }] };
             http.Response.ContentType = "application/json";
-            return JsonSerializer.SerializeAsync(http.Response.Body, list, OpenAiJson.Default.ModelList, http.RequestAborted);
+            return JsonSerializer.SerializeAsync(http.Response.Body, list, OpenAiJson.Web.ModelList, http.RequestAborted);
         });
         app.MapGet("/healthz", (HttpContext http) => WriteProbeAsync(http, 200, new ProbeReport { Status = "ok" }));
         app.MapGet("/readyz", async (HttpContext http) =>
