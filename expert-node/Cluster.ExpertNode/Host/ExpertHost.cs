@@ -74,6 +74,7 @@ public sealed class ExpertHost : IAsyncDisposable
             builder.Logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
             builder.Logging.SetMinimumLevel(options.Verbose ? LogLevel.Information : LogLevel.Warning);
             builder.Logging.AddFilter("Microsoft", options.Verbose ? LogLevel.Information : LogLevel.Warning);
+            builder.Services.AddSingleton<Microsoft.Extensions.Hosting.IHostLifetime, CallerLifetime>();
             builder.WebHost.ConfigureKestrel(k =>
             {
                 k.ConfigureGrpcLimits();

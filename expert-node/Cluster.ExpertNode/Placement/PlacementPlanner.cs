@@ -35,7 +35,7 @@ public static class PlacementPlanner
             if (!config.IsMoeLayer(layer)) continue;
             double[] weights = LayerWeights(load, layer, experts);
             int[] copies = Replicate(weights, redundantExperts, n, rotation: (int)((long)layer * redundantExperts % experts));
-            layers.Add(Pack(layer, weights, copies, n, slots));
+            layers.Add(Pack(layer, weights, copies, n, slots, rotation: layers.Count % n));
         }
         return new PlacementPlan(version, experts, nodes, layers);
     }
@@ -74,7 +74,9 @@ public static class PlacementPlanner
         return copies;
     }
 
-    private static LayerPlacement Pack(int layer, double[] weights, int[] copies, int nodes, int slots)
+    /// <param name="rotation">Ties between equally loaded nodes go to the first from this node on, so the node that
+    /// takes a layer's odd share changes from layer to layer and totals even out.</param>
+    private static LayerPlacement Pack(int layer, double[] weights, int[] copies, int nodes, int slots, int rotation)
     {
         var items = new List<(int Expert, double Load)>();
         for (int e = 0; e < weights.Length; e++)
@@ -87,8 +89,9 @@ public static class PlacementPlanner
         foreach ((int expert, double share) in items)
         {
             int best = -1;
-            for (int i = 0; i < nodes; i++)
+            for (int j = 0; j < nodes; j++)
             {
+                int i = (j + rotation) % nodes;
                 if (held[i].Count >= slots || held[i].Contains(expert)) continue;
                 if (best < 0 || nodeLoad[i] < nodeLoad[best] || (nodeLoad[i] == nodeLoad[best] && held[i].Count < held[best].Count)) best = i;
             }

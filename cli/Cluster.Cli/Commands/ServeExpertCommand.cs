@@ -1,0 +1,26 @@
+using Cluster.ExpertNode.Host;
+
+namespace Cluster.Cli.Commands;
+
+/// <summary><c>cluster serve expert</c>: one expert node in this process, until Ctrl-C or SIGTERM.</summary>
+public static class ServeExpertCommand
+{
+    public const string Usage = "serve expert --model DIR --plan FILE --node-id NAME [--host 127.0.0.1] [--port N] [--verbose]";
+
+    public static async Task<int> Run(CliArgs args, CancellationToken cancel)
+    {
+        var options = new ExpertHostOptions
+        {
+            ModelDir = args.Required("model"),
+            PlanPath = args.Required("plan"),
+            NodeId = args.Required("node-id"),
+            Host = args.String("host", "127.0.0.1"),
+            Port = args.Int("port", 0, 0, 65535),
+            Verbose = args.Flag("verbose"),
+        };
+        args.RejectUnknown();
+        if (!Directory.Exists(options.ModelDir)) throw new CliException($"{options.ModelDir}: model directory not found");
+        if (!File.Exists(options.PlanPath)) throw new CliException($"{options.PlanPath}: plan file not found");
+        return await ExpertHost.RunAsync(options, cancel);
+    }
+}
