@@ -1,4 +1,7 @@
 using System.Net;
+using Cluster.ExpertNode.Client;
+using Cluster.ExpertNode.Placement;
+using Cluster.Protos.V1;
 using Cluster.Transport;
 using Cluster.Transport.Health;
 using Microsoft.AspNetCore.Builder;
@@ -33,16 +36,17 @@ public sealed class AttentionHost : IAsyncDisposable
     public string NodeId { get; }
     public int Port { get; }
     public AttentionService Service { get; }
+    /// <summary>The streams to the expert nodes; null when the experts run here.</summary>
+    public ExpertStreams? Experts => Node.Experts;
     internal NodeModel Node => _node ?? throw new InvalidOperationException("the node is not loaded");
     public Scheduling.SchedulerCounters Counters => Node.Scheduler.Counters;
     public Scheduling.ICachePool Caches => Node.Scheduler.Caches;
 
     /// <summary>
-    /// Starts serving (health NOT_SERVING), loads the model, opens the expert streams that
-    /// <paramref name="remoteExperts"/> gives (local experts when null), then reports SERVING.
+    /// Starts serving (health NOT_SERVING), opens one Dispatch stream per expert node of the plan (waiting for
+    /// nodes that are still loading; local experts without a plan), loads the model, then reports SERVING.
     /// </summary>
-    public static async Task<AttentionHost> StartAsync(AttentionOptions options, Func<Engine.Config.ModelConfig, CancellationToken, Task<IRemoteExperts>>? remoteExperts = null,
-        IProgress<double>? progress = null, CancellationToken ct = default)
+    public static async Task<AttentionHost> StartAsync(AttentionOptions options, IProgress<double>? progress = null, CancellationToken ct = default)
     {
         if (!IPAddress.TryParse(options.Host, out IPAddress? address)) throw new ArgumentException($"--host: '{options.Host}' is not an IP address");
         var builder = WebApplication.CreateSlimBuilder();
@@ -74,13 +78,20 @@ public sealed class AttentionHost : IAsyncDisposable
         {
             ILogger log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.AttentionNode");
             log.LogInformation("{Node}: loading {Dir} on port {Port}", options.NodeId, options.ModelDir, port);
-            IRemoteExperts? remote = null;
-            if (remoteExperts is not null)
+            ExpertStreams? remote = null;
+            if (options.PlanPath is { } planPath)
             {
                 var config = Engine.Config.ModelConfig.Load(Path.Combine(options.ModelDir, Engine.Checkpoints.Checkpoint.ConfigFile));
-                remote = await remoteExperts(config, ct).ConfigureAwait(false);
+                remote = await ExpertStreams.ConnectAsync(PlacementPlan.Load(planPath), config, options.ExpertWait, cancel: ct).ConfigureAwait(false);
+                log.LogInformation("{Node}: dispatch streams open to {Count} expert nodes", options.NodeId, remote.Nodes.Count);
             }
-            host._node = await Task.Run(() => NodeModel.Load(options.ModelDir, options.MaxBatch, remote, log, progress), ct).ConfigureAwait(false);
+            TensorDType dispatch = options.Dispatch == DispatchFormat.Fp8 ? TensorDType.Fp8E4M3 : TensorDType.Bf16;
+            try { host._node = await Task.Run(() => NodeModel.Load(options.ModelDir, options.MaxBatch, remote, dispatch, log, progress), ct).ConfigureAwait(false); }
+            catch
+            {
+                if (remote is not null) await remote.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
             service.Attach(host._node);
             health.SetStatus("", ServingStatus.Serving);
             health.SetStatus(AttentionMethods.ServiceName, ServingStatus.Serving);
@@ -94,7 +105,7 @@ public sealed class AttentionHost : IAsyncDisposable
         }
     }
 
-    public Protos.V1.AttentionStats Stats() => Node.Stats(NodeId);
+    public AttentionStats Stats() => Node.Stats(NodeId);
 
     /// <summary>
     /// <c>cluster serve attention</c>: runs the node until <paramref name="ct"/> fires. Prints one line
@@ -102,7 +113,7 @@ public sealed class AttentionHost : IAsyncDisposable
     /// </summary>
     public static async Task<int> RunAsync(AttentionOptions options, CancellationToken ct)
     {
-        await using AttentionHost host = await StartAsync(options, RemoteExpertsFor(options), null, ct).ConfigureAwait(false);
+        await using AttentionHost host = await StartAsync(options, null, ct).ConfigureAwait(false);
         Console.Out.WriteLine("READY " + System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
         {
             ["role"] = "attention",
@@ -114,9 +125,6 @@ public sealed class AttentionHost : IAsyncDisposable
         catch (OperationCanceledException) { }
         return 0;
     }
-
-    private static Func<Engine.Config.ModelConfig, CancellationToken, Task<IRemoteExperts>>? RemoteExpertsFor(AttentionOptions options) =>
-        options.PlanPath is null ? null : throw new NotSupportedException("--plan: remote experts are not available in this build");
 
     public async ValueTask DisposeAsync()
     {

@@ -17,6 +17,8 @@ public sealed record AttentionOptions
     /// <summary>The placement plan; null runs the routed experts in this process.</summary>
     public string? PlanPath { get; init; }
     public DispatchFormat Dispatch { get; init; } = DispatchFormat.Bf16;
+    /// <summary>How long to wait for expert nodes that are still loading before giving up.</summary>
+    public TimeSpan ExpertWait { get; init; } = TimeSpan.FromMinutes(10);
     /// <summary>Most sequences in one decode step.</summary>
     public int MaxBatch { get; init; } = 32;
     public LogLevel LogLevel { get; init; } = LogLevel.Warning;

@@ -2,6 +2,7 @@ using Cluster.AttentionNode.Scheduling;
 using Cluster.Engine.Checkpoints;
 using Cluster.Engine.Config;
 using Cluster.Engine.Model;
+using Cluster.ExpertNode.Client;
 using Cluster.Protos.V1;
 using Microsoft.Extensions.Logging;
 
@@ -14,11 +15,11 @@ namespace Cluster.AttentionNode;
 internal sealed class NodeModel : IAsyncDisposable
 {
     private readonly Checkpoint _checkpoint;
-    private readonly IAsyncDisposable? _experts;
+    private readonly ExpertStreams? _experts;
     private readonly int[] _moeLayers;
     private readonly long[][] _expertTokens;
 
-    private NodeModel(Checkpoint checkpoint, IAsyncDisposable? experts, int[] moeLayers, long[][] expertTokens, BatchScheduler scheduler)
+    private NodeModel(Checkpoint checkpoint, ExpertStreams? experts, int[] moeLayers, long[][] expertTokens, BatchScheduler scheduler)
     {
         _checkpoint = checkpoint;
         _experts = experts;
@@ -28,13 +29,16 @@ internal sealed class NodeModel : IAsyncDisposable
     }
 
     public ModelConfig Config => _checkpoint.Config;
+    /// <summary>The streams to the expert nodes; null when the experts run here.</summary>
+    public ExpertStreams? Experts => _experts;
     public BatchScheduler Scheduler { get; }
 
     /// <summary>
-    /// Opens <paramref name="modelDir"/> and binds the model. <paramref name="remote"/>, when given, supplies each MoE
-    /// layer's routed experts (and is disposed with the node); otherwise they are loaded here.
+    /// Opens <paramref name="modelDir"/> and binds the model. With <paramref name="remote"/> (disposed with the node)
+    /// every MoE layer reaches its routed experts through the expert streams, rows sent as <paramref name="dispatch"/>;
+    /// otherwise the experts are loaded here.
     /// </summary>
-    public static NodeModel Load(string modelDir, int maxBatch, IRemoteExperts? remote, ILogger log, IProgress<double>? progress = null)
+    public static NodeModel Load(string modelDir, int maxBatch, ExpertStreams? remote, TensorDType dispatch, ILogger log, IProgress<double>? progress = null)
     {
         Checkpoint checkpoint = remote is null
             ? Checkpoint.Open(modelDir)
@@ -47,7 +51,7 @@ internal sealed class NodeModel : IAsyncDisposable
             foreach (int l in moeLayers) counts[l] = new long[config.NRoutedExperts];
             Func<int, IRoutedExperts> experts = remote is null
                 ? l => new ExpertLoadCounter(RoutedExperts.Load(checkpoint, config, l), counts[l])
-                : l => new ExpertLoadCounter(remote.ForLayer(l), counts[l]);
+                : l => new ExpertLoadCounter(remote.ForLayer(l, dispatch), counts[l]);
             Transformer model = Transformer.Load(config, checkpoint, progress, experts);
             var (textVocab, eos) = TokenizerFacts(modelDir, config, log);
             var scheduler = new BatchScheduler(model, new SequenceCachePool(config), maxBatch, textVocab, eos, log);

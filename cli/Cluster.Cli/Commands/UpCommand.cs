@@ -1,0 +1,99 @@
+using System.Runtime.InteropServices;
+using Cluster.Cli.Supervision;
+
+namespace Cluster.Cli.Commands;
+
+/// <summary>
+/// <c>cluster up</c>: every role as its own process on 127.0.0.1 until Ctrl-C or SIGTERM. A child that dies is
+/// reported with its last log lines and the rest are stopped (exit code 1).
+/// </summary>
+public static class UpCommand
+{
+    public const string Usage = "up [--model DIR | --preset small] [--port 8000] [--grpc-port 8001] [--attention-nodes 1] [--expert-nodes 2] "
+        + "[--redundant-experts 2] [--dispatch bf16|fp8] [--expert-load FILE] [--max-batch 32] [--verbose]";
+
+    public static async Task<int> Run(CliArgs args, CancellationToken cancel)
+    {
+        ClusterLayout layout = ParseLayout(args, cancel);
+        args.RejectUnknown();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        using var sigterm = StopOnSigterm(stop);
+        ClusterSupervisor cluster;
+        try { cluster = await ClusterSupervisor.StartAsync(layout, stop.Token); }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("cluster up: stopped before the cluster was ready");
+            return 0;
+        }
+        await using (cluster)
+        {
+            PrintEndpoints(cluster);
+            Task<ChildProcess> died = cluster.FirstExitAsync();
+            try { await died.WaitAsync(stop.Token); }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                Console.Error.WriteLine("cluster up: stopping every node");
+                return 0;
+            }
+            Console.Error.WriteLine($"cluster up: {ClusterSupervisor.PostMortem(await died)}");
+            Console.Error.WriteLine("cluster up: stopping the other nodes");
+            return 1;
+        }
+    }
+
+    /// <summary>The options <c>cluster up</c> and <c>cluster demo</c> share; creates the preset model when no --model is given.</summary>
+    public static ClusterLayout ParseLayout(CliArgs args, CancellationToken cancel)
+    {
+        string? model = args.String("model");
+        string? preset = args.String("preset");
+        if (model is not null && preset is not null) throw new CliException("give --model or --preset, not both");
+        int port = args.Int("port", 8000, 1, 65535), grpcPort = args.Int("grpc-port", 8001, 1, 65535);
+        if (port == grpcPort) throw new CliException($"--port and --grpc-port are both {port}");
+        int attention = args.Int("attention-nodes", 1, 1, 64), experts = args.Int("expert-nodes", 2, 1, 64);
+        // Replicas of one expert never share a node, so one expert node leaves no room for any.
+        int redundant = args.Int("redundant-experts", experts == 1 ? 0 : 2, 0);
+        string dispatch = args.String("dispatch", "bf16");
+        if (dispatch is not ("bf16" or "fp8")) throw new CliException($"--dispatch must be bf16 or fp8 (got '{dispatch}')");
+        string? load = args.String("expert-load");
+        if (load is not null && !File.Exists(load)) throw new CliException($"{load}: expert-load file not found");
+        int maxBatch = args.Int("max-batch", 32, 1, 1024);
+        bool verbose = args.Flag("verbose");
+        if (model is not null && !File.Exists(Path.Combine(model, "config.json"))) throw new CliException($"{model}: no config.json (not a model directory)");
+        model ??= PresetModel(preset ?? "small", cancel);
+        return new ClusterLayout(Path.GetFullPath(model), port, grpcPort, attention, experts, redundant, dispatch, load, maxBatch, verbose);
+    }
+
+    /// <summary>models/PRESET under the repository root, written once by the same code as <c>cluster model init</c>.</summary>
+    private static string PresetModel(string preset, CancellationToken cancel)
+    {
+        string root = ClusterSupervisor.RepositoryRoot() ?? throw new CliException("no repository root (Cluster.sln) above the CLI or the working directory: give --model DIR");
+        string dir = Path.Combine(root, "models", preset);
+        if (File.Exists(Path.Combine(dir, "config.json"))) return dir;
+        Console.Error.WriteLine($"cluster up: creating the {preset} preset in {dir} (once)");
+        // Written beside the final place and moved there only when complete, so an interrupted write is never reused.
+        string partial = dir + ".partial";
+        int rc = ModelInitCommand.Run(new CliArgs(["--preset", preset, "--out", partial, "--force"]), cancel).GetAwaiter().GetResult();
+        if (rc != 0) throw new CliException($"creating the {preset} preset failed");
+        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        Directory.Move(partial, dir);
+        return dir;
+    }
+
+    public static void PrintEndpoints(ClusterSupervisor cluster)
+    {
+        Console.WriteLine($"OpenAI API:      {cluster.HttpEndpoint}/v1  (GET /v1/models, POST /v1/chat/completions, /readyz)");
+        Console.WriteLine($"gRPC Inference:  {cluster.GrpcEndpoint}");
+        foreach (var (id, endpoint) in cluster.AttentionNodes) Console.WriteLine($"{id,-16} {endpoint}");
+        foreach (var (id, endpoint) in cluster.ExpertNodes) Console.WriteLine($"{id,-16} {endpoint}");
+        Console.WriteLine("Ctrl-C stops the cluster.");
+        Console.Out.Flush();
+    }
+
+    /// <summary>SIGTERM stops the cluster cleanly instead of ending this process under its children.</summary>
+    private static PosixSignalRegistration? StopOnSigterm(CancellationTokenSource stop) =>
+        OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true;
+            stop.Cancel();
+        });
+}

@@ -1,0 +1,148 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Cluster.Engine.Checkpoints;
+using Cluster.Engine.Config;
+using Cluster.ExpertNode.Placement;
+
+namespace Cluster.Cli.Supervision;
+
+/// <summary>
+/// A whole cluster on this machine, one OS process per role: computes the placement plan on free loopback ports,
+/// starts the expert nodes, attention nodes and gateway together, reports each as it becomes ready, and is up
+/// when the gateway's /readyz answers 200. A child that dies during start or later is reported with its last log
+/// lines. Disposing stops every child (SIGTERM, then the process tree is killed).
+/// </summary>
+public sealed class ClusterSupervisor : IAsyncDisposable
+{
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
+
+    private readonly List<ChildProcess> _children = [];
+    private readonly string _runDir;
+
+    private ClusterSupervisor(string runDir) => _runDir = runDir;
+
+    public string HttpEndpoint { get; private set; } = "";
+    public string GrpcEndpoint { get; private set; } = "";
+    public List<(string Id, string Endpoint)> AttentionNodes { get; } = [];
+    public List<(string Id, string Endpoint)> ExpertNodes { get; } = [];
+    public IReadOnlyList<ChildProcess> Children => _children;
+    public string PlanPath => Path.Combine(_runDir, "plan.json");
+
+    public static async Task<ClusterSupervisor> StartAsync(ClusterLayout layout, CancellationToken cancel)
+    {
+        ModelConfig config = ModelConfig.Load(Path.Combine(layout.ModelDir, Checkpoint.ConfigFile));
+        ExpertLoad? load = layout.ExpertLoadPath is null ? null : ExpertLoad.Load(layout.ExpertLoadPath, config);
+        FreePorts.CheckFree(layout.HttpPort, "--port");
+        FreePorts.CheckFree(layout.GrpcPort, "--grpc-port");
+        int[] ports = FreePorts.Take(layout.ExpertNodes + layout.AttentionNodes);
+        var experts = new ExpertNodeAddress[layout.ExpertNodes];
+        for (int i = 0; i < experts.Length; i++) experts[i] = new ExpertNodeAddress($"expert-{i}", $"127.0.0.1:{ports[i]}");
+        PlacementPlan plan = PlacementPlanner.Plan(config, experts, null, layout.RedundantExperts, load);
+
+        var cluster = new ClusterSupervisor(Directory.CreateTempSubdirectory("cluster-up-").FullName);
+        try
+        {
+            plan.Save(cluster.PlanPath);
+            string[] verbose = layout.Verbose ? ["--verbose"] : [];
+            foreach (ExpertNodeAddress node in experts)
+            {
+                cluster.ExpertNodes.Add((node.Id, node.Endpoint));
+                cluster.Spawn(node.Id, ["serve", "expert", "--model", layout.ModelDir, "--plan", cluster.PlanPath, "--node-id", node.Id,
+                    "--port", node.Endpoint.Split(':')[1], .. verbose]);
+            }
+            for (int i = 0; i < layout.AttentionNodes; i++)
+            {
+                string id = $"attention-{i}", port = ports[layout.ExpertNodes + i].ToString(System.Globalization.CultureInfo.InvariantCulture);
+                cluster.AttentionNodes.Add((id, $"127.0.0.1:{port}"));
+                cluster.Spawn(id, ["serve", "attention", "--model", layout.ModelDir, "--plan", cluster.PlanPath, "--node-id", id, "--port", port,
+                    "--dispatch", layout.Dispatch, "--max-batch", layout.MaxBatch.ToString(System.Globalization.CultureInfo.InvariantCulture), .. verbose]);
+            }
+            cluster.Spawn("gateway", ["serve", "gateway", "--model", layout.ModelDir, "--attention-nodes", string.Join(',', cluster.AttentionNodes.Select(a => a.Endpoint)),
+                "--port", layout.HttpPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--grpc-port", layout.GrpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture), .. verbose]);
+            cluster.HttpEndpoint = $"http://127.0.0.1:{layout.HttpPort}";
+            cluster.GrpcEndpoint = $"127.0.0.1:{layout.GrpcPort}";
+
+            Task<ChildProcess> died = cluster.FirstExitAsync();
+            Task up = cluster.WaitUpAsync(cancel);
+            if (await Task.WhenAny(up, died).ConfigureAwait(false) == died) throw new CliException(PostMortem(await died.ConfigureAwait(false)));
+            await up.ConfigureAwait(false);
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private void Spawn(string name, string[] args) => _children.Add(ChildProcess.Start(name, args, echoLogs: true));
+
+    private async Task WaitUpAsync(CancellationToken cancel)
+    {
+        var clock = Stopwatch.StartNew();
+        var pending = _children.ToDictionary(c => c.Ready, c => c);
+        Console.Error.WriteLine($"cluster up: starting {string.Join(", ", _children.Select(c => c.Name))}");
+        while (pending.Count > 0)
+        {
+            Task<JsonElement> done = await Task.WhenAny(pending.Keys).WaitAsync(cancel).ConfigureAwait(false);
+            ChildProcess child = pending[done];
+            pending.Remove(done);
+            if (!done.IsCompletedSuccessfully)
+            {
+                await child.Exited.ConfigureAwait(false);
+                throw new CliException(PostMortem(child));
+            }
+            JsonElement ready = done.Result;
+            Console.Error.WriteLine($"cluster up: {child.Name} ready, gRPC port {ready.GetProperty("grpc_port").GetInt32()} "
+                + $"({_children.Count - pending.Count}/{_children.Count}, {clock.Elapsed.TotalSeconds:F1} s)");
+        }
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        while (true)
+        {
+            try
+            {
+                using var response = await http.GetAsync($"{HttpEndpoint}/readyz", cancel).ConfigureAwait(false);
+                if (response.IsSuccessStatusCode) break;
+            }
+            catch (HttpRequestException) { }
+            catch (TaskCanceledException) when (!cancel.IsCancellationRequested) { }
+            await Task.Delay(200, cancel).ConfigureAwait(false);
+        }
+        Console.Error.WriteLine($"cluster up: gateway /readyz is green ({clock.Elapsed.TotalSeconds:F1} s)");
+    }
+
+    /// <summary>The first child to exit, whenever that happens.</summary>
+    public async Task<ChildProcess> FirstExitAsync()
+    {
+        var exits = _children.ToDictionary(c => c.Exited, c => c);
+        return exits[await Task.WhenAny(exits.Keys).ConfigureAwait(false)];
+    }
+
+    public static string PostMortem(ChildProcess child)
+    {
+        string[] lines = child.LastLogLines();
+        string tail = lines.Length == 0 ? " (it wrote no log lines)" : ", its last log lines:\n  " + string.Join("\n  ", lines);
+        return $"{child.Name} (pid {child.Id}) exited with code {child.ExitCode}{tail}";
+    }
+
+    /// <summary>The repository root (Cluster.sln) above the CLI's binaries, else above the working directory.</summary>
+    public static string? RepositoryRoot()
+    {
+        foreach (string start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
+            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
+                if (File.Exists(Path.Combine(d.FullName, "Cluster.sln"))) return d.FullName;
+        return null;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Task.WhenAll(_children.Select(c => c.StopAsync(StopGrace))).ConfigureAwait(false);
+        foreach (ChildProcess c in _children)
+        {
+            await c.Exited.ConfigureAwait(false);
+            c.Dispose();
+        }
+        try { Directory.Delete(_runDir, true); }
+        catch (IOException) { }
+    }
+}
