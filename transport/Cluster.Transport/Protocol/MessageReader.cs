@@ -16,8 +16,12 @@ internal sealed class MessageReader<T>(PipeReader pipe, MessageParser<T> parser,
         while (true)
         {
             var result = await pipe.ReadAsync(cancellationToken).ConfigureAwait(false);
-            if (result.IsCanceled) throw new OperationCanceledException(cancellationToken);
             var buffer = result.Buffer;
+            if (result.IsCanceled)
+            {
+                pipe.AdvanceTo(buffer.Start);
+                throw new OperationCanceledException(cancellationToken);
+            }
             T? message;
             try
             {
