@@ -9,5 +9,6 @@ public static class BenchTable
         ["engine"] = EngineBench.Run,
         ["checkpoint"] = CheckpointBench.Run,
         ["transport"] = TransportBench.Run,
+        ["experts"] = ExpertsBench.Run,
     };
 }
