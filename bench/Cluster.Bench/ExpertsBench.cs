@@ -74,7 +74,8 @@ public static class ExpertsBench
             Console.WriteLine();
             Console.WriteLine($"One MoE layer of the small preset (hidden {hidden}, {config.NRoutedExperts} experts, top-{k}); remote = 2 expert hosts "
                 + "in this process on loopback with 2 redundant experts. Median time per layer call, best of "
-                + $"{Rounds} alternating rounds of {seconds:0.##} s; {Environment.ProcessorCount} cores shared by client and hosts.");
+                + $"{Rounds} alternating rounds of {seconds:0.##} s; {Environment.ProcessorCount} cores shared by client and hosts; load average "
+                + $"{LoadAverage()} at the end.");
             Console.WriteLine();
             Console.WriteLine("| rows | " + string.Join(" | ", names.Select(s => s + " (µs)")) + " | BF16 / local | FP8 / local |");
             Console.WriteLine("|---:|" + string.Concat(Enumerable.Repeat("---:|", names.Length + 2)));
@@ -86,6 +87,13 @@ public static class ExpertsBench
         {
             try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
         }
+    }
+
+    /// <summary>The 1-minute load average (Linux), since other work on the machine moves these timings.</summary>
+    private static string LoadAverage()
+    {
+        try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
+        catch (IOException) { return "unknown"; }
     }
 
     /// <summary>Median microseconds per call over about <paramref name="seconds"/>.</summary>
