@@ -11,9 +11,8 @@ namespace Cluster.Engine.Sampling;
 public sealed class Sampler
 {
     private readonly SamplingOptions _options;
-    private readonly float[] _probs;
+    private readonly float[] _probs, _candidateProbs;
     private readonly int[] _order;
-    private readonly float[] _keys;
     private Xoshiro256 _random;
 
     public Sampler(SamplingOptions options, int vocab)
@@ -23,8 +22,8 @@ public sealed class Sampler
         _options = options;
         _random = new Xoshiro256(options.Seed);
         _probs = new float[vocab];
+        _candidateProbs = new float[vocab];
         _order = new int[vocab];
-        _keys = options.TopK == 0 && options.TopP < 1 ? new float[vocab] : [];
     }
 
     public SampledToken Sample(ReadOnlySpan<float> logits)
@@ -44,28 +43,38 @@ public sealed class Sampler
 
     private int Draw(ReadOnlySpan<float> logits)
     {
-        // Candidates in descending order when a filter needs the ranking; otherwise all tokens in id order.
-        int count = logits.Length;
+        int vocab = logits.Length;
+        float invT = (float)(1 / _options.Temperature), max = TensorPrimitives.Max(logits);
         Span<int> candidates = _order;
+        Span<float> p = _candidateProbs;
+        int count;
+        double total;
         if (_options.TopK > 0)
         {
             count = _options.TopK;
             TopK.Select(logits, candidates[..count]);
+            total = 0;
+            for (int i = 0; i < count; i++) total += p[i] = MathF.Exp((logits[candidates[i]] - max) * invT);
         }
-        else if (_options.TopP < 1)
+        else
         {
-            for (int i = 0; i < count; i++) { candidates[i] = i; _keys[i] = -logits[i]; }
-            Array.Sort(_keys, _order);
+            Span<float> all = _probs;
+            TensorPrimitives.Subtract(logits, max, all);
+            TensorPrimitives.Multiply(all, invT, all);
+            TensorPrimitives.Exp(all, all);
+            total = TensorPrimitives.Sum<float>(all);
+            if (_options.TopP >= 1) return Walk(all, _random.NextDouble() * total, null);
+            // The nucleus is usually small: rank a few candidates, and widen only while they hold too little mass.
+            count = Math.Min(64, vocab);
+            while (true)
+            {
+                TopK.Select(logits, candidates[..count]);
+                double mass = 0;
+                for (int i = 0; i < count; i++) mass += p[i] = all[candidates[i]];
+                if (mass >= _options.TopP * total || count == vocab) break;
+                count = Math.Min(vocab, count * 4);
+            }
         }
-        else for (int i = 0; i < count; i++) candidates[i] = i;
-
-        float invT = (float)(1 / _options.Temperature);
-        float max = float.NegativeInfinity;
-        for (int i = 0; i < count; i++) max = MathF.Max(max, logits[candidates[i]]);
-        Span<float> p = _probs.AsSpan(0, count);
-        for (int i = 0; i < count; i++) p[i] = (logits[candidates[i]] - max) * invT;
-        TensorPrimitives.Exp(p, p);
-        double total = TensorPrimitives.Sum<float>(p);
 
         if (_options.TopP < 1)
         {
@@ -74,16 +83,23 @@ public sealed class Sampler
             int keep = 0;
             while (keep < count && sum < cut) sum += p[keep++];
             count = Math.Max(1, keep);
-            total = sum;
+            total = 0;
+            for (int i = 0; i < count; i++) total += p[i];
         }
+        return Walk(p[..count], _random.NextDouble() * total, candidates);
+    }
 
-        double u = _random.NextDouble() * total, acc = 0;
-        for (int i = 0; i < count; i++)
+    /// <summary>The index where the running sum of <paramref name="p"/> passes u (mapped through ids when given).</summary>
+    private static int Walk(ReadOnlySpan<float> p, double u, Span<int> ids)
+    {
+        double acc = 0;
+        for (int i = 0; i < p.Length; i++)
         {
             acc += p[i];
-            if (u < acc) return candidates[i];
+            if (u < acc) return ids.IsEmpty ? i : ids[i];
         }
-        return candidates[count - 1];
+        int last = p.Length - 1;
+        return ids.IsEmpty ? last : ids[last];
     }
 
     private static double LogSumExp(ReadOnlySpan<float> logits)

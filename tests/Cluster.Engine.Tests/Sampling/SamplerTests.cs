@@ -66,6 +66,23 @@ public class SamplerTests
     }
 
     [Fact]
+    public void WideNucleusIsExact()
+    {
+        // 1000 tokens with slowly falling logits: top_p 0.9 needs hundreds of candidates, more than the first ranking.
+        float[] logits = Enumerable.Range(0, 1000).Select(i => -0.002f * ((i * 7919) % 1000)).ToArray();
+        double t = 1, topP = 0.9;
+        int[] ranked = Enumerable.Range(0, 1000).OrderByDescending(i => logits[i]).ThenBy(i => i).ToArray();
+        double z = logits.Sum(l => Math.Exp(l / t)), cum = 0;
+        int nucleus = 0;
+        while (cum < topP * z) cum += Math.Exp(logits[ranked[nucleus++]] / t);
+        Assert.InRange(nucleus, 500, 999);
+        var allowed = ranked.Take(nucleus).ToHashSet();
+        int[] ids = Draw(new SamplingOptions(Temperature: t, TopP: topP, Seed: 9), 5000, logits);
+        Assert.All(ids, id => Assert.Contains(id, allowed));
+        Assert.True(ids.Distinct().Count() > nucleus * 9 / 10, "samples should cover most of the nucleus");
+    }
+
+    [Fact]
     public void LogprobsAreLogSoftmaxOfTheRawLogits()
     {
         var sampler = new Sampler(new SamplingOptions(Temperature: 0.5, TopLogprobs: 3, Seed: 4), Logits.Length);
