@@ -101,6 +101,43 @@ public class PlacementPlannerTests
     }
 
     [Fact]
+    public void RandomPlansKeepTheInvariantsAndTheGreedyBound()
+    {
+        var rng = new Random(17);
+        for (int trial = 0; trial < 200; trial++)
+        {
+            int nodes = rng.Next(1, 7), experts = Small.NRoutedExperts;
+            int redundant = rng.Next(0, Math.Min(experts * (nodes - 1), 3 * nodes) + 1);
+            var tokens = new Dictionary<int, double[]>();
+            double skew = rng.NextDouble() * 2;
+            foreach (int layer in Enumerable.Range(0, Small.NumHiddenLayers).Where(Small.IsMoeLayer))
+                tokens[layer] = Enumerable.Range(0, experts).Select(_ => Math.Floor(1000 * Math.Pow(rng.NextDouble(), 1 + 4 * skew))).ToArray();
+            var load = new ExpertLoad(tokens);
+            PlacementPlan plan = PlanChecked(Small, nodes, redundant, load);
+            int slots = (experts + redundant + nodes - 1) / nodes;
+            foreach (LayerPlacement layer in plan.Layers)
+            {
+                int[] copies = Copies(layer);
+                Assert.Equal(experts + redundant, copies.Sum());
+                double[] w = tokens[layer.Layer];
+                double sum = w.Sum() > 0 ? w.Sum() : experts;
+                var perNode = new double[nodes];
+                double largestShare = 0;
+                for (int e = 0; e < experts; e++)
+                {
+                    double share = (w.Sum() > 0 ? w[e] : 1) / sum / copies[e];
+                    largestShare = Math.Max(largestShare, share);
+                    foreach (ExpertReplica r in layer.ReplicasOf(e)) perNode[r.Node] += share;
+                }
+                for (int n = 0; n < nodes; n++) Assert.InRange(layer.SlotsOn(n).Length, 0, slots);
+                // Greedy least-loaded placement: no node ends more than one replica's share above the mean.
+                Assert.True(perNode.Max() <= 1.0 / nodes + largestShare + 1e-12,
+                    $"trial {trial}: {nodes} nodes, {redundant} redundant, layer {layer.Layer}: max {perNode.Max():F4}, mean {1.0 / nodes:F4}, largest share {largestShare:F4}");
+            }
+        }
+    }
+
+    [Fact]
     public void ExplicitSlotsPerNodeLeaveRoomAndAreRespected()
     {
         PlacementPlan plan = PlanChecked(Small, nodes: 2, redundant: 4, slots: 40);
