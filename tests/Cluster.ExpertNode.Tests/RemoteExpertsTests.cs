@@ -1,4 +1,6 @@
 using Cluster.Engine.Checkpoints;
+using Cluster.Engine.Config;
+using Cluster.Engine.Synthetic;
 using Cluster.Engine.Model;
 using Cluster.Engine.Tensors;
 using Cluster.ExpertNode.Client;
@@ -99,6 +101,32 @@ public class RemoteExpertsTests
                 if (perReplica.Length > 1 && perReplica.Sum() >= 2 * perReplica.Length)
                     Assert.True(perReplica.Max() - perReplica.Min() <= 1, $"layer {layer} expert {e}: replicas served {string.Join("/", perReplica)}");
             }
+        }
+    }
+
+    [Fact]
+    public async Task Fp8WeightCheckpointsServeLikeTheirLocalExperts()
+    {
+        // DeepSeek-V3 ships FP8 E4M3 weights with 128x128 block scales: a node loads each expert with its scales.
+        using var dir = new TempDir();
+        ModelConfig config = SyntheticModel.ConfigFor(SyntheticPresets.Tiny, DType.F8E4M3);
+        CheckpointWriter.Write(dir.Path, config, SyntheticModel.Plan(config, TinyCheckpoint.Seed, DType.F8E4M3), shards: 2);
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 2, dir.Path);
+        using var local = Checkpoint.Open(dir.Path);
+        int hidden = config.HiddenSize, n = 9;
+        foreach (int layer in TinyCheckpoint.MoeLayers)
+        {
+            Moe moe = Moe.Load(local, config, layer);
+            Assert.Equal(DType.F8E4M3, local.Get($"model.layers.{layer}.mlp.experts.0.up_proj.weight").DType);
+            float[] rows = TinyCheckpoint.Rows(n, layer);
+            var ids = new int[n * config.NumExpertsPerTok];
+            var weights = new float[ids.Length];
+            moe.Gate.Route(rows, n, ids, weights);
+            var expected = new float[n * hidden];
+            moe.Experts.Run(Roundtrip(rows, n, TensorDType.Bf16), n, ids, weights, expected);
+            var actual = new float[n * hidden];
+            await Task.Run(() => cluster.Streams.ForLayer(layer, TensorDType.Bf16).Run(rows, n, ids, weights, actual));
+            Assert.True(RelativeError(actual, expected) < 1e-5, $"layer {layer}: {RelativeError(actual, expected):E2}");
         }
     }
 
