@@ -64,15 +64,21 @@ public sealed class Sampler
             TensorPrimitives.Exp(all, all);
             total = TensorPrimitives.Sum<float>(all);
             if (_options.TopP >= 1) return Walk(all, _random.NextDouble() * total, null);
-            // The nucleus is usually small: rank a few candidates, and widen only while they hold too little mass.
+            // The nucleus is usually small: rank a few candidates first.
             count = Math.Min(64, vocab);
-            while (true)
+            TopK.Select(logits, candidates[..count]);
+            double mass = 0;
+            for (int i = 0; i < count; i++) mass += p[i] = all[candidates[i]];
+            if (mass < _options.TopP * total && count < vocab)
             {
-                TopK.Select(logits, candidates[..count]);
-                double mass = 0;
-                for (int i = 0; i < count; i++) mass += p[i] = all[candidates[i]];
-                if (mass >= _options.TopP * total || count == vocab) break;
-                count = Math.Min(vocab, count * 4);
+                // A wide nucleus (a flat distribution): it is the set of tokens at or above a probability threshold,
+                // found by bisection, and sampling from a set needs no ranking.
+                float threshold = NucleusThreshold(all, _options.TopP * total);
+                count = 0;
+                mass = 0;
+                for (int i = 0; i < vocab; i++)
+                    if (all[i] >= threshold) { candidates[count] = i; mass += p[count++] = all[i]; }
+                return Walk(p[..count], _random.NextDouble() * mass, candidates);
             }
         }
 
@@ -87,6 +93,28 @@ public sealed class Sampler
             for (int i = 0; i < count; i++) total += p[i];
         }
         return Walk(p[..count], _random.NextDouble() * total, candidates);
+    }
+
+    /// <summary>
+    /// The largest probability t such that the tokens with probability >= t hold at least <paramref name="cut"/>:
+    /// bisection over float32 bit patterns (ordered like the values for non-negative floats).
+    /// </summary>
+    private static float NucleusThreshold(ReadOnlySpan<float> probs, double cut)
+    {
+        static double MassFrom(ReadOnlySpan<float> probs, float t)
+        {
+            double mass = 0;
+            foreach (float v in probs) if (v >= t) mass += v;
+            return mass;
+        }
+        uint low = 0, high = BitConverter.SingleToUInt32Bits(TensorPrimitives.Max(probs));
+        if (MassFrom(probs, BitConverter.UInt32BitsToSingle(high)) >= cut) return BitConverter.UInt32BitsToSingle(high);
+        while (high - low > 1)
+        {
+            uint mid = low + (high - low) / 2;
+            if (MassFrom(probs, BitConverter.UInt32BitsToSingle(mid)) >= cut) low = mid; else high = mid;
+        }
+        return BitConverter.UInt32BitsToSingle(low);
     }
 
     /// <summary>The index where the running sum of <paramref name="p"/> passes u (mapped through ids when given).</summary>
