@@ -1,0 +1,164 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Cluster.Tests;
+
+namespace Cluster.AttentionNode.Tests;
+
+/// <summary><c>cluster up</c> as a real process tree on the tiny preset: serves over HTTP, stops every child, reports a dead one.</summary>
+public sealed class ClusterUpProcessTests : IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(180);
+    private readonly string _model = Directory.CreateTempSubdirectory("cluster-up-test-model-").FullName;
+
+    public ClusterUpProcessTests()
+    {
+        foreach (string f in Directory.GetFiles(TinyModel.Directory)) File.Copy(f, Path.Combine(_model, Path.GetFileName(f)));
+        string tokenizer = Path.Combine(Repo.NodeModules, "@lenml", "tokenizer-deepseek_v3", "models");
+        foreach (string f in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy(Path.Combine(tokenizer, f), Path.Combine(_model, f));
+    }
+
+    public void Dispose() => Directory.Delete(_model, true);
+
+    [Fact]
+    public async Task ServesARequestAndSigtermStopsEveryChild()
+    {
+        using var up = UpProcess.Start(_model);
+        await up.WaitReadyAsync(Patience);
+        int[] children = up.ChildPids();
+        Assert.Equal(4, children.Length);
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        var body = new StringContent("""{"model":"m","prompt":[0,5,6,7],"max_tokens":4}""".Replace("\"m\"", JsonSerializer.Serialize(Path.GetFileName(_model))), Encoding.UTF8, "application/json");
+        using var response = await http.PostAsync($"http://127.0.0.1:{up.HttpPort}/v1/completions", body);
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, text);
+        using var json = JsonDocument.Parse(text);
+        Assert.Equal(4, json.RootElement.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+
+        Assert.Equal(0, up.Signal("TERM"));
+        Assert.Equal(0, await up.WaitExitAsync(TimeSpan.FromSeconds(30)));
+        foreach (int pid in children) Assert.False(UpProcess.Alive(pid), $"child {pid} outlived cluster up");
+    }
+
+    [Fact]
+    public async Task ADyingExpertNodeIsReportedAndTheRestStop()
+    {
+        using var up = UpProcess.Start(_model);
+        await up.WaitReadyAsync(Patience);
+        int[] children = up.ChildPids();
+        int expert = children.Single(p => UpProcess.CommandLine(p).Contains("--node-id expert-1", StringComparison.Ordinal));
+        Process.GetProcessById(expert).Kill();
+
+        Assert.Equal(1, await up.WaitExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains("expert-1", up.Stderr);
+        Assert.Contains("exited with code", up.Stderr);
+        foreach (int pid in children) Assert.False(UpProcess.Alive(pid), $"child {pid} outlived cluster up");
+    }
+
+    /// <summary>The running `cluster up` child process, its output, and its children as /proc lists them.</summary>
+    private sealed class UpProcess : IDisposable
+    {
+        private readonly Process _process;
+        private readonly StringBuilder _stdout = new(), _stderr = new();
+        private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        private UpProcess(Process process, int httpPort)
+        {
+            _process = process;
+            HttpPort = httpPort;
+        }
+
+        public int HttpPort { get; }
+        public string Stderr { get { lock (_stderr) return _stderr.ToString(); } }
+
+        public static UpProcess Start(string model)
+        {
+            int[] ports = FreeLoopbackPorts(2);
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
+            foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "up", "--model", model, "--port", $"{ports[0]}", "--grpc-port", $"{ports[1]}",
+                "--expert-nodes", "2", "--redundant-experts", "1" })
+                psi.ArgumentList.Add(a);
+            var up = new UpProcess(Process.Start(psi)!, ports[0]);
+            up._process.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is null) return;
+                lock (up._stdout) up._stdout.AppendLine(e.Data);
+                if (e.Data.StartsWith("Ctrl-C stops", StringComparison.Ordinal)) up._ready.TrySetResult();
+            };
+            up._process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (up._stderr) up._stderr.AppendLine(e.Data); };
+            up._process.BeginOutputReadLine();
+            up._process.BeginErrorReadLine();
+            return up;
+        }
+
+        public async Task WaitReadyAsync(TimeSpan patience)
+        {
+            Task exited = _process.WaitForExitAsync();
+            Task first = await Task.WhenAny(_ready.Task, exited, Task.Delay(patience));
+            Assert.True(first == _ready.Task, $"cluster up did not become ready:\n{_stdout}\n{Stderr}");
+        }
+
+        public async Task<int> WaitExitAsync(TimeSpan patience)
+        {
+            using var timeout = new CancellationTokenSource(patience);
+            await _process.WaitForExitAsync(timeout.Token);
+            return _process.ExitCode;
+        }
+
+        public int Signal(string name)
+        {
+            using var kill = Process.Start("kill", ["-" + name, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            kill.WaitForExit();
+            return kill.ExitCode;
+        }
+
+        public int[] ChildPids()
+        {
+            var pids = new List<int>();
+            foreach (string dir in Directory.GetDirectories("/proc"))
+            {
+                if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
+                try
+                {
+                    string stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                    // pid (comm) state ppid ...: comm may hold spaces, so parse after the last ')'.
+                    string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                    if (int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture) == _process.Id) pids.Add(pid);
+                }
+                catch (IOException) { }
+            }
+            return [.. pids];
+        }
+
+        public static string CommandLine(int pid) => File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ');
+
+        /// <summary>Running, not a zombie waiting to be reaped.</summary>
+        public static bool Alive(int pid)
+        {
+            try
+            {
+                string stat = File.ReadAllText($"/proc/{pid}/stat");
+                return stat[stat.LastIndexOf(')') + 2] != 'Z';
+            }
+            catch (IOException) { return false; }
+        }
+
+        private static int[] FreeLoopbackPorts(int count)
+        {
+            var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToArray();
+            foreach (var l in listeners) l.Start();
+            int[] ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+            foreach (var l in listeners) l.Stop();
+            return ports;
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+            _process.Dispose();
+        }
+    }
+}
