@@ -14,8 +14,9 @@ namespace Cluster.Bench;
 
 /// <summary>
 /// One MoE layer's routed experts on the small preset, local (RoutedExperts in this process) beside remote
-/// (RemoteExperts over loopback to two expert hosts in this process, 2 redundant experts), BF16 and FP8 dispatch,
-/// at decode and prefill batch sizes: the cost of dispatch/combine on top of the same expert compute.
+/// (RemoteExperts over loopback to expert hosts in this process), BF16 and FP8 dispatch, at decode and prefill
+/// batch sizes: the cost of dispatch/combine on top of the same expert compute.
+/// Arguments: seconds per round (0.5), expert nodes (2; with more than one, 2 redundant experts).
 /// </summary>
 public static class ExpertsBench
 {
@@ -25,68 +26,77 @@ public static class ExpertsBench
     public static async Task<int> Run(string[] args)
     {
         double seconds = args.Length > 0 ? double.Parse(args[0], CultureInfo.InvariantCulture) : 0.5;
+        int nodes = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 2;
+        int redundant = nodes > 1 ? 2 : 0;
         ModelConfig config = SyntheticModel.ConfigFor(SyntheticPresets.Small, DType.BF16);
         string dir = Directory.CreateTempSubdirectory("cluster-experts-bench-").FullName;
+        var hosts = new List<ExpertHost>();
         try
         {
             Console.Error.WriteLine($"experts bench: writing the small preset to {dir}");
             CheckpointWriter.Write(dir, config, SyntheticModel.Plan(config, 0, DType.BF16), SyntheticModel.ShardCount(config, DType.BF16));
-            PlacementPlan plan = PlacementPlanner.Plan(config, PlacementPlanner.LoopbackNodes(2, 1), null, redundantExperts: 2);
+            PlacementPlan plan = PlacementPlanner.Plan(config, PlacementPlanner.LoopbackNodes(nodes, 1), null, redundant);
             string planPath = Path.Combine(dir, "plan.json");
             plan.Save(planPath);
-            await using ExpertHost a = await ExpertHost.StartAsync(new ExpertHostOptions { ModelDir = dir, PlanPath = planPath, NodeId = "expert-0" });
-            await using ExpertHost b = await ExpertHost.StartAsync(new ExpertHostOptions { ModelDir = dir, PlanPath = planPath, NodeId = "expert-1" });
-            plan = plan.WithEndpoints([$"127.0.0.1:{a.Port}", $"127.0.0.1:{b.Port}"]);
+            foreach (ExpertNodeAddress node in plan.Nodes)
+                hosts.Add(await ExpertHost.StartAsync(new ExpertHostOptions { ModelDir = dir, PlanPath = planPath, NodeId = node.Id }));
+            plan = plan.WithEndpoints(hosts.Select(h => $"127.0.0.1:{h.Port}").ToArray());
             using ExpertStreams streams = await ExpertStreams.ConnectAsync(plan, config, TimeSpan.FromSeconds(30));
             using var checkpoint = Checkpoint.Open(dir);
-            int layer = plan.Layers[0].Layer, hidden = config.HiddenSize, k = config.NumExpertsPerTok;
-            Moe moe = Moe.Load(checkpoint, config, layer);
-            IRoutedExperts[] sides = [moe.Experts, streams.ForLayer(layer, TensorDType.Bf16), streams.ForLayer(layer, TensorDType.Fp8E4M3)];
-            string[] names = ["local", "remote BF16", "remote FP8"];
-
-            var rows = new Dictionary<int, (float[] X, int[] Ids, float[] W)>();
-            var rng = new Random(1);
-            foreach (int n in Batches)
-            {
-                var x = new float[n * hidden];
-                for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
-                var ids = new int[n * k];
-                var w = new float[n * k];
-                moe.Gate.Route(x, n, ids, w);
-                rows[n] = (x, ids, w);
-            }
-
-            // Warm-up (JIT, connections), then alternating rounds; each side keeps its best round's median.
-            var output = new float[Batches.Max() * hidden];
-            foreach (int n in Batches)
-                foreach (IRoutedExperts side in sides) Time(side, rows[n], n, output, 0.1);
-            var best = new double[Batches.Length, sides.Length];
-            for (int i = 0; i < best.Length; i++) best[i / sides.Length, i % sides.Length] = double.MaxValue;
-            for (int round = 0; round < Rounds; round++)
-            {
-                Console.Error.WriteLine($"experts bench: round {round + 1}/{Rounds}");
-                for (int bi = 0; bi < Batches.Length; bi++)
-                    for (int s = 0; s < sides.Length; s++)
-                        best[bi, s] = Math.Min(best[bi, s], Time(sides[s], rows[Batches[bi]], Batches[bi], output, seconds));
-            }
-
-            Console.WriteLine("## Expert dispatch (bench experts)");
-            Console.WriteLine();
-            Console.WriteLine($"One MoE layer of the small preset (hidden {hidden}, {config.NRoutedExperts} experts, top-{k}); remote = 2 expert hosts "
-                + "in this process on loopback with 2 redundant experts. Median time per layer call, best of "
-                + $"{Rounds} alternating rounds of {seconds:0.##} s; {Environment.ProcessorCount} cores shared by client and hosts; load average "
-                + $"{LoadAverage()} at the end.");
-            Console.WriteLine();
-            Console.WriteLine("| rows | " + string.Join(" | ", names.Select(s => s + " (µs)")) + " | BF16 / local | FP8 / local |");
-            Console.WriteLine("|---:|" + string.Concat(Enumerable.Repeat("---:|", names.Length + 2)));
-            for (int bi = 0; bi < Batches.Length; bi++)
-                Console.WriteLine($"| {Batches[bi]} | {best[bi, 0]:F0} | {best[bi, 1]:F0} | {best[bi, 2]:F0} | {best[bi, 1] / best[bi, 0]:F2}x | {best[bi, 2] / best[bi, 0]:F2}x |");
+            Measure(config, checkpoint, streams, seconds, redundant);
             return 0;
         }
         finally
         {
+            foreach (ExpertHost h in hosts) await h.DisposeAsync();
             try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
         }
+    }
+
+    private static void Measure(ModelConfig config, Checkpoint checkpoint, ExpertStreams streams, double seconds, int redundant)
+    {
+        int layer = streams.Plan.Layers[0].Layer, hidden = config.HiddenSize, k = config.NumExpertsPerTok;
+        Moe moe = Moe.Load(checkpoint, config, layer);
+        IRoutedExperts[] sides = [moe.Experts, streams.ForLayer(layer, TensorDType.Bf16), streams.ForLayer(layer, TensorDType.Fp8E4M3)];
+        string[] names = ["local", "remote BF16", "remote FP8"];
+
+        var inputs = new Dictionary<int, (float[] X, int[] Ids, float[] W)>();
+        var rng = new Random(1);
+        foreach (int n in Batches)
+        {
+            var x = new float[n * hidden];
+            for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+            var ids = new int[n * k];
+            var w = new float[n * k];
+            moe.Gate.Route(x, n, ids, w);
+            inputs[n] = (x, ids, w);
+        }
+
+        // Warm-up (JIT, connections), then alternating rounds; each side keeps its best round's median.
+        var output = new float[Batches.Max() * hidden];
+        foreach (int n in Batches)
+            foreach (IRoutedExperts side in sides) Time(side, inputs[n], n, output, 0.1);
+        var best = new double[Batches.Length, sides.Length];
+        for (int i = 0; i < best.Length; i++) best[i / sides.Length, i % sides.Length] = double.MaxValue;
+        for (int round = 0; round < Rounds; round++)
+        {
+            Console.Error.WriteLine($"experts bench: round {round + 1}/{Rounds}");
+            for (int bi = 0; bi < Batches.Length; bi++)
+                for (int s = 0; s < sides.Length; s++)
+                    best[bi, s] = Math.Min(best[bi, s], Time(sides[s], inputs[Batches[bi]], Batches[bi], output, seconds));
+        }
+
+        Console.WriteLine("## Expert dispatch (bench experts)");
+        Console.WriteLine();
+        Console.WriteLine($"One MoE layer of the small preset (hidden {hidden}, {config.NRoutedExperts} experts, top-{k}); remote = "
+            + $"{streams.Nodes.Count} expert host(s) in this process on loopback with {redundant} redundant experts. Median time per layer "
+            + $"call, best of {Rounds} alternating rounds of {seconds:0.##} s; {Environment.ProcessorCount} cores shared by client and hosts; "
+            + $"load average {LoadAverage()} at the end.");
+        Console.WriteLine();
+        Console.WriteLine("| rows | " + string.Join(" | ", names.Select(s => s + " (µs)")) + " | BF16 / local | FP8 / local |");
+        Console.WriteLine("|---:|" + string.Concat(Enumerable.Repeat("---:|", names.Length + 2)));
+        for (int bi = 0; bi < Batches.Length; bi++)
+            Console.WriteLine($"| {Batches[bi]} | {best[bi, 0]:F0} | {best[bi, 1]:F0} | {best[bi, 2]:F0} | {best[bi, 1] / best[bi, 0]:F2}x | {best[bi, 2] / best[bi, 0]:F2}x |");
     }
 
     /// <summary>The 1-minute load average (Linux), since other work on the machine moves these timings.</summary>
