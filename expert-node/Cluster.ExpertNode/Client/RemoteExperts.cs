@@ -52,14 +52,14 @@ public sealed class RemoteExperts : IRoutedExperts
         for (int i = 0; i < _nodes.Length; i++)
             _pending[i] = _nodes[i].Rows == 0 ? null : _streams.ExchangeAsync(i, _nodes[i].Frame(batch, _layer, _hidden, k, _dispatch, _streams.Plan.Version));
         // Every exchange must finish before the buffers they wrap are reused, failed or not.
-        ExpertNodeException? failure = null;
+        Exception? failure = null;
         foreach (Task<CombineFrame>? t in _pending)
         {
             if (t is null) continue;
             try { t.GetAwaiter().GetResult(); }
-            catch (ExpertNodeException e) { failure ??= e; }
+            catch (Exception e) { failure ??= e; }
         }
-        if (failure is not null) throw failure;
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
 
         output[..(n * _hidden)].Clear();
         for (int i = 0; i < _nodes.Length; i++)
