@@ -10,5 +10,6 @@ public static class BenchTable
         ["checkpoint"] = CheckpointBench.Run,
         ["transport"] = TransportBench.Run,
         ["experts"] = ExpertsBench.Run,
+        ["cluster"] = ClusterBench.Run,
     };
 }

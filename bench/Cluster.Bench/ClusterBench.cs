@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Cluster.AttentionNode;
+using Cluster.Protos.V1;
+using Cluster.Transport;
+
+namespace Cluster.Bench;
+
+/// <summary>
+/// N concurrent streaming clients on the small preset, side by side in one run: the cluster started by
+/// <c>cluster up</c> (gateway, one attention node, two expert nodes, each its own process; clients speak
+/// OpenAI HTTP with token-id prompts) against one process (an attention node in this process with its routed
+/// experts local; clients call its Generate directly). Same prompts, greedy, same max tokens, EOS ignored by
+/// picking prompts and lengths the same way for both. Reports time to first token and time per output token
+/// (p50, p99 over requests) and output tokens/s over the round.
+/// </summary>
+public static class ClusterBench
+{
+    private static readonly int[] Concurrency = [1, 4, 8];
+    private const int RequestsPerClient = 4, PromptTokens = 32, MaxTokens = 32;
+
+    public static async Task<int> Run(string[] args)
+    {
+        string? model = args.Length > 0 ? args[0] : FindRoot() is { } root ? Path.Combine(root, "models", "small") : null;
+        if (model is null)
+        {
+            Console.Error.WriteLine("cluster bench: no Cluster.sln above the benchmark or the working directory; give the model directory: cluster MODEL_DIR");
+            return 1;
+        }
+        if (!File.Exists(Path.Combine(model, "config.json")))
+        {
+            Console.Error.WriteLine($"cluster bench: {model} has no config.json (run './cluster demo' once, or 'cluster model init --preset small --out {model}')");
+            return 1;
+        }
+        int[] ports = FreePorts(2);
+        Console.Error.WriteLine("cluster bench: starting cluster up (1 attention node, 2 expert nodes, 2 redundant experts) and a local attention node");
+        using var up = StartUp(model, ports[0], ports[1]);
+        await using var local = await AttentionHost.StartAsync(new AttentionOptions { ModelDir = model, NodeId = "local" });
+        await WaitLineAsync(up, "Ctrl-C stops", TimeSpan.FromMinutes(5));
+        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(5) };
+        string endpoint = $"http://127.0.0.1:{ports[0]}";
+        using var models = JsonDocument.Parse(await http.GetStringAsync($"{endpoint}/v1/models"));
+        string modelId = models.RootElement.GetProperty("data")[0].GetProperty("id").GetString()!;
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{local.Port}");
+
+        // Warm both paths (JIT, connections) before measuring.
+        await RoundAsync(n => ClusterRequest(http, endpoint, modelId, Prompt(n)), 1);
+        await RoundAsync(n => LocalRequest(channel, Prompt(n)), 1);
+
+        var rows = new List<string>();
+        foreach (int clients in Concurrency)
+        {
+            Console.Error.WriteLine($"cluster bench: {clients} clients");
+            Round cluster = await RoundAsync(n => ClusterRequest(http, endpoint, modelId, Prompt(n)), clients);
+            Round single = await RoundAsync(n => LocalRequest(channel, Prompt(n)), clients);
+            rows.Add(Row("cluster (HTTP, 2 expert nodes)", clients, cluster));
+            rows.Add(Row("one process (gRPC, local experts)", clients, single));
+            rows.Add($"| cluster / one process | {clients} | | | | | {cluster.TokensPerSecond / single.TokensPerSecond:F2}x |");
+        }
+        Stop(up);
+
+        Console.WriteLine($"Small preset ({Path.GetFileName(model)}), {PromptTokens}-token prompts, {MaxTokens} output tokens, greedy, {RequestsPerClient} requests per client; {Environment.ProcessorCount} cores shared by every process.");
+        Console.WriteLine();
+        Console.WriteLine("| setup | clients | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms | output tokens/s |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        foreach (string r in rows) Console.WriteLine(r);
+        return 0;
+    }
+
+    private sealed record Sample(double FirstTokenMs, double PerTokenMs, int Tokens);
+
+    private sealed record Round(List<Sample> Samples, double Seconds)
+    {
+        public double TokensPerSecond => Samples.Sum(s => s.Tokens) / Seconds;
+    }
+
+    private static string Row(string setup, int clients, Round r)
+    {
+        double[] ttft = r.Samples.Select(s => s.FirstTokenMs).Order().ToArray(), tpot = r.Samples.Select(s => s.PerTokenMs).Order().ToArray();
+        return string.Create(CultureInfo.InvariantCulture,
+            $"| {setup} | {clients} | {Pct(ttft, 0.5):F0} | {Pct(ttft, 0.99):F0} | {Pct(tpot, 0.5):F1} | {Pct(tpot, 0.99):F1} | {r.TokensPerSecond:F1} |");
+    }
+
+    private static double Pct(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
+
+    private static async Task<Round> RoundAsync(Func<int, Task<Sample>> request, int clients)
+    {
+        var clock = Stopwatch.StartNew();
+        var tasks = Enumerable.Range(0, clients).Select(async c =>
+        {
+            var samples = new List<Sample>();
+            for (int i = 0; i < RequestsPerClient; i++) samples.Add(await request(c * RequestsPerClient + i));
+            return samples;
+        }).ToArray();
+        var all = (await Task.WhenAll(tasks)).SelectMany(s => s).ToList();
+        return new Round(all, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Deterministic prompts of ordinary vocabulary ids after BOS.</summary>
+    private static uint[] Prompt(int n)
+    {
+        var ids = new uint[PromptTokens];
+        for (int i = 1; i < ids.Length; i++) ids[i] = (uint)(1000 + (n * 7919 + i * 104729) % 100_000);
+        return ids;
+    }
+
+    private static async Task<Sample> ClusterRequest(HttpClient http, string endpoint, string model, uint[] prompt)
+    {
+        string body = JsonSerializer.Serialize(new { model, prompt, max_tokens = MaxTokens, temperature = 0, stream = true, stream_options = new { include_usage = true } });
+        var clock = Stopwatch.StartNew();
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"{endpoint}/v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"HTTP {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        double first = 0, last = 0;
+        int tokens = 0;
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (!line.StartsWith("data: ", StringComparison.Ordinal) || line == "data: [DONE]") continue;
+            using var chunk = JsonDocument.Parse(line.AsMemory(6));
+            if (chunk.RootElement.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object)
+                tokens = usage.GetProperty("completion_tokens").GetInt32();
+            if (chunk.RootElement.GetProperty("choices").GetArrayLength() == 0) continue;
+            if (first == 0) first = clock.Elapsed.TotalMilliseconds;
+            last = clock.Elapsed.TotalMilliseconds;
+        }
+        return new Sample(first, tokens > 1 ? (last - first) / (tokens - 1) : 0, tokens);
+    }
+
+    private static async Task<Sample> LocalRequest(GrpcChannel channel, uint[] prompt)
+    {
+        var clock = Stopwatch.StartNew();
+        using var call = channel.ServerStreaming(AttentionMethods.Generate, new TokenGenerateRequest { PromptTokenIds = { prompt }, MaxTokens = MaxTokens });
+        double first = 0, last = 0;
+        int tokens = 0;
+        while (await call.ResponseStream.MoveNext())
+        {
+            tokens++;
+            last = clock.Elapsed.TotalMilliseconds;
+            if (first == 0) first = last;
+        }
+        return new Sample(first, tokens > 1 ? (last - first) / (tokens - 1) : 0, tokens);
+    }
+
+    private static Process StartUp(string model, int port, int grpcPort)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = false };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "up", "--model", model, "--port", $"{port}", "--grpc-port", $"{grpcPort}",
+            "--expert-nodes", "2", "--redundant-experts", "2" })
+            psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    private static async Task WaitLineAsync(Process process, string prefix, TimeSpan patience)
+    {
+        using var timeout = new CancellationTokenSource(patience);
+        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+            if (line.StartsWith(prefix, StringComparison.Ordinal)) return;
+        throw new InvalidOperationException($"cluster up exited with code {process.ExitCode} before it was ready");
+    }
+
+    private static void Stop(Process up)
+    {
+        using var kill = Process.Start("kill", ["-TERM", up.Id.ToString(CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        if (!up.WaitForExit(30_000)) up.Kill(entireProcessTree: true);
+    }
+
+    private static int[] FreePorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToArray();
+        foreach (var l in listeners) l.Start();
+        int[] ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        foreach (var l in listeners) l.Stop();
+        return ports;
+    }
+
+    private static string? FindRoot()
+    {
+        foreach (string start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
+            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
+                if (File.Exists(Path.Combine(d.FullName, "Cluster.sln"))) return d.FullName;
+        return null;
+    }
+}
