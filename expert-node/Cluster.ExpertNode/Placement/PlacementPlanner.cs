@@ -96,7 +96,7 @@ public static class PlacementPlanner
                 if (best < 0 || nodeLoad[i] < nodeLoad[best] || (nodeLoad[i] == nodeLoad[best] && held[i].Count < held[best].Count)) best = i;
             }
             if (best < 0)
-                throw new InvalidOperationException($"layer {layer}: no node has a free slot without a copy of expert {expert}; add slots per node or fewer redundant experts");
+                throw new ArgumentException($"layer {layer}: no node has a free slot without a copy of expert {expert}; add slots per node or fewer redundant experts");
             held[best].Add(expert);
             nodeLoad[best] += share;
         }
