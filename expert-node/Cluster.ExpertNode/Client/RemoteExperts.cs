@@ -59,11 +59,17 @@ public sealed class RemoteExperts : IRoutedExperts
             try { t.GetAwaiter().GetResult(); }
             catch (Exception e) { failure ??= e; }
         }
-        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        if (failure is not null)
+        {
+            Array.Clear(_pending);
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
 
         output[..(n * _hidden)].Clear();
         for (int i = 0; i < _nodes.Length; i++)
             if (_pending[i] is { } t) _nodes[i].AddInto(t.Result, _hidden, output, _streams.Plan.Nodes[i].Id);
+        // The replies are consumed; do not keep them alive until the next step.
+        Array.Clear(_pending);
     }
 
     /// <summary>Assigns each (row, choice) to a replica's node; a row goes once to each node it needs.</summary>
