@@ -90,7 +90,7 @@ public static class UpCommand
     }
 
     /// <summary>SIGTERM stops the cluster cleanly instead of ending this process under its children.</summary>
-    private static PosixSignalRegistration? StopOnSigterm(CancellationTokenSource stop) =>
+    public static PosixSignalRegistration? StopOnSigterm(CancellationTokenSource stop) =>
         OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
         {
             ctx.Cancel = true;
