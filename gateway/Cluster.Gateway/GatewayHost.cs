@@ -46,7 +46,9 @@ public sealed class GatewayHost : IAsyncDisposable
         await using GatewayHost host = await StartAsync(options, ct).ConfigureAwait(false);
         Console.Out.WriteLine($"READY {{\"role\":\"gateway\",\"node_id\":\"{options.NodeId}\",\"grpc_port\":{host.GrpcPort},\"http_port\":{host.HttpPort}}}");
         Console.Out.Flush();
-        try { await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false); }
+        // The hosts stop themselves on SIGTERM and Ctrl-C (their console lifetime), which must end this wait too.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, host._http.Lifetime.ApplicationStopping, host._grpc.Lifetime.ApplicationStopping);
+        try { await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false); }
         catch (OperationCanceledException) { }
         return 0;
     }
