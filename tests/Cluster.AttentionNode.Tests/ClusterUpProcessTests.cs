@@ -58,6 +58,26 @@ public sealed class ClusterUpProcessTests : IDisposable
         foreach (int pid in children) Assert.False(UpProcess.Alive(pid), $"child {pid} outlived cluster up");
     }
 
+    [Theory]
+    [InlineData("--dispatch fp16", "--dispatch must be bf16 or fp8")]
+    [InlineData("--model /nonexistent/model", "/nonexistent/model: no config.json")]
+    [InlineData("--port 9000 --grpc-port 9000", "--port and --grpc-port are both 9000")]
+    [InlineData("--expert-nodes 2 --redundant-experts 1000", "--redundant-experts 1000 is more than 2 nodes can hold")]
+    [InlineData("--nodes 3", "--nodes")]
+    public void BadOptionsAreOneLineErrors(string options, string message)
+    {
+        string[] args = options.Split(' ');
+        if (!options.Contains("--model", StringComparison.Ordinal)) args = ["--model", _model, .. args];
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "up" }.Concat(args)) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string stderr = p.StandardError.ReadToEnd();
+        Assert.True(p.WaitForExit(60_000));
+        Assert.NotEqual(0, p.ExitCode);
+        Assert.Contains(message, stderr);
+        Assert.Single(stderr.Trim().Split('\n'));
+    }
+
     /// <summary>The running `cluster up` child process, its output, and its children as /proc lists them.</summary>
     private sealed class UpProcess : IDisposable
     {
