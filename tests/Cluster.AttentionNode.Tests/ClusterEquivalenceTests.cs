@@ -111,6 +111,19 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
         Assert.True(worst > 1e-6, "fp8 rounding should be visible in the logprobs");
     }
 
+    [Fact]
+    public async Task ALostExpertNodeFailsRequestsAsUnavailableNamingIt()
+    {
+        await using var cluster = await InProcessCluster.StartAsync(2, 0, DispatchFormat.Bf16);
+        Assert.Equal(4, (await cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { Prompts[0] }, MaxTokens = 4 })).Count);
+        await cluster.Experts[1].DisposeAsync();
+        cluster.Experts.RemoveAt(1);
+        var e = await Assert.ThrowsAsync<Cluster.Transport.RpcException>(() => cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { Prompts[1] }, MaxTokens = 4 }));
+        Assert.Equal(Cluster.Transport.StatusCode.Unavailable, e.StatusCode);
+        Assert.Contains("expert-1", e.Status.Detail);
+        await SchedulerTests.WaitUntil(() => cluster.Attention.Caches.InUse == 0);
+    }
+
     private sealed record Remote(Transformer Model, Checkpoint Checkpoint, ExpertStreams Streams) : IDisposable
     {
         public void Dispose()

@@ -129,7 +129,7 @@ public sealed class BatchScheduler : IGenerationScheduler
             catch (Exception e)
             {
                 _log.LogWarning(e, "request {Id}: prefill failed", seq.Request.Id);
-                Close(seq, new RpcException(StatusCode.Internal, $"request {seq.Request.Id}: prefill failed: {e.Message}"));
+                Close(seq, new RpcException(CodeFor(e), $"request {seq.Request.Id}: prefill failed: {e.Message}"));
             }
         }
     }
@@ -147,7 +147,7 @@ public sealed class BatchScheduler : IGenerationScheduler
         catch (Exception e)
         {
             _log.LogWarning(e, "decode step of {Count} sequences failed", n);
-            for (int i = n - 1; i >= 0; i--) Finish(i, new RpcException(StatusCode.Internal, $"request {_running[i].Request.Id}: decode step failed: {e.Message}"));
+            for (int i = n - 1; i >= 0; i--) Finish(i, new RpcException(CodeFor(e), $"request {_running[i].Request.Id}: decode step failed: {e.Message}"));
             return;
         }
         Counters.AddStep(n);
@@ -164,6 +164,9 @@ public sealed class BatchScheduler : IGenerationScheduler
             if (done) Finish(i, null);
         }
     }
+
+    /// <summary>An expert node that cannot answer is a peer being unavailable (the stream reopens on the next step), not a bug here.</summary>
+    private static StatusCode CodeFor(Exception e) => e is ExpertNode.Client.ExpertNodeException ? StatusCode.Unavailable : StatusCode.Internal;
 
     /// <summary>Samples the next token and sends it; true when it was the sequence's last.</summary>
     private bool Emit(Sequence seq, Span<float> logits, bool first)
