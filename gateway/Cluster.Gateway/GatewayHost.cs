@@ -79,7 +79,7 @@ public sealed class GatewayHost : IAsyncDisposable
             });
             var logger = http.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.Gateway");
             var router = new NodeRouter(nodes, options.MaxQueue, logger);
-            var generator = new Generator(router);
+            var generator = new Generator(router, logger);
             OpenAiRoutes.Map(http, model, new CompletionEndpoint(model, generator, logger), new Readiness(nodes, options.HealthTimeout));
 
             grpc = Build(options, k =>
@@ -112,6 +112,8 @@ public sealed class GatewayHost : IAsyncDisposable
         builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         builder.Logging.SetMinimumLevel(options.MinimumLogLevel);
+        // --verbose is about requests and nodes, not every hosting event.
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;

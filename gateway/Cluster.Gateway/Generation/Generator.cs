@@ -1,11 +1,13 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Cluster.Gateway.Nodes;
 using Cluster.Protos.V1;
+using Microsoft.Extensions.Logging;
 
 namespace Cluster.Gateway.Generation;
 
 /// <summary>Runs a validated request on the cluster and yields its output as it becomes certain.</summary>
-public sealed class Generator(NodeRouter router)
+public sealed class Generator(NodeRouter router, ILogger logger)
 {
     /// <summary>
     /// Deltas until <paramref name="output"/> has a finish reason. Leaving early (a stop string, the client gone)
@@ -14,13 +16,26 @@ public sealed class Generator(NodeRouter router)
     /// </summary>
     public async IAsyncEnumerable<OutputDelta> RunAsync(GenerationRequest request, OutputAssembler output, [EnumeratorCancellation] CancellationToken ct)
     {
-        bool first = true;
-        await foreach (TokenEvent e in router.GenerateAsync(ToNodeRequest(request), ct).ConfigureAwait(false))
+        TokenGenerateRequest nodeRequest = ToNodeRequest(request);
+        long start = Stopwatch.GetTimestamp();
+        TimeSpan firstToken = default;
+        try
         {
-            OutputDelta delta = output.Push(e);
-            if (!delta.IsEmpty || first) yield return delta;
-            first = false;
-            if (output.FinishReason is not null) yield break;
+            await foreach (TokenEvent e in router.GenerateAsync(nodeRequest, ct).ConfigureAwait(false))
+            {
+                bool first = output.CompletionTokens == 0;
+                if (first) firstToken = Stopwatch.GetElapsedTime(start);
+                OutputDelta delta = output.Push(e);
+                if (!delta.IsEmpty || first) yield return delta;
+                if (output.FinishReason is not null) yield break;
+            }
+        }
+        finally
+        {
+            if (logger.IsEnabled(LogLevel.Information))
+                logger.LogInformation("request {Id}: {Prompt} prompt tokens, {Completion} completion tokens, {Finish}, first token {Ttft:F0} ms, total {Total:F0} ms",
+                    nodeRequest.RequestId, request.PromptIds.Length, output.CompletionTokens, output.FinishReason ?? (ct.IsCancellationRequested ? "cancelled" : "failed"),
+                    firstToken.TotalMilliseconds, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
     }
 
