@@ -12,6 +12,8 @@ namespace Cluster.Gateway.Nodes;
 /// </summary>
 public sealed class NodeRouter(IReadOnlyList<AttentionNode> nodes, int maxInFlightPerNode, ILogger logger)
 {
+    private int _turn;
+
     public IReadOnlyList<AttentionNode> Nodes { get; } = nodes;
 
     /// <summary>The node's token events for one request, from the first to the one carrying finish_reason.</summary>
@@ -80,16 +82,20 @@ public sealed class NodeRouter(IReadOnlyList<AttentionNode> nodes, int maxInFlig
         throw new GatewayException(GatewayErrorKind.Unavailable, $"no attention node can take the request ({lastError ?? "none configured"})");
     }
 
-    /// <summary>Nodes by requests in flight, the ones that recently refused a connection last.</summary>
-    private List<AttentionNode> Candidates()
+    /// <summary>Nodes by requests in flight, the ones that recently refused a connection last; ties taken in turn.</summary>
+    private AttentionNode[] Candidates()
     {
-        var list = new List<AttentionNode>(Nodes);
-        list.Sort(static (a, b) =>
+        // Sorted on a snapshot: the counts move while other requests come and go.
+        int n = Nodes.Count, start = (int)((uint)Interlocked.Increment(ref _turn) % (uint)n);
+        var keys = new (bool Down, int InFlight, int Turn)[n];
+        var order = new AttentionNode[n];
+        for (int i = 0; i < n; i++)
         {
-            int down = a.RecentlyDown.CompareTo(b.RecentlyDown);
-            return down != 0 ? down : a.InFlight.CompareTo(b.InFlight);
-        });
-        return list;
+            order[i] = Nodes[i];
+            keys[i] = (Nodes[i].RecentlyDown, Nodes[i].InFlight, (i - start + n) % n);
+        }
+        Array.Sort(keys, order);
+        return order;
     }
 
     private static Exception Failure(RpcException e, AttentionNode node, CancellationToken ct)
