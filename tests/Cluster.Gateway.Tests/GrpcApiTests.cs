@@ -108,15 +108,15 @@ public class GrpcApiTests(ClusterFixture cluster)
     [Fact]
     public async Task A_full_queue_is_RESOURCE_EXHAUSTED_and_no_node_UNAVAILABLE()
     {
-        await using (GatewayHost gateway = await ClusterFixture.StartGatewayAsync([cluster.NodeEndpoint], maxQueue: 1))
+        await using (ScriptedNode node = await ScriptedNode.StartAsync(cluster.Gateway.Model))
+        await using (GatewayHost gateway = await ClusterFixture.StartGatewayAsync([node.Endpoint], maxQueue: 1))
         {
             using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{gateway.GrpcPort}");
-            using var hold = channel.ServerStreaming(InferenceMethods.GenerateStream, Ids(400, 0, 8));
+            using var hold = channel.ServerStreaming(InferenceMethods.GenerateStream, Ids(4, 0, ScriptedNode.Hang));
             Assert.True(await hold.ResponseStream.MoveNext());
             var e = await Assert.ThrowsAsync<RpcException>(() => channel.UnaryAsync(InferenceMethods.Generate, Ids(2, 0, 8)));
             Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
         }
-        await cluster.WaitIdleAsync();
 
         await using (GatewayHost gateway = await ClusterFixture.StartGatewayAsync([$"127.0.0.1:{ApiClient.DeadPort()}"]))
         {

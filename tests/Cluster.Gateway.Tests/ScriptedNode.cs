@@ -11,12 +11,13 @@ namespace Cluster.Gateway.Tests;
 /// </summary>
 public sealed class ScriptedNode : IGrpcService, IAsyncDisposable
 {
-    public const uint FailMidStream = 2, Refuse = 3;
+    public const uint FailMidStream = 2, Refuse = 3, Hang = 5;
     public const string Reasoning = "Let me think: 2+2.", Answer = "It is 4.";
 
     private readonly int[] _thinking;
     private readonly int _eos;
     private GrpcServer? _server;
+    private int _requests;
 
     private ScriptedNode(ServedModel model)
     {
@@ -25,6 +26,8 @@ public sealed class ScriptedNode : IGrpcService, IAsyncDisposable
     }
 
     public string Endpoint => $"127.0.0.1:{_server!.Port}";
+    /// <summary>Generate calls received so far.</summary>
+    public int Requests => Volatile.Read(ref _requests);
 
     public static async Task<ScriptedNode> StartAsync(ServedModel model)
     {
@@ -37,7 +40,14 @@ public sealed class ScriptedNode : IGrpcService, IAsyncDisposable
 
     private async Task GenerateAsync(TokenGenerateRequest request, IAsyncStreamWriter<TokenEvent> responses, ServerCallContext context)
     {
+        Interlocked.Increment(ref _requests);
         uint last = request.PromptTokenIds[^1];
+        if (last == Hang)
+        {
+            // One token, then nothing until the caller goes away: a request that stays in flight.
+            await responses.WriteAsync(new TokenEvent { TokenId = (uint)_thinking[0], PromptTokens = (uint)request.PromptTokenIds.Count }, context.CancellationToken);
+            await Task.Delay(Timeout.Infinite, context.CancellationToken);
+        }
         if (last == Refuse) throw new RpcException(StatusCode.InvalidArgument, "prompt_token_ids: refused by the script");
         int[] tokens = last == FailMidStream ? _thinking[..3] : [.. _thinking, _eos];
         for (int i = 0; i < tokens.Length; i++)
