@@ -24,11 +24,12 @@ public sealed record ApiRequest(GenerationRequest Generation, bool Stream, bool 
         if (topLogprobs is not null && !logprobs) throw GatewayException.Invalid("top_logprobs", "'top_logprobs' requires 'logprobs' to be true");
         long? maxCompletion = f.Integer("max_completion_tokens", 1, int.MaxValue);
         int? maxTokens = (int?)(maxCompletion ?? f.Integer("max_tokens", 1, int.MaxValue));
-        var prompt = new PromptBuilder(model).FromMessages(messages, "messages");
+        var builder = new PromptBuilder(model);
+        var prompt = builder.FromMessages(messages, "messages");
         GenerationRequest generation = Sampling(f, model) with
         {
             PromptIds = prompt.Ids,
-            MaxTokens = new PromptBuilder(model).MaxTokens(prompt.Ids.Length, maxTokens, "messages"),
+            MaxTokens = builder.MaxTokens(prompt.Ids.Length, maxTokens, "messages"),
             Logprobs = logprobs,
             TopLogprobs = topLogprobs ?? 0,
             SplitReasoning = true,
