@@ -74,7 +74,8 @@ public sealed class NodeRouter(IReadOnlyList<AttentionNode> nodes, int maxInFlig
             {
                 call.Dispose();
                 node.Release();
-                throw e is RpcException rpc ? Failure(rpc, node, ct) : e;
+                if (e is RpcException rpc) throw Failure(rpc, node, ct);
+                throw;
             }
         }
         if (full) throw new GatewayException(GatewayErrorKind.QueueFull,
