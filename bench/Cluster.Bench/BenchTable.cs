@@ -11,5 +11,6 @@ public static class BenchTable
         ["transport"] = TransportBench.Run,
         ["experts"] = ExpertsBench.Run,
         ["cluster"] = ClusterBench.Run,
+        ["gateway"] = GatewayBench.Run,
     };
 }
