@@ -266,5 +266,15 @@ public class HttpApiTests(ClusterFixture cluster)
         Assert.Equal("SERVING", report.GetProperty("nodes")[0].GetProperty("status").GetString());
     }
 
+    [Fact]
+    public async Task Neutral_values_of_unsupported_fields_and_unknown_fields_are_accepted()
+    {
+        var reply = await PostRawAsync(Http, "/v1/chat/completions", "{\"model\":\"tiny-test\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]}],"
+            + "\"max_tokens\":2,\"n\":1,\"presence_penalty\":0,\"frequency_penalty\":0,\"response_format\":{\"type\":\"text\"},\"top_logprobs\":0,"
+            + "\"user\":\"u-1\",\"stop\":null,\"stream\":false,\"tools\":[],\"metadata\":{\"a\":\"b\"}}");
+        Assert.True(reply.Status == HttpStatusCode.OK, reply.Text);
+        Assert.Equal(2, reply.Body.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+    }
+
     private static StringContent JsonContent(object body) => new(JsonSerializer.Serialize(body), System.Text.Encoding.UTF8, "application/json");
 }

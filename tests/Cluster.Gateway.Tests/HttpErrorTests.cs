@@ -21,6 +21,7 @@ public class HttpErrorTests(ClusterFixture cluster)
     [InlineData("\"n\":2", "n")]
     [InlineData("\"logprobs\":true,\"top_logprobs\":21", "top_logprobs")]
     [InlineData("\"top_logprobs\":2", "top_logprobs")]
+    [InlineData("\"response_format\":{\"type\":\"json_object\"}", "response_format")]
     [InlineData("\"logprobs\":\"yes\"", "logprobs")]
     [InlineData("\"stream\":1", "stream")]
     [InlineData("\"stream_options\":{\"include_usage\":true}", "stream_options")]

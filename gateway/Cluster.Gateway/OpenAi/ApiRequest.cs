@@ -18,10 +18,13 @@ public sealed record ApiRequest(GenerationRequest Generation, bool Stream, bool 
         catch (InvalidDataException e) { throw GatewayException.Invalid("messages", e.Message); }
         if (f.Get("tools") is { ValueKind: JsonValueKind.Array } tools && tools.GetArrayLength() > 0)
             throw GatewayException.Invalid("tools", "'tools' is not supported");
+        if (f.Get("response_format") is { } format
+            && !(format.ValueKind == JsonValueKind.Object && format.TryGetProperty("type", out JsonElement type) && type.ValueKind == JsonValueKind.String && type.GetString() == "text"))
+            throw GatewayException.Invalid("response_format", "only 'response_format' {\"type\": \"text\"} is supported");
 
         bool logprobs = f.Bool("logprobs") ?? false;
         int? topLogprobs = (int?)f.Integer("top_logprobs", 0, 20);
-        if (topLogprobs is not null && !logprobs) throw GatewayException.Invalid("top_logprobs", "'top_logprobs' requires 'logprobs' to be true");
+        if (topLogprobs > 0 && !logprobs) throw GatewayException.Invalid("top_logprobs", "'top_logprobs' requires 'logprobs' to be true");
         long? maxCompletion = f.Integer("max_completion_tokens", 1, int.MaxValue);
         int? maxTokens = (int?)(maxCompletion ?? f.Integer("max_tokens", 1, int.MaxValue));
         var builder = new PromptBuilder(model);
