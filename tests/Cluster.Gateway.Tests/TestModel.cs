@@ -9,7 +9,7 @@ namespace Cluster.Gateway.Tests;
 /// <summary>
 /// A model directory for the API tests: the tiny preset's shapes with the real tokenizer's 129280-id vocabulary, so
 /// that chat templates and text prompts are valid input, while every step stays about a millisecond. Written once per
-/// machine (and per version of this recipe) and reused.
+/// test process (a second or two) and removed when it exits, so it always matches the engine being tested.
 /// </summary>
 public static class TestModel
 {
@@ -24,16 +24,16 @@ public static class TestModel
 
     private static string Create()
     {
-        string dir = Path.Combine(Path.GetTempPath(), $"cluster-gateway-tests-model-v1-seed{Seed}");
-        if (File.Exists(Path.Combine(dir, "done"))) return dir;
-        string staging = dir + "." + Environment.ProcessId;
-        if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        CheckpointWriter.Write(staging, Config, SyntheticModel.Plan(Config, Seed, DType.BF16), SyntheticModel.ShardCount(Config, DType.BF16));
+        string dir = Path.Combine(Path.GetTempPath(), $"cluster-gateway-tests-{Environment.ProcessId}");
+        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        CheckpointWriter.Write(dir, Config, SyntheticModel.Plan(Config, Seed, DType.BF16), SyntheticModel.ShardCount(Config, DType.BF16));
         foreach (string f in new[] { "tokenizer.json", "tokenizer_config.json" })
-            File.Copy(Path.Combine(TokenizerDir, f), Path.Combine(staging, f));
-        File.WriteAllText(Path.Combine(staging, "done"), "");
-        try { Directory.Move(staging, dir); }
-        catch (IOException) when (File.Exists(Path.Combine(dir, "done"))) { Directory.Delete(staging, recursive: true); } // another process won
+            File.Copy(Path.Combine(TokenizerDir, f), Path.Combine(dir, f));
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(dir, recursive: true); }
+            catch (IOException) { }
+        };
         return dir;
     }
 }
