@@ -1,9 +1,11 @@
 using Cluster.Cli;
+using Cluster.Cli.Supervision;
 
 using var cts = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
 // ProcessExit also fires after a normal return, when cts is already disposed.
 AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { cts.Cancel(); } catch (ObjectDisposedException) { } };
+ParentWatch.StartIfSupervised(cts);
 
 if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
 {

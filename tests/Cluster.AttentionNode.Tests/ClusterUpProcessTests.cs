@@ -58,6 +58,19 @@ public sealed class ClusterUpProcessTests : IDisposable
         foreach (int pid in children) Assert.False(UpProcess.Alive(pid), $"child {pid} outlived cluster up");
     }
 
+    [Fact]
+    public async Task ChildrenDoNotOutliveAKilledSupervisor()
+    {
+        using var up = UpProcess.Start(_model);
+        await up.WaitReadyAsync(Patience);
+        int[] children = up.ChildPids();
+        Assert.Equal(0, up.Signal("KILL"));
+        // No signal reaches the children; each sees its standard input close and shuts down.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (children.Any(UpProcess.Alive) && DateTime.UtcNow < deadline) await Task.Delay(100);
+        foreach (int pid in children) Assert.False(UpProcess.Alive(pid), $"child {pid} outlived a killed cluster up");
+    }
+
     [Theory]
     [InlineData("--dispatch fp16", "--dispatch must be bf16 or fp8")]
     [InlineData("--model /nonexistent/model", "/nonexistent/model: no config.json")]

@@ -42,6 +42,8 @@ public sealed class ChildProcess : IDisposable
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        // The child exits when this pipe closes, so it never outlives a supervisor that was killed outright.
+        psi.Environment[ParentWatch.Variable] = "1";
         // Running as `dotnet cluster.dll`, the entry assembly is the path to give the same host.
         string entry = typeof(ChildProcess).Assembly.Location;
         if (!Path.GetFileNameWithoutExtension(psi.FileName).Equals("cluster", StringComparison.OrdinalIgnoreCase)) psi.ArgumentList.Add(entry);
