@@ -25,7 +25,7 @@ public static class ClusterBench
 
     public static async Task<int> Run(string[] args)
     {
-        string? model = args.Length > 0 ? args[0] : FindRoot() is { } root ? Path.Combine(root, "models", "small") : null;
+        string? model = args.Length > 0 ? args[0] : BenchEnvironment.TryFindRepoRoot() is { } root ? Path.Combine(root, "models", "small") : null;
         if (model is null)
         {
             Console.Error.WriteLine("cluster bench: no Cluster.sln above the benchmark or the working directory; give the model directory: cluster MODEL_DIR");
@@ -36,7 +36,7 @@ public static class ClusterBench
             Console.Error.WriteLine($"cluster bench: {model} has no config.json (run './cluster demo' once, or 'cluster model init --preset small --out {model}')");
             return 1;
         }
-        int[] ports = FreePorts(2);
+        int[] ports = Cluster.Cli.Supervision.FreePorts.Take(2);
         Console.Error.WriteLine("cluster bench: starting cluster up (1 attention node, 2 expert nodes, 2 redundant experts) and a local attention node");
         using var up = StartUp(model, ports[0], ports[1]);
         await using var local = await AttentionHost.StartAsync(new AttentionOptions { ModelDir = model, NodeId = "local" });
@@ -168,22 +168,5 @@ public static class ClusterBench
         using var kill = Process.Start("kill", ["-TERM", up.Id.ToString(CultureInfo.InvariantCulture)]);
         kill.WaitForExit();
         if (!up.WaitForExit(30_000)) up.Kill(entireProcessTree: true);
-    }
-
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToArray();
-        foreach (var l in listeners) l.Start();
-        int[] ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        foreach (var l in listeners) l.Stop();
-        return ports;
-    }
-
-    private static string? FindRoot()
-    {
-        foreach (string start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
-            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
-                if (File.Exists(Path.Combine(d.FullName, "Cluster.sln"))) return d.FullName;
-        return null;
     }
 }

@@ -26,7 +26,7 @@ public static class GatewayBench
 
     public static async Task<int> Run(string[] args)
     {
-        string root = FindRoot();
+        string root = BenchEnvironment.RepoRoot();
         string dir = Path.Combine(Path.GetTempPath(), "cluster-bench-gateway-model");
         Directory.CreateDirectory(dir);
         ModelConfig config = SyntheticPresets.Small;
@@ -134,14 +134,6 @@ public static class GatewayBench
             if (line.Contains("\"finish_reason\":null", StringComparison.Ordinal)) tokens++;
         }
         return tokens;
-    }
-
-    private static string FindRoot()
-    {
-        foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
-                if (File.Exists(Path.Combine(d.FullName, "Cluster.sln"))) return d.FullName;
-        throw new InvalidOperationException("Cluster.sln not found above the current directory");
     }
 
     /// <summary>An attention node without a model: each request streams max_tokens ids of a fixed text, at once.</summary>

@@ -16,7 +16,7 @@ public static class TokenizerBench
     {
         double megabytes = args.Length > 0 ? double.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 10;
         const int repeats = 3;
-        string root = RepoRoot();
+        string root = BenchEnvironment.RepoRoot();
         string models = Path.Combine(root, "node_modules", "@lenml", "tokenizer-deepseek_v3", "models");
         if (!File.Exists(Path.Combine(models, "tokenizer.json")))
         {
@@ -73,7 +73,7 @@ public static class TokenizerBench
         Console.WriteLine();
         Console.WriteLine("| encoder | MB/s | ratio |");
         Console.WriteLine("|---|---:|---:|");
-        Console.WriteLine($"| @lenml/tokenizers 3.7.2 (node {NodeVersion()}) | {mb / nodeSeconds:F2} | 1.0x |");
+        Console.WriteLine($"| @lenml/tokenizers 3.7.2 (node {BenchEnvironment.NodeVersion()}) | {mb / nodeSeconds:F2} | 1.0x |");
         Console.WriteLine($"| Cluster.Tokenizer, first pass (cold BPE cache) | {mb / cold:F2} | {nodeSeconds / cold:F1}x |");
         Console.WriteLine($"| Cluster.Tokenizer | {mb / best:F2} | {nodeSeconds / best:F1}x |");
         Console.WriteLine();
@@ -126,21 +126,5 @@ public static class TokenizerBench
         await p.WaitForExitAsync();
         if (p.ExitCode != 0) throw new InvalidOperationException($"node {script} exited {p.ExitCode}: {await stderr}");
         return await stdout;
-    }
-
-    private static string NodeVersion()
-    {
-        using var p = Process.Start(new ProcessStartInfo("node", "--version") { RedirectStandardOutput = true })!;
-        string v = p.StandardOutput.ReadToEnd().Trim();
-        p.WaitForExit();
-        return v;
-    }
-
-    private static string RepoRoot()
-    {
-        foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
-                if (File.Exists(Path.Combine(d.FullName, "Cluster.sln"))) return d.FullName;
-        throw new InvalidOperationException("Cluster.sln not found above the current directory");
     }
 }

@@ -23,7 +23,7 @@ public static class TransportBench
     public static async Task<int> Run(string[] args)
     {
         double seconds = args.Length > 0 ? double.Parse(args[0], CultureInfo.InvariantCulture) : 2;
-        string root = RepoRoot();
+        string root = BenchEnvironment.RepoRoot();
         string nodeDir = Path.Combine(root, "tests", "Cluster.Transport.Tests", "node");
         if (!Directory.Exists(Path.Combine(root, "node_modules", "@grpc", "grpc-js")))
         {
@@ -66,7 +66,7 @@ public static class TransportBench
         Console.WriteLine();
         Console.WriteLine($"Loopback gRPC over cleartext HTTP/2, best of {Rounds} alternating rounds of {S(seconds)} s per measurement after a warm-up:");
         Console.WriteLine();
-        Console.WriteLine("| measurement | grpc-js 1.14.7 (node " + NodeVersion() + ") | Cluster.Transport | ratio |");
+        Console.WriteLine("| measurement | grpc-js 1.14.7 (node " + BenchEnvironment.NodeVersion() + ") | Cluster.Transport | ratio |");
         Console.WriteLine("|---|---:|---:|---:|");
         Row("bidi stream, 1 KB frames, messages/s", js1K.PerSecond, ours1K.PerSecond, "N0");
         Row("bidi stream, 1 MB frames, GB/s (payload echoed)", js1M.BytesPerSecond / 1e9, ours1M.BytesPerSecond / 1e9, "F2");
@@ -168,21 +168,5 @@ public static class TransportBench
         if (p.ExitCode != 0) throw new InvalidOperationException($"node {Path.GetFileName(script)} exited {p.ExitCode}: {await stderr}");
         var json = JsonDocument.Parse(await stdout).RootElement;
         return new Result(json.GetProperty("messages").GetInt64(), json.GetProperty("bytes").GetInt64(), json.GetProperty("seconds").GetDouble());
-    }
-
-    private static string NodeVersion()
-    {
-        using var p = Process.Start(new ProcessStartInfo("node", "--version") { RedirectStandardOutput = true })!;
-        string v = p.StandardOutput.ReadToEnd().Trim();
-        p.WaitForExit();
-        return v;
-    }
-
-    private static string RepoRoot()
-    {
-        foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
-                if (File.Exists(Path.Combine(d.FullName, "Cluster.sln"))) return d.FullName;
-        throw new InvalidOperationException("Cluster.sln not found above the current directory");
     }
 }
