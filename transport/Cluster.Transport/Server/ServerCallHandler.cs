@@ -44,14 +44,26 @@ internal sealed class ServerCallHandler<TRequest, TResponse>(
         using var callCts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, deadlineCts.Token);
         var token = callCts.Token;
 
-        var state = new ServerCallState(http, options, gzip);
+        var state = new ServerCallState(http, options, gzip, callCts);
         var context = new ServerCallContext(state, http, method.FullName, requestHeaders, deadline, token);
         var reader = new MessageReader<TRequest>(http.Request.BodyReader, method.RequestParser, options.MaxReceiveMessageSize, requestEncoding);
 
         Status status;
+        bool returned = false;
         try
         {
-            await RunAsync(reader, state, context, token).ConfigureAwait(false);
+            try
+            {
+                await RunAsync(reader, state, context, token).ConfigureAwait(false);
+                returned = true;
+            }
+            finally
+            {
+                // A handler that failed may have left work registered on its token (a queued or running generation);
+                // callCts is disposed when this method returns, which unlinks it from a RequestAborted that fires
+                // later, so the token is cancelled here or never.
+                if (!returned) state.CancelCall();
+            }
             status = deadlineCts.IsCancellationRequested ? DeadlineExceeded : context.Status;
         }
         catch (Exception) when (http.RequestAborted.IsCancellationRequested)
@@ -101,12 +113,12 @@ internal sealed class ServerCallHandler<TRequest, TResponse>(
             }
             case MethodType.ClientStreaming:
             {
-                var response = await ((ClientStreamingHandler<TRequest, TResponse>)handler)(new ServerStreamReader<TRequest>(reader, token), context).ConfigureAwait(false);
+                var response = await ((ClientStreamingHandler<TRequest, TResponse>)handler)(new ServerStreamReader<TRequest>(reader, token, state.CancelCall), context).ConfigureAwait(false);
                 if (context.Status.StatusCode == StatusCode.OK) await state.WriteMessageAsync(response, token).ConfigureAwait(false);
                 break;
             }
             case MethodType.DuplexStreaming:
-                await ((DuplexStreamingHandler<TRequest, TResponse>)handler)(new ServerStreamReader<TRequest>(reader, token),
+                await ((DuplexStreamingHandler<TRequest, TResponse>)handler)(new ServerStreamReader<TRequest>(reader, token, state.CancelCall),
                     new ServerStreamWriter<TResponse>(state, token), context).ConfigureAwait(false);
                 break;
         }

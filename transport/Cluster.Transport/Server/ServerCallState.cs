@@ -7,7 +7,8 @@ namespace Cluster.Transport;
 /// The response side of one server call: headers once, then framed messages, then the status either in
 /// trailers or, when nothing was sent yet, as a trailers-only response.
 /// </summary>
-internal sealed class ServerCallState(HttpContext http, GrpcServerOptions options, bool gzipResponses)
+/// <param name="call">The source of the handler's token, cancelled here as soon as a write finds the client gone.</param>
+internal sealed class ServerCallState(HttpContext http, GrpcServerOptions options, bool gzipResponses, CancellationTokenSource call)
 {
     private bool _headersSent;
     private bool _writing;
@@ -37,9 +38,23 @@ internal sealed class ServerCallState(HttpContext http, GrpcServerOptions option
             var body = http.Response.BodyWriter;
             MessageFraming.Write(body, message, options.MaxSendMessageSize, GzipResponses);
             var flush = await body.FlushAsync(cancellationToken).ConfigureAwait(false);
-            if (flush.IsCanceled || flush.IsCompleted) throw new OperationCanceledException("The client is gone", cancellationToken);
+            if (flush.IsCanceled || flush.IsCompleted)
+            {
+                // Kestrel completes the flush on a client's RST_STREAM before it fires RequestAborted (from the
+                // thread pool), so the handler's token may not have fired yet: fire it now, or work tied to it
+                // (a generation holding a cache) would outlive the call.
+                CancelCall();
+                throw new OperationCanceledException("The client is gone", call.Token);
+            }
         }
         finally { _writing = false; }
+    }
+
+    /// <summary>Cancels the handler's token: the client is gone, or the call ended with the handler failing.</summary>
+    public void CancelCall()
+    {
+        try { call.Cancel(); }
+        catch (ObjectDisposedException) { /* the call already ended */ }
     }
 
     public void Finish(Status status, Metadata trailers)

@@ -3,7 +3,8 @@ using Google.Protobuf;
 
 namespace Cluster.Transport;
 
-internal sealed class ServerStreamReader<T>(MessageReader<T> reader, CancellationToken callToken) : IAsyncStreamReader<T>
+/// <param name="clientGone">Cancels the call's token when a read finds the client gone.</param>
+internal sealed class ServerStreamReader<T>(MessageReader<T> reader, CancellationToken callToken, Action clientGone) : IAsyncStreamReader<T>
     where T : class, IMessage<T>
 {
     private T? _current;
@@ -27,7 +28,9 @@ internal sealed class ServerStreamReader<T>(MessageReader<T> reader, Cancellatio
         }
         catch (IOException e)
         {
-            // Kestrel reports a client's RST_STREAM as an I/O error on the body; to a handler it is a cancellation.
+            // Kestrel reports a client's RST_STREAM as an I/O error on the body; to a handler it is a cancellation,
+            // and its token fires now, not only when Kestrel gets round to RequestAborted.
+            clientGone();
             throw new OperationCanceledException("The client reset the stream or the connection was lost", e, callToken);
         }
     }
