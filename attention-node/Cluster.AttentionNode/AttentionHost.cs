@@ -1,3 +1,4 @@
+using Cluster.Transport.Services;
 using System.Net;
 using Cluster.ExpertNode.Client;
 using Cluster.ExpertNode.Placement;

@@ -1,3 +1,4 @@
+using Cluster.Transport.Services;
 using System.Threading.Channels;
 using Cluster.AttentionNode.Scheduling;
 using Cluster.Protos.V1;

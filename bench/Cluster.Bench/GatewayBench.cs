@@ -1,3 +1,4 @@
+using Cluster.Transport.Services;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;

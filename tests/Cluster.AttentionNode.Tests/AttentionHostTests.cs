@@ -1,3 +1,4 @@
+using Cluster.Transport.Services;
 using Cluster.Protos.V1;
 using Cluster.Transport;
 using Cluster.Transport.Health;

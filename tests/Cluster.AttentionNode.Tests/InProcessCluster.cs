@@ -1,3 +1,4 @@
+using Cluster.Transport.Services;
 using Cluster.ExpertNode.Host;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;

@@ -1,3 +1,4 @@
+using Cluster.Transport.Services;
 using Cluster.AttentionNode;
 using Cluster.Protos.V1;
 using Cluster.Transport;
@@ -43,7 +44,7 @@ public sealed class ClusterFixture : IAsyncLifetime
     public async Task<AttentionStats> NodeStatsAsync()
     {
         using var channel = GrpcChannel.ForAddress($"http://{NodeEndpoint}");
-        return await channel.UnaryAsync(Nodes.AttentionMethods.GetStats, new GetStatsRequest());
+        return await channel.UnaryAsync(AttentionMethods.GetStats, new GetStatsRequest());
     }
 
     /// <summary>Waits until the node holds no request, failing after a few seconds.</summary>

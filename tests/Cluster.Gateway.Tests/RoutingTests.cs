@@ -1,3 +1,4 @@
+using Cluster.Transport.Services;
 using System.Net;
 using System.Text;
 using Cluster.AttentionNode;
@@ -12,7 +13,7 @@ public class RoutingTests(ClusterFixture cluster)
     private static async Task<AttentionStats> StatsAsync(string endpoint)
     {
         using var channel = GrpcChannel.ForAddress($"http://{endpoint}");
-        return await channel.UnaryAsync(Nodes.AttentionMethods.GetStats, new GetStatsRequest());
+        return await channel.UnaryAsync(AttentionMethods.GetStats, new GetStatsRequest());
     }
 
     [Fact]

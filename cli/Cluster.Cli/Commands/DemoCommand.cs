@@ -1,3 +1,4 @@
+using Cluster.Transport.Services;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Cluster.AttentionNode;

@@ -1,3 +1,4 @@
+using Cluster.Transport.Services;
 using System.Runtime.CompilerServices;
 using Cluster.Protos.V1;
 using Cluster.Transport;

@@ -1,9 +1,8 @@
 using Cluster.Protos.V1;
-using Cluster.Transport;
 
-namespace Cluster.AttentionNode;
+namespace Cluster.Transport.Services;
 
-/// <summary>cluster.v1.AttentionService on the wire (gateway -> attention node).</summary>
+/// <summary>cluster.v1.AttentionService on the wire: the attention node serves it, the gateway calls it.</summary>
 public static class AttentionMethods
 {
     public const string ServiceName = "cluster.v1.AttentionService";
