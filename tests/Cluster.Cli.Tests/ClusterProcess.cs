@@ -11,17 +11,26 @@ public static class ClusterProcess
     /// <summary>The repository root, found from this source file so it works wherever the tests were built.</summary>
     public static string RepoRoot { get; } = Path.GetFullPath(Path.Combine(SourceDirectory(), "..", ".."));
 
-    public static Result Run(params string[] args)
+    public static Result Run(params string[] args) => RunWithInput(null, args);
+
+    /// <summary>Runs the command with <paramref name="stdin"/> as its standard input (closed after it), or none.</summary>
+    public static Result RunWithInput(string? stdin, params string[] args)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "cluster.dll");
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = RepoRoot, RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = RepoRoot, RedirectStandardInput = stdin is not null, RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(dll);
         foreach (string a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        if (stdin is not null)
+        {
+            // UTF-8 without a byte-order mark, as a pipe from a shell delivers it.
+            using var input = new StreamWriter(p.StandardInput.BaseStream, new System.Text.UTF8Encoding(false));
+            input.Write(stdin);
+        }
         if (!p.WaitForExit(120_000)) { p.Kill(true); throw new TimeoutException("cluster " + string.Join(' ', args)); }
-        return new Result(p.ExitCode, stdout, stderr.Result);
+        return new Result(p.ExitCode, stdout.Result, stderr.Result);
     }
 
     private static string SourceDirectory([CallerFilePath] string file = "") => Path.GetDirectoryName(file)!;
