@@ -64,9 +64,15 @@ public class AllocationTests : IAsyncLifetime
         var frame = new TensorFrame { BatchId = 1, Payload = UnsafeByteOperations.UnsafeWrap(new byte[size]) };
         using var call = new TensorStreamClient(_server.Channel).Exchange(new CallOptions { Timeout = TimeSpan.FromSeconds(60) });
         for (int i = 0; i < 200; i++) { await call.RequestStream.WriteAsync(frame); Assert.True(await call.ResponseStream.MoveNext()); }
-        long before = GC.GetTotalAllocatedBytes(precise: true);
-        for (int i = 0; i < n; i++) { await call.RequestStream.WriteAsync(frame); Assert.True(await call.ResponseStream.MoveNext()); }
-        double perRoundTrip = (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)n;
+        // The count is process-wide: timers and connections that earlier tests left closing allocate too, so the
+        // quietest of three batches is the one that speaks for the stream.
+        double perRoundTrip = double.MaxValue;
+        for (int batch = 0; batch < 3; batch++)
+        {
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            for (int i = 0; i < n; i++) { await call.RequestStream.WriteAsync(frame); Assert.True(await call.ResponseStream.MoveNext()); }
+            perRoundTrip = Math.Min(perRoundTrip, (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)n);
+        }
         // Two parsed frames per round trip (server and client), each an object, a ByteString and the payload copy;
         // the rest is the HTTP/2 stacks' own bookkeeping. Anything per-message in our layers would show up here.
         double frames = 2 * (size + 200);
