@@ -30,52 +30,9 @@ public sealed class GrpcJsServer() : GrpcJsServerBase("plain");
 public sealed class GzipGrpcJsServer() : GrpcJsServerBase("gzip");
 
 /// <summary>Our client against a grpc-js server: every call type and the protocol's failure cases.</summary>
-public class GrpcJsServerInteropTests(GrpcJsServer js) : IClassFixture<GrpcJsServer>
+public class GrpcJsServerInteropTests(GrpcJsServer js) : EchoCallTypeTests, IClassFixture<GrpcJsServer>
 {
-    private static readonly CallOptions TenSeconds = new() { Timeout = TimeSpan.FromSeconds(10) };
-
-    [Fact]
-    public async Task Unary()
-    {
-        var reply = await js.Channel.UnaryAsync(EchoMethods.Unary, new EchoRequest { Text = "héllo", Payload = ByteString.CopyFrom(0, 1, 255) }, TenSeconds);
-        Assert.Equal("héllo", reply.Text);
-        Assert.Equal(new byte[] { 0, 1, 255 }, reply.Payload.ToByteArray());
-    }
-
-    [Fact]
-    public async Task ServerStreaming()
-    {
-        using var call = js.Channel.ServerStreaming(EchoMethods.ServerStream, new EchoRequest { Text = "s", Count = 4 }, TenSeconds);
-        var got = new List<int>();
-        await foreach (var r in call.ResponseStream.ReadAllAsync()) got.Add(r.Index);
-        Assert.Equal([0, 1, 2, 3], got);
-        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
-    }
-
-    [Fact]
-    public async Task ClientStreaming()
-    {
-        using var call = js.Channel.ClientStreaming(EchoMethods.ClientStream, TenSeconds);
-        foreach (var t in new[] { "x", "y", "z" }) await call.RequestStream.WriteAsync(new EchoRequest { Text = t, Payload = ByteString.CopyFrom(new byte[5]) });
-        await call.RequestStream.CompleteAsync();
-        var reply = await call.ResponseAsync();
-        Assert.Equal(("xyz", 3, "15"), (reply.Text, reply.Index, reply.Payload.ToStringUtf8()));
-    }
-
-    [Fact]
-    public async Task Duplex()
-    {
-        using var call = js.Channel.DuplexStreaming(EchoMethods.Bidi, TenSeconds);
-        for (int i = 0; i < 10; i++)
-        {
-            await call.RequestStream.WriteAsync(new EchoRequest { Text = "m" + i });
-            Assert.True(await call.ResponseStream.MoveNext());
-            Assert.Equal(("m" + i, i), (call.ResponseStream.Current.Text, call.ResponseStream.Current.Index));
-        }
-        await call.RequestStream.CompleteAsync();
-        Assert.False(await call.ResponseStream.MoveNext());
-        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
-    }
+    protected override GrpcChannel Channel => js.Channel;
 
     [Fact]
     public async Task DeadlineExceeded()
