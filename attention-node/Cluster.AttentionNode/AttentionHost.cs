@@ -50,14 +50,7 @@ public sealed class AttentionHost : IAsyncDisposable
     public static async Task<AttentionHost> StartAsync(AttentionOptions options, IProgress<double>? progress = null, CancellationToken ct = default)
     {
         if (!IPAddress.TryParse(options.Host, out IPAddress? address)) throw new ArgumentException($"--host: '{options.Host}' is not an IP address");
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-        // stdout carries only the READY line.
-        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
-        builder.Logging.SetMinimumLevel(options.LogLevel);
-        // The caller owns Ctrl-C and SIGTERM (the CLI's token, or a test's DisposeAsync), not the host.
-        builder.Services.AddSingleton<Microsoft.Extensions.Hosting.IHostLifetime, CallerLifetime>();
+        var builder = GrpcHostBuilder.Create(options.LogLevel);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.ConfigureGrpcLimits();
@@ -136,11 +129,4 @@ public sealed class AttentionHost : IAsyncDisposable
         await _app.StopAsync(grace.Token).ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
     }
-}
-
-/// <summary>A host lifetime that leaves process signals to whoever started the node.</summary>
-internal sealed class CallerLifetime : Microsoft.Extensions.Hosting.IHostLifetime
-{
-    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

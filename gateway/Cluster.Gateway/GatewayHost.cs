@@ -106,12 +106,8 @@ public sealed class GatewayHost : IAsyncDisposable
 
     private static WebApplication Build(GatewayOptions options, Action<KestrelServerOptions> kestrel)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        // One line per entry on stderr: stdout carries only the READY line.
-        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
-        builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
-        builder.Logging.SetMinimumLevel(options.MinimumLogLevel);
+        var builder = GrpcHostBuilder.Create(options.MinimumLogLevel);
+        builder.Services.Configure<SimpleConsoleFormatterOptions>(o => o.TimestampFormat = "HH:mm:ss.fff ");
         // --verbose is about requests and nodes, not every hosting event.
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.WebHost.ConfigureKestrel(k =>

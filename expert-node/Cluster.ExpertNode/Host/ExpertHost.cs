@@ -67,14 +67,7 @@ public sealed class ExpertHost : IAsyncDisposable
             HostedExperts experts = HostedExperts.Load(checkpoint, checkpoint.Config, plan, node);
             cancel.ThrowIfCancellationRequested();
 
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.Logging.ClearProviders();
-            builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-            // stdout carries only the READY line; every log line goes to stderr.
-            builder.Logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
-            builder.Logging.SetMinimumLevel(options.Verbose ? LogLevel.Information : LogLevel.Warning);
-            builder.Logging.AddFilter("Microsoft", options.Verbose ? LogLevel.Information : LogLevel.Warning);
-            builder.Services.AddSingleton<Microsoft.Extensions.Hosting.IHostLifetime, CallerLifetime>();
+            var builder = GrpcHostBuilder.Create(options.Verbose ? LogLevel.Information : LogLevel.Warning);
             builder.WebHost.ConfigureKestrel(k =>
             {
                 k.ConfigureGrpcLimits();

@@ -25,13 +25,7 @@ public sealed class GrpcServer : IAsyncDisposable
 
     public static async Task<GrpcServer> StartAsync(GrpcServerOptions options, params IGrpcService[] services)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-        // stdout belongs to the process's own output (roles print READY lines there); logs go to stderr.
-        builder.Logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
-        builder.Logging.SetMinimumLevel(options.MinimumLogLevel);
-        builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>, LargeBlockMemoryPool.Factory>();
+        var builder = GrpcHostBuilder.Create(options.MinimumLogLevel);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.ConfigureGrpcLimits();
