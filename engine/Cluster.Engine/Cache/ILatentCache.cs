@@ -19,6 +19,12 @@ public interface ILatentCache
     /// <summary>The row of one layer and position (below the reserved length): [latent | k_pe].</summary>
     Span<float> Row(int layer, int position);
 
+    /// <summary>Stores the row [latent | k_pe] of one layer and reserved position, rounded to the cache's format.</summary>
+    void Write(int layer, int position, ReadOnlySpan<float> row);
+
+    /// <summary>Loads the row of one layer and reserved position as float.</summary>
+    void Read(int layer, int position, Span<float> row);
+
     /// <summary>Marks <paramref name="count"/> more positions complete after a forward pass wrote them in every layer.</summary>
     void Advance(int count);
 }

@@ -40,6 +40,10 @@ public sealed class SequenceCache : ILatentCache
         return _layers[layer].AsSpan(position * RowSize, RowSize);
     }
 
+    public void Write(int layer, int position, ReadOnlySpan<float> row) => row.CopyTo(Row(layer, position));
+
+    public void Read(int layer, int position, Span<float> row) => Row(layer, position).CopyTo(row);
+
     public void Advance(int count)
     {
         if (Length + count > _reserved) throw new InvalidOperationException($"advancing to {Length + count} positions past the reserved {_reserved}");

@@ -58,7 +58,7 @@ public sealed class Transformer
     /// their latents into the caches. Logits go to <paramref name="logits"/>: [rows, vocab] for every row, or
     /// [1, vocab] for the last row only when <paramref name="lastRowOnly"/>.
     /// </summary>
-    public void Forward(ReadOnlySpan<int> tokens, TokenBatch batch, AttentionPath path, Span<float> logits, bool lastRowOnly = false)
+    public void Forward(ReadOnlySpan<int> tokens, TokenBatch batch, AttentionPath path, Span<float> logits, bool lastRowOnly = false, Action<int>? layerDone = null)
     {
         int n = batch.Count, hidden = Config.HiddenSize, vocab = Config.VocabSize;
         if (tokens.Length != n) throw new ArgumentException($"{tokens.Length} tokens for {n} batch rows");
@@ -69,7 +69,11 @@ public sealed class Transformer
         {
             Span<float> hs = h.AsSpan(0, n * hidden);
             Embed(tokens, hs);
-            foreach (DecoderLayer layer in _layers) layer.Forward(hs, batch, path);
+            for (int l = 0; l < _layers.Length; l++)
+            {
+                _layers[l].Forward(hs, batch, path);
+                layerDone?.Invoke(l);
+            }
             Span<float> last = lastRowOnly ? hs.Slice((n - 1) * hidden, hidden) : hs;
             _norm.Forward(last, last);
             MatMul.Run(last, outRows, _lmHead, logits[..(outRows * vocab)]);
@@ -77,14 +81,17 @@ public sealed class Transformer
         finally { ArrayPool<float>.Shared.Return(h); }
     }
 
-    /// <summary>Feeds a sequence's next tokens at once (a prompt, or a chunk of one) and advances its cache.</summary>
-    public void Prefill(ReadOnlySpan<int> tokens, ILatentCache cache, AttentionPath path, Span<float> logits, bool lastRowOnly = false)
+    /// <summary>
+    /// Feeds a sequence's next tokens at once (a prompt, or a chunk of one) and advances its cache.
+    /// <paramref name="layerDone"/> hears each layer index as soon as that layer's cache rows of these tokens are written.
+    /// </summary>
+    public void Prefill(ReadOnlySpan<int> tokens, ILatentCache cache, AttentionPath path, Span<float> logits, bool lastRowOnly = false, Action<int>? layerDone = null)
     {
         int start = cache.Length;
         cache.Reserve(start + tokens.Length);
         _batch.Clear();
         for (int i = 0; i < tokens.Length; i++) _batch.Add(cache, start + i);
-        Forward(tokens, _batch, path, logits, lastRowOnly);
+        Forward(tokens, _batch, path, logits, lastRowOnly, layerDone);
         _batch.Clear();
         cache.Advance(tokens.Length);
     }

@@ -42,6 +42,12 @@ public sealed class Sampler
         return new SampledToken(id, (float)(logits[id] - logZ), top);
     }
 
+    /// <summary>
+    /// Advances the generator exactly as one <see cref="Sample"/> does, for a sequence whose token was sampled
+    /// elsewhere (a prefill node) and continues here with the same seed.
+    /// </summary>
+    public void SkipDraw() => throw new NotImplementedException();
+
     private int Draw(ReadOnlySpan<float> logits)
     {
         int vocab = logits.Length;

@@ -9,6 +9,8 @@ public static class AttentionMethods
 
     public static readonly Method<TokenGenerateRequest, TokenEvent> Generate =
         new(MethodType.ServerStreaming, ServiceName, "Generate", TokenGenerateRequest.Parser, TokenEvent.Parser);
+    public static readonly Method<PrefillRequest, KvTransfer> Prefill =
+        new(MethodType.ServerStreaming, ServiceName, "Prefill", PrefillRequest.Parser, KvTransfer.Parser);
     public static readonly Method<GetStatsRequest, AttentionStats> GetStats =
         new(MethodType.Unary, ServiceName, "GetStats", GetStatsRequest.Parser, AttentionStats.Parser, idempotent: true);
 }
