@@ -16,9 +16,6 @@ public interface ILatentCache
     /// <summary>Makes positions [0, length) writable; throws when the cache cannot grow that far.</summary>
     void Reserve(int length);
 
-    /// <summary>The row of one layer and position (below the reserved length): [latent | k_pe].</summary>
-    Span<float> Row(int layer, int position);
-
     /// <summary>Stores the row [latent | k_pe] of one layer and reserved position, rounded to the cache's format.</summary>
     void Write(int layer, int position, ReadOnlySpan<float> row);
 

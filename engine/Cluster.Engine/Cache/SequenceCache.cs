@@ -2,27 +2,34 @@ using Cluster.Engine.Config;
 
 namespace Cluster.Engine.Cache;
 
-/// <summary>A contiguous latent cache per layer for one sequence, grown by doubling.</summary>
+/// <summary>
+/// A contiguous latent cache per layer for one sequence, grown by doubling. F32 by default; BF16 rounds rows
+/// exactly as the paged cache of a serving node does, so a single-process run can reproduce it bit for bit.
+/// </summary>
 public sealed class SequenceCache : ILatentCache
 {
-    private readonly float[][] _layers;
-    private readonly int _maxLength;
+    private readonly byte[][] _layers;
+    private readonly int _maxLength, _bytesPerRow;
     private int _capacity, _reserved;
 
-    public SequenceCache(ModelConfig config, int initialCapacity = 64)
+    public SequenceCache(ModelConfig config, int initialCapacity = 64, LatentFormat format = LatentFormat.F32)
     {
+        if (!Enum.IsDefined(format)) throw new ArgumentException($"unknown latent cache format {format}", nameof(format));
         RowSize = config.KvLoraRank + config.QkRopeHeadDim;
+        Format = format;
+        _bytesPerRow = RowSize * format.BytesPerValue();
         _maxLength = config.MaxPositionEmbeddings;
         _capacity = Math.Max(1, Math.Min(initialCapacity, _maxLength));
-        _layers = new float[config.NumHiddenLayers][];
-        for (int l = 0; l < _layers.Length; l++) _layers[l] = new float[_capacity * RowSize];
+        _layers = new byte[config.NumHiddenLayers][];
+        for (int l = 0; l < _layers.Length; l++) _layers[l] = new byte[_capacity * _bytesPerRow];
     }
 
     public int RowSize { get; }
     public int Length { get; private set; }
+    public LatentFormat Format { get; }
 
     /// <summary>Bytes held for this sequence.</summary>
-    public long Bytes => (long)_layers.Length * _capacity * RowSize * sizeof(float);
+    public long Bytes => (long)_layers.Length * _capacity * _bytesPerRow;
 
     public void Reserve(int length)
     {
@@ -30,23 +37,27 @@ public sealed class SequenceCache : ILatentCache
         _reserved = Math.Max(_reserved, length);
         if (length <= _capacity) return;
         int capacity = Math.Min(_maxLength, Math.Max(length, _capacity * 2));
-        for (int l = 0; l < _layers.Length; l++) Array.Resize(ref _layers[l], capacity * RowSize);
+        for (int l = 0; l < _layers.Length; l++) Array.Resize(ref _layers[l], capacity * _bytesPerRow);
         _capacity = capacity;
     }
 
-    public Span<float> Row(int layer, int position)
+    public void Write(int layer, int position, ReadOnlySpan<float> row)
     {
-        if ((uint)position >= (uint)_reserved) throw new ArgumentOutOfRangeException(nameof(position), $"position {position} not reserved (reserved {_reserved})");
-        return _layers[layer].AsSpan(position * RowSize, RowSize);
+        if (row.Length != RowSize) throw new ArgumentException($"latent row of {row.Length} values, expected {RowSize}", nameof(row));
+        LatentRows.Store(Format, row, Stored(layer, position));
     }
 
-    public void Write(int layer, int position, ReadOnlySpan<float> row) => row.CopyTo(Row(layer, position));
-
-    public void Read(int layer, int position, Span<float> row) => Row(layer, position).CopyTo(row);
+    public void Read(int layer, int position, Span<float> row) => LatentRows.Load(Format, Stored(layer, position), row[..RowSize]);
 
     public void Advance(int count)
     {
         if (Length + count > _reserved) throw new InvalidOperationException($"advancing to {Length + count} positions past the reserved {_reserved}");
         Length += count;
+    }
+
+    private Span<byte> Stored(int layer, int position)
+    {
+        if ((uint)position >= (uint)_reserved) throw new ArgumentOutOfRangeException(nameof(position), $"position {position} not reserved (reserved {_reserved})");
+        return _layers[layer].AsSpan(position * _bytesPerRow, _bytesPerRow);
     }
 }

@@ -77,11 +77,11 @@ public sealed class Mla
             for (int r = 0; r < n; r++)
             {
                 _rotary.Angles(batch.Position(r), cos, sin);
-                Span<float> cached = batch.Cache(r).Row(_layer, batch.Position(r));
-                ReadOnlySpan<float> kvRow = kv.AsSpan(r * _row, _row);
-                _kvANorm.Forward(kvRow[.._lora], cached[.._lora]);
-                kvRow[_lora..].CopyTo(cached[_lora..]);
-                _rotary.Apply(cached[_lora..], cos, sin);
+                // Normalised and rotated in place, then stored once in the cache's format.
+                Span<float> kvRow = kv.AsSpan(r * _row, _row);
+                _kvANorm.Forward(kvRow[.._lora], kvRow[.._lora]);
+                _rotary.Apply(kvRow[_lora..], cos, sin);
+                batch.Cache(r).Write(_layer, batch.Position(r), kvRow);
                 for (int h = 0; h < _heads; h++)
                     _rotary.Apply(qs.Slice((r * _heads + h) * _qk + _nope, _rope), cos, sin);
             }
@@ -105,7 +105,7 @@ public sealed class Mla
     {
         int n = batch.Count;
         float[] qLatent = Rent(n * _heads * _row), context = Rent(n * _heads * _lora);
-        _job.Set(AttentionPath.Absorbed, q, batch, attn, qLatent, context, null, null, 0, 0);
+        _job.Set(AttentionPath.Absorbed, q, batch, attn, qLatent, context, null, null, null, 0, 0);
         WorkerPool.Shared.For(_heads, HeadGroup, _job);
         ArrayPool<float>.Shared.Return(qLatent);
         ArrayPool<float>.Shared.Return(context);
@@ -129,14 +129,21 @@ public sealed class Mla
             }
             MatMul.AccumulateTransposed(q.AsSpan(h * _qk), qStride, n, _kvB, h * kvRows, _nope, qLatent.AsSpan(h * _row), latStride);
         }
+        int maxLen = 0;
+        for (int r = 0; r < n; r++) maxLen = Math.Max(maxLen, batch.Position(r) + 1);
+        float[] rows = Rent(maxLen * _row), scores = Rent(heads * maxLen);
+        // The rows read so far (as float) of the sequence of the previous batch row: a prefill's rows share them.
+        Cache.ILatentCache? loaded = null;
+        int loadedLen = 0;
         for (int r = 0; r < n; r++)
         {
-            LayerRows cache = new(batch.Cache(r), _layer);
+            Cache.ILatentCache cache = batch.Cache(r);
             int len = batch.Position(r) + 1;
-            float[] scores = Rent(heads * len);
+            if (!ReferenceEquals(cache, loaded)) (loaded, loadedLen) = (cache, 0);
+            for (; loadedLen < len; loadedLen++) cache.Read(_layer, loadedLen, rows.AsSpan(loadedLen * _row, _row));
             for (int t = 0; t < len; t++)
             {
-                ReadOnlySpan<float> row = cache.Row(t);
+                ReadOnlySpan<float> row = rows.AsSpan(t * _row, _row);
                 for (int g = 0; g < heads; g++)
                     scores[g * len + t] = TensorPrimitives.Dot(qLatent.AsSpan(r * latStride + (h0 + g) * _row, _row), row) * _scale;
             }
@@ -147,15 +154,16 @@ public sealed class Mla
             }
             for (int t = 0; t < len; t++)
             {
-                ReadOnlySpan<float> latent = cache.Row(t)[.._lora];
+                ReadOnlySpan<float> latent = rows.AsSpan(t * _row, _lora);
                 for (int g = 0; g < heads; g++)
                 {
                     Span<float> ctx = context.AsSpan(r * ctxStride + (h0 + g) * _lora, _lora);
                     TensorPrimitives.MultiplyAdd(latent, scores[g * len + t], ctx, ctx);
                 }
             }
-            ArrayPool<float>.Shared.Return(scores);
         }
+        ArrayPool<float>.Shared.Return(rows);
+        ArrayPool<float>.Shared.Return(scores);
         for (int h = h0; h < h1; h++)
             MatMul.Run(context.AsSpan(h * _lora), ctxStride, n, _kvB, h * kvRows + _nope, _v, attn.AsSpan(h * _v), _heads * _v, parallel: false);
     }
@@ -181,12 +189,13 @@ public sealed class Mla
                         rows[count++] = r;
                         length = Math.Max(length, batch.Position(r) + 1);
                     }
-                float[] latents = Rent(length * _lora), keysValues = Rent(length * _heads * (_nope + _v));
-                for (int t = 0; t < length; t++) cache.Row(_layer, t)[.._lora].CopyTo(latents.AsSpan(t * _lora));
-                MatMul.Run(latents.AsSpan(0, length * _lora), length, _kvB, keysValues.AsSpan(0, length * _heads * (_nope + _v)));
-                _job.Set(AttentionPath.Naive, q, batch, attn, null, null, keysValues, rows, count, length);
+                int kvStride = _heads * (_nope + _v);
+                float[] cached = Rent(length * _row), keysValues = Rent(length * kvStride);
+                for (int t = 0; t < length; t++) cache.Read(_layer, t, cached.AsSpan(t * _row, _row));
+                MatMul.Run(cached, _row, length, _kvB, 0, kvStride, keysValues, kvStride);
+                _job.Set(AttentionPath.Naive, q, batch, attn, null, null, cached, keysValues, rows, count, length);
                 WorkerPool.Shared.For(_heads, 1, _job);
-                ArrayPool<float>.Shared.Return(latents);
+                ArrayPool<float>.Shared.Return(cached);
                 ArrayPool<float>.Shared.Return(keysValues);
             }
         }
@@ -201,17 +210,16 @@ public sealed class Mla
     /// Per head, for all rows of one sequence at once: scores = Q·K^T and out = softmax(scores)·V as two matmuls
     /// over the sequence's keys [K_nope | k_pe] and its values stored transposed, each row masked to its causal prefix.
     /// </summary>
-    private unsafe void NaiveHead(int h, float[] q, TokenBatch batch, float[] attn, float[] keysValues, int[] rows, int count, int length)
+    private unsafe void NaiveHead(int h, float[] q, TokenBatch batch, float[] attn, float[] cached, float[] keysValues, int[] rows, int count, int length)
     {
         int kvStride = _heads * (_nope + _v), head = h * (_nope + _v);
-        LayerRows cache = new(batch.Cache(rows[0]), _layer);
         float[] keys = Rent(length * _qk), valuesT = Rent(_v * length), queries = Rent(count * _qk), scores = Rent(count * length), output = Rent(count * _v);
         try
         {
             for (int t = 0; t < length; t++)
             {
                 keysValues.AsSpan(t * kvStride + head, _nope).CopyTo(keys.AsSpan(t * _qk));
-                cache.Row(t)[_lora..].CopyTo(keys.AsSpan(t * _qk + _nope));
+                cached.AsSpan(t * _row + _lora, _rope).CopyTo(keys.AsSpan(t * _qk + _nope));
                 for (int j = 0; j < _v; j++) valuesT[j * length + t] = keysValues[t * kvStride + head + _nope + j];
             }
             for (int i = 0; i < count; i++) q.AsSpan((rows[i] * _heads + h) * _qk, _qk).CopyTo(queries.AsSpan(i * _qk));
@@ -244,25 +252,19 @@ public sealed class Mla
 
     private static float[] Rent(int n) => ArrayPool<float>.Shared.Rent(n);
 
-    /// <summary>One layer's rows of a cache.</summary>
-    private readonly struct LayerRows(Cache.ILatentCache cache, int layer)
-    {
-        public Span<float> Row(int position) => cache.Row(layer, position);
-    }
-
     /// <summary>The per-head loop body, reused across calls so a forward pass allocates nothing for it.</summary>
     private sealed class HeadJob(Mla mla) : IRangeBody
     {
         private AttentionPath _path;
         private float[] _q = [], _attn = [];
-        private float[]? _qLatent, _context, _keysValues;
+        private float[]? _qLatent, _context, _cached, _keysValues;
         private int[]? _rows;
         private int _count, _length;
         private TokenBatch? _batch;
 
-        public void Set(AttentionPath path, float[] q, TokenBatch batch, float[] attn, float[]? qLatent, float[]? context, float[]? keysValues, int[]? rows, int count, int length)
+        public void Set(AttentionPath path, float[] q, TokenBatch batch, float[] attn, float[]? qLatent, float[]? context, float[]? cached, float[]? keysValues, int[]? rows, int count, int length)
         {
-            (_path, _q, _batch, _attn, _qLatent, _context, _keysValues, _rows, _count, _length) = (path, q, batch, attn, qLatent, context, keysValues, rows, count, length);
+            (_path, _q, _batch, _attn, _qLatent, _context, _cached, _keysValues, _rows, _count, _length) = (path, q, batch, attn, qLatent, context, cached, keysValues, rows, count, length);
         }
 
         public void Run(int start, int end)
@@ -272,7 +274,7 @@ public sealed class Mla
                 for (int h = start; h < end; h += HeadGroup) mla.AbsorbedHeads(h, Math.Min(end, h + HeadGroup), _q, _batch!, _attn, _qLatent!, _context!);
                 return;
             }
-            for (int h = start; h < end; h++) mla.NaiveHead(h, _q, _batch!, _attn, _keysValues!, _rows!, _count, _length);
+            for (int h = start; h < end; h++) mla.NaiveHead(h, _q, _batch!, _attn, _cached!, _keysValues!, _rows!, _count, _length);
         }
     }
 }

@@ -46,7 +46,11 @@ public sealed class Sampler
     /// Advances the generator exactly as one <see cref="Sample"/> does, for a sequence whose token was sampled
     /// elsewhere (a prefill node) and continues here with the same seed.
     /// </summary>
-    public void SkipDraw() => throw new NotImplementedException();
+    public void SkipDraw()
+    {
+        // Every sampled (non-greedy) choice takes exactly one uniform draw, whichever filter path it follows.
+        if (_options.Temperature != 0) _random.NextDouble();
+    }
 
     private int Draw(ReadOnlySpan<float> logits)
     {
