@@ -16,8 +16,9 @@ using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 namespace Cluster.AttentionNode;
 
 /// <summary>
-/// A running attention node: Kestrel serving AttentionService and grpc.health.v1 (NOT_SERVING until the model is
-/// loaded and every expert stream is up), the model and its scheduler.
+/// A running attention node of one <see cref="NodeRole"/>: Kestrel serving AttentionService and grpc.health.v1
+/// (NOT_SERVING until the model is loaded and every expert stream is up), the model, its paged latent cache and
+/// its scheduler.
 /// </summary>
 public sealed class AttentionHost : IAsyncDisposable
 {
@@ -41,7 +42,8 @@ public sealed class AttentionHost : IAsyncDisposable
     public ExpertStreams? Experts => Node.Experts;
     internal NodeModel Node => _node ?? throw new InvalidOperationException("the node is not loaded");
     public Scheduling.SchedulerCounters Counters => Node.Scheduler.Counters;
-    public Scheduling.ICachePool Caches => Node.Scheduler.Caches;
+    public Engine.Cache.LatentCacheManager Caches => Node.Scheduler.Caches;
+    public NodeRole Role => Node.Role;
 
     /// <summary>
     /// Starts serving (health NOT_SERVING), opens one Dispatch stream per expert node of the plan (waiting for
@@ -49,6 +51,7 @@ public sealed class AttentionHost : IAsyncDisposable
     /// </summary>
     public static async Task<AttentionHost> StartAsync(AttentionOptions options, IProgress<double>? progress = null, CancellationToken ct = default)
     {
+        options.Validate();
         if (!IPAddress.TryParse(options.Host, out IPAddress? address)) throw new ArgumentException($"--host: '{options.Host}' is not an IP address");
         var builder = GrpcHostBuilder.Create(options.LogLevel);
         builder.WebHost.ConfigureKestrel(k =>
@@ -80,7 +83,7 @@ public sealed class AttentionHost : IAsyncDisposable
                 log.LogInformation("{Node}: dispatch streams open to {Count} expert nodes", options.NodeId, remote.Nodes.Count);
             }
             TensorDType dispatch = options.Dispatch == DispatchFormat.Fp8 ? TensorDType.Fp8E4M3 : TensorDType.Bf16;
-            try { host._node = await Task.Run(() => NodeModel.Load(options.ModelDir, options.MaxBatch, remote, dispatch, log, progress), ct).ConfigureAwait(false); }
+            try { host._node = await Task.Run(() => NodeModel.Load(options, remote, dispatch, log, progress), ct).ConfigureAwait(false); }
             catch
             {
                 if (remote is not null) await remote.DisposeAsync().ConfigureAwait(false);
@@ -89,7 +92,7 @@ public sealed class AttentionHost : IAsyncDisposable
             service.Attach(host._node);
             health.SetStatus("", ServingStatus.Serving);
             health.SetStatus(AttentionMethods.ServiceName, ServingStatus.Serving);
-            log.LogInformation("{Node}: serving", options.NodeId);
+            log.LogInformation("{Node}: serving as {Role}", options.NodeId, options.Role.Name());
             return host;
         }
         catch
@@ -111,6 +114,7 @@ public sealed class AttentionHost : IAsyncDisposable
         Console.Out.WriteLine("READY " + System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
         {
             ["role"] = "attention",
+            ["node_role"] = options.Role.Name(),
             ["node_id"] = host.NodeId,
             ["grpc_port"] = host.Port,
         }));

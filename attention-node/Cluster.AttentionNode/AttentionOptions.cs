@@ -1,3 +1,4 @@
+using Cluster.Engine.Cache;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.AttentionNode;
@@ -19,7 +20,28 @@ public sealed record AttentionOptions
     public DispatchFormat Dispatch { get; init; } = DispatchFormat.Bf16;
     /// <summary>How long to wait for expert nodes that are still loading before giving up.</summary>
     public TimeSpan ExpertWait { get; init; } = TimeSpan.FromMinutes(10);
-    /// <summary>Most sequences in one decode step.</summary>
+    /// <summary>Most sequences in one decode step; prompts in prefill count against it too.</summary>
     public int MaxBatch { get; init; } = 32;
     public LogLevel LogLevel { get; init; } = LogLevel.Warning;
+    public NodeRole Role { get; init; } = NodeRole.Both;
+    /// <summary>Most prompt tokens computed between two decode steps: longer prompts are prefilled in chunks of this many.</summary>
+    public int PrefillChunk { get; init; } = 512;
+    /// <summary>Memory of the paged latent cache; a request is admitted only while its whole context fits.</summary>
+    public long KvCacheBytes { get; init; } = 1L << 30;
+    /// <summary>Tokens per cache block, the unit of allocation and of prefix reuse.</summary>
+    public int KvBlockSize { get; init; } = 64;
+    public LatentFormat KvCacheFormat { get; init; } = LatentFormat.BF16;
+    /// <summary>Keeps the blocks of finished prompts and reuses them for prompts that start the same way.</summary>
+    public bool PrefixCache { get; init; } = true;
+
+    /// <summary>Throws an ArgumentException naming the first setting out of range (by its command-line flag).</summary>
+    public void Validate()
+    {
+        if (!Enum.IsDefined(Role)) throw new ArgumentException($"--role: unknown role {(int)Role} (expected prefill, decode or both)");
+        if (MaxBatch < 1) throw new ArgumentException($"--max-batch must be at least 1 (got {MaxBatch})");
+        if (PrefillChunk < 1) throw new ArgumentException($"--prefill-chunk must be at least 1 token (got {PrefillChunk})");
+        if (KvBlockSize < 1) throw new ArgumentException($"--kv-block-size must be at least 1 token (got {KvBlockSize})");
+        if (KvCacheBytes < 1) throw new ArgumentException($"--kv-cache-bytes must be positive (got {KvCacheBytes})");
+        if (!Enum.IsDefined(KvCacheFormat)) throw new ArgumentException($"--kv-cache-dtype: unknown format {(int)KvCacheFormat} (expected bf16 or f32)");
+    }
 }

@@ -1,14 +1,19 @@
 using Cluster.Transport.Services;
 using System.Threading.Channels;
 using Cluster.AttentionNode.Scheduling;
+using Cluster.AttentionNode.Transfer;
+using Cluster.Engine.Cache;
 using Cluster.Protos.V1;
 using Cluster.Transport;
 
 namespace Cluster.AttentionNode;
 
 /// <summary>
-/// cluster.v1.AttentionService: Generate streams a request's tokens from the node's scheduler; GetStats reports
-/// load and counters. Both answer UNAVAILABLE until the model is loaded and the expert streams are up.
+/// cluster.v1.AttentionService as the node's role allows. Generate streams a request's tokens: prefilled here
+/// (role both), or, when it names a prefill node (roles decode and both), from the latent cache that node streams
+/// back through Prefill. Prefill (roles prefill and both) computes a prompt and streams its cache with the first
+/// token. GetStats reports load, cache and counters. All answer UNAVAILABLE until the model is loaded and the
+/// expert streams are up; a method the role does not serve is FAILED_PRECONDITION naming the role.
 /// </summary>
 public sealed class AttentionService(string nodeId) : IGrpcService
 {
@@ -21,21 +26,83 @@ public sealed class AttentionService(string nodeId) : IGrpcService
     public void Bind(ServiceBinder binder)
     {
         binder.ServerStreaming(AttentionMethods.Generate, GenerateAsync);
+        binder.ServerStreaming(AttentionMethods.Prefill, PrefillAsync);
         binder.Unary(AttentionMethods.GetStats, GetStatsAsync);
     }
 
     private NodeModel Node => Volatile.Read(ref _node) ?? throw new RpcException(StatusCode.Unavailable, $"attention node {nodeId} is still loading");
 
+    private string NextId() => $"{nodeId}-{Interlocked.Increment(ref _nextId)}";
+
     private async Task GenerateAsync(TokenGenerateRequest request, IAsyncStreamWriter<TokenEvent> responses, ServerCallContext context)
     {
         NodeModel node = Node;
-        GenerationRequest valid = RequestValidation.Validate(request, node.Config, $"{nodeId}-{Interlocked.Increment(ref _nextId)}");
-        ChannelReader<TokenEvent> events = node.Scheduler.Submit(valid, context.CancellationToken);
+        bool remotePrefill = request.PrefillNode.Length > 0;
+        if (node.Role == NodeRole.Prefill) throw WrongRole(node, "it serves Prefill, not Generate");
+        if (node.Role == NodeRole.Decode && !remotePrefill) throw WrongRole(node, "Generate needs prefill_node");
+        GenerationRequest valid = RequestValidation.Validate(request, node.Config, NextId());
+        CancellationToken ct = context.CancellationToken;
+        ChannelReader<TokenEvent>? events = remotePrefill
+            ? await ContinueFromPrefillNodeAsync(node, request, valid, responses, ct).ConfigureAwait(false)
+            : node.Scheduler.Submit(valid, ct);
+        if (events is null) return;
         // A failed request's channel completes with its RpcException, which WaitToReadAsync rethrows as the call's status.
-        while (await events.WaitToReadAsync(context.CancellationToken).ConfigureAwait(false))
+        while (await events.WaitToReadAsync(ct).ConfigureAwait(false))
             while (events.TryRead(out var ev))
-                await responses.WriteAsync(ev, context.CancellationToken).ConfigureAwait(false);
+                await responses.WriteAsync(ev, ct).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// The decode side: reserves the whole context, receives the prompt's cache from the prefill node, sends the
+    /// first token at once and hands the sequence to the running batch; null when the first token was the last.
+    /// </summary>
+    private static async Task<ChannelReader<TokenEvent>?> ContinueFromPrefillNodeAsync(NodeModel node, TokenGenerateRequest request,
+        GenerationRequest valid, IAsyncStreamWriter<TokenEvent> responses, CancellationToken ct)
+    {
+        BatchScheduler scheduler = node.Scheduler;
+        PagedLatentCache cache = scheduler.Reserve([], valid.Prompt.Length + valid.MaxTokens, reusePrefix: false);
+        TokenEvent first;
+        try
+        {
+            first = await node.Receiver.ReceiveAsync(request, valid, cache, ct).ConfigureAwait(false);
+            await responses.WriteAsync(first, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            scheduler.Caches.Release(cache);
+            throw;
+        }
+        if (first.FinishReason.Length == 0) return scheduler.SubmitPrefilled(valid, cache, first, ct);
+        scheduler.Caches.Release(cache);
+        return null;
+    }
+
+    private async Task PrefillAsync(PrefillRequest request, IAsyncStreamWriter<KvTransfer> responses, ServerCallContext context)
+    {
+        NodeModel node = Node;
+        if (node.Role == NodeRole.Decode) throw WrongRole(node, "it does not serve Prefill");
+        if (request.Request is null) throw new RpcException(StatusCode.InvalidArgument, "request: missing");
+        GenerationRequest valid = RequestValidation.Validate(request.Request, node.Config, NextId());
+        CancellationToken ct = context.CancellationToken;
+        ChannelReader<KvTransfer> parts = node.Scheduler.SubmitPrefill(valid, ct);
+        SchedulerCounters counters = node.Scheduler.Counters;
+        var checksum = new KvChecksum();
+        while (await parts.WaitToReadAsync(ct).ConfigureAwait(false))
+            while (parts.TryRead(out var part))
+            {
+                if (part.PartCase == KvTransfer.PartOneofCase.Slice)
+                {
+                    ReadOnlySpan<byte> data = part.Slice.Data.Span;
+                    checksum.Append(data);
+                    counters.AddKvSent(data.Length);
+                }
+                else if (part.PartCase == KvTransfer.PartOneofCase.Done) part.Done.Checksum = checksum.Value;
+                await responses.WriteAsync(part, ct).ConfigureAwait(false);
+            }
+    }
+
+    private RpcException WrongRole(NodeModel node, string why) =>
+        new(StatusCode.FailedPrecondition, $"attention node {nodeId} has role {node.Role.Name()}: {why}");
 
     private Task<AttentionStats> GetStatsAsync(GetStatsRequest request, ServerCallContext context) => Task.FromResult(Node.Stats(nodeId));
 }

@@ -1,4 +1,6 @@
 using Cluster.AttentionNode.Scheduling;
+using Cluster.AttentionNode.Transfer;
+using Cluster.Engine.Cache;
 using Cluster.Engine.Checkpoints;
 using Cluster.Engine.Config;
 using Cluster.Engine.Model;
@@ -10,7 +12,8 @@ namespace Cluster.AttentionNode;
 
 /// <summary>
 /// The loaded side of an attention node: the checkpoint (without the routed experts' bytes when they are
-/// remote), the model, its scheduler, and the per-expert token counts.
+/// remote), the model, the paged latent cache and the scheduler over them, the channels to prefill nodes (a
+/// decode node's KV transfers), and the per-expert token counts.
 /// </summary>
 internal sealed class NodeModel : IAsyncDisposable
 {
@@ -19,27 +22,35 @@ internal sealed class NodeModel : IAsyncDisposable
     private readonly int[] _moeLayers;
     private readonly long[][] _expertTokens;
 
-    private NodeModel(Checkpoint checkpoint, ExpertStreams? experts, int[] moeLayers, long[][] expertTokens, BatchScheduler scheduler)
+    private readonly PrefillPeers _peers = new();
+
+    private NodeModel(Checkpoint checkpoint, ExpertStreams? experts, int[] moeLayers, long[][] expertTokens, BatchScheduler scheduler, NodeRole role)
     {
         _checkpoint = checkpoint;
         _experts = experts;
         _moeLayers = moeLayers;
         _expertTokens = expertTokens;
         Scheduler = scheduler;
+        Role = role;
+        Receiver = new KvReceiver(scheduler.Options.NodeId, _peers, scheduler.Caches, scheduler.Counters);
     }
 
     public ModelConfig Config => _checkpoint.Config;
     /// <summary>The streams to the expert nodes; null when the experts run here.</summary>
     public ExpertStreams? Experts => _experts;
     public BatchScheduler Scheduler { get; }
+    public NodeRole Role { get; }
+    /// <summary>Fetches a request's prompt cache from its prefill node.</summary>
+    public KvReceiver Receiver { get; }
 
     /// <summary>
-    /// Opens <paramref name="modelDir"/> and binds the model. With <paramref name="remote"/> (disposed with the node)
-    /// every MoE layer reaches its routed experts through the expert streams, rows sent as <paramref name="dispatch"/>;
-    /// otherwise the experts are loaded here.
+    /// Opens the options' model directory and binds the model. With <paramref name="remote"/> (disposed with the
+    /// node) every MoE layer reaches its routed experts through the expert streams, rows sent as
+    /// <paramref name="dispatch"/>; otherwise the experts are loaded here.
     /// </summary>
-    public static NodeModel Load(string modelDir, int maxBatch, ExpertStreams? remote, TensorDType dispatch, ILogger log, IProgress<double>? progress = null)
+    public static NodeModel Load(AttentionOptions options, ExpertStreams? remote, TensorDType dispatch, ILogger log, IProgress<double>? progress = null)
     {
+        string modelDir = options.ModelDir;
         Checkpoint checkpoint = remote is null
             ? Checkpoint.Open(modelDir)
             : Checkpoint.Open(modelDir, name => !name.Contains(".mlp.experts.", StringComparison.Ordinal));
@@ -54,8 +65,11 @@ internal sealed class NodeModel : IAsyncDisposable
                 : l => new ExpertLoadCounter(remote.ForLayer(l, dispatch), counts[l]);
             Transformer model = Transformer.Load(config, checkpoint, progress, experts);
             var (textVocab, eos) = TokenizerFacts(modelDir, config, log);
-            var scheduler = new BatchScheduler(model, new SequenceCachePool(config), maxBatch, textVocab, eos, log);
-            return new NodeModel(checkpoint, remote, moeLayers, counts, scheduler);
+            var caches = new LatentCacheManager(config, new LatentCacheOptions { BlockSize = options.KvBlockSize, BudgetBytes = options.KvCacheBytes, Format = options.KvCacheFormat });
+            if (caches.TotalBlocks == 0)
+                throw new ArgumentException($"--kv-cache-bytes: {options.KvCacheBytes} bytes hold no cache block ({caches.BlockBytes} bytes of {options.KvBlockSize} tokens)");
+            var scheduler = new BatchScheduler(model, caches, new SchedulerOptions(options.NodeId, options.MaxBatch, options.PrefillChunk, options.PrefixCache), textVocab, eos, log);
+            return new NodeModel(checkpoint, remote, moeLayers, counts, scheduler, options.Role);
         }
         catch
         {
@@ -84,16 +98,30 @@ internal sealed class NodeModel : IAsyncDisposable
     public AttentionStats Stats(string nodeId)
     {
         SchedulerCounters c = Scheduler.Counters;
+        LatentCacheManager caches = Scheduler.Caches;
+        LatentCacheStats blocks = caches.Stats();
         var stats = new AttentionStats
         {
             NodeId = nodeId,
-            Role = "attention",
+            Role = Role.Name(),
             Running = (uint)c.Running,
             Queued = (uint)c.Queued,
             PromptTokens = (ulong)c.PromptTokens,
             GeneratedTokens = (ulong)c.GeneratedTokens,
-            CacheBytesUsed = (ulong)Scheduler.Caches.BytesInUse,
+            CacheBytesUsed = (ulong)(blocks.UsedBlocks * caches.BlockBytes),
             ExpertsPerLayer = (uint)Config.NRoutedExperts,
+            BlockSize = (uint)caches.BlockSize,
+            BlocksTotal = (uint)blocks.TotalBlocks,
+            BlocksUsed = (uint)blocks.UsedBlocks,
+            BlocksCached = (uint)blocks.CachedBlocks,
+            BlocksAvailable = (uint)blocks.AvailableBlocks,
+            KvCacheBytes = (ulong)(blocks.TotalBlocks * caches.BlockBytes),
+            PrefixLookupTokens = (ulong)blocks.LookupTokens,
+            PrefixHitTokens = (ulong)blocks.HitTokens,
+            QueuedPromptTokens = (ulong)c.QueuedPromptTokens,
+            KvBytesSent = (ulong)c.KvBytesSent,
+            KvBytesReceived = (ulong)c.KvBytesReceived,
+            PrefillChunk = (uint)Scheduler.Options.PrefillChunk,
         };
         foreach (int l in _moeLayers)
             foreach (ref long n in _expertTokens[l].AsSpan()) stats.ExpertTokens.Add((ulong)Interlocked.Read(ref n));
@@ -103,6 +131,8 @@ internal sealed class NodeModel : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Scheduler.DisposeAsync().ConfigureAwait(false);
+        // Transfers still in flight fail (UNAVAILABLE) and release their caches.
+        _peers.Dispose();
         if (_experts is not null) await _experts.DisposeAsync().ConfigureAwait(false);
         _checkpoint.Dispose();
     }

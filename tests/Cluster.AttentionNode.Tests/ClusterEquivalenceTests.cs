@@ -121,7 +121,7 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
         var e = await Assert.ThrowsAsync<Cluster.Transport.RpcException>(() => cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { Prompts[1] }, MaxTokens = 4 }));
         Assert.Equal(Cluster.Transport.StatusCode.Unavailable, e.StatusCode);
         Assert.Contains("expert-1", e.Status.Detail);
-        await SchedulerTests.WaitUntil(() => cluster.Attention.Caches.InUse == 0);
+        await SchedulerTests.WaitUntil(() => cluster.Attention.Caches.Stats().UsedBlocks == 0);
     }
 
     private sealed record Remote(Transformer Model, Checkpoint Checkpoint, ExpertStreams Streams) : IDisposable
@@ -152,10 +152,10 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
         return shifts;
     }
 
-    /// <summary>The logits before each of <paramref name="tokens"/>, computed as generation does: prefill, then decode steps.</summary>
+    /// <summary>The logits before each of <paramref name="tokens"/>, computed as generation does (prefill, then decode steps) over the node's BF16 cache.</summary>
     private static float[][] TeacherForcedLogits(Transformer model, uint[] prompt, int[] tokens)
     {
-        var cache = new SequenceCache(model.Config);
+        var cache = new SequenceCache(model.Config, format: LatentFormat.BF16);
         var result = new float[tokens.Length][];
         for (int t = 0; t < tokens.Length; t++) result[t] = new float[model.Config.VocabSize];
         model.Prefill(Array.ConvertAll(prompt, p => (int)p), cache, AttentionPath.Naive, result[0], lastRowOnly: true);

@@ -50,14 +50,15 @@ public static class TinyModel
 
     /// <summary>
     /// Single-process greedy, the way <c>cluster generate</c> runs it: prefill, then one decode step per token, no
-    /// EOS stop. Also returns the top-1 minus top-2 logit margin at every step.
+    /// EOS stop, over a cache in <paramref name="format"/> (the nodes' default is BF16). Also returns the top-1
+    /// minus top-2 logit margin at every step.
     /// </summary>
-    public static (int[] Tokens, float[] Margins) Greedy(Transformer model, ReadOnlySpan<uint> prompt, int count)
+    public static (int[] Tokens, float[] Margins) Greedy(Transformer model, ReadOnlySpan<uint> prompt, int count, LatentFormat format = LatentFormat.BF16)
     {
         int vocab = model.Config.VocabSize;
         var ids = new int[prompt.Length];
         for (int i = 0; i < ids.Length; i++) ids[i] = (int)prompt[i];
-        var cache = new SequenceCache(model.Config);
+        var cache = new SequenceCache(model.Config, format: format);
         var logits = new float[vocab];
         var sampler = new Sampler(new SamplingOptions(), vocab);
         var tokens = new int[count];

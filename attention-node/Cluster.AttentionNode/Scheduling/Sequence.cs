@@ -5,14 +5,36 @@ using Cluster.Protos.V1;
 
 namespace Cluster.AttentionNode.Scheduling;
 
-/// <summary>A request as the engine thread sees it: its cache, sampler, last token and the channel its events go to.</summary>
-internal sealed class Sequence(GenerationRequest request, Sampler sampler, CancellationToken cancel)
+/// <summary>
+/// A request as the engine thread sees it: its cache, sampler, last token, how much of its prompt is still to
+/// compute, and where its output goes: token events for a generation, or the latent cache stream of a Prefill call
+/// (exactly one of <see cref="Events"/> and <see cref="Transfer"/> is set).
+/// </summary>
+internal sealed class Sequence
 {
-    public GenerationRequest Request { get; } = request;
-    public Sampler Sampler { get; } = sampler;
-    public CancellationToken Cancel { get; } = cancel;
-    public Channel<TokenEvent> Events { get; } = Channel.CreateUnbounded<TokenEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
-    public ILatentCache? Cache { get; set; }
+    private Sequence(GenerationRequest request, Sampler sampler, CancellationToken cancel, bool transfer)
+    {
+        Request = request;
+        Sampler = sampler;
+        Cancel = cancel;
+        if (transfer) Transfer = Channel.CreateUnbounded<KvTransfer>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
+        else Events = Channel.CreateUnbounded<TokenEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
+    }
+
+    public static Sequence ForGeneration(GenerationRequest request, Sampler sampler, CancellationToken cancel) => new(request, sampler, cancel, false);
+
+    public static Sequence ForTransfer(GenerationRequest request, Sampler sampler, CancellationToken cancel) => new(request, sampler, cancel, true);
+
+    public GenerationRequest Request { get; }
+    public Sampler Sampler { get; }
+    public CancellationToken Cancel { get; }
+    public Channel<TokenEvent>? Events { get; }
+    public Channel<KvTransfer>? Transfer { get; }
+    public PagedLatentCache? Cache { get; set; }
+    /// <summary>Leading prompt tokens taken from the prefix cache.</summary>
+    public int CachedPrompt { get; set; }
+    /// <summary>Prompt tokens not computed yet; 0 once the first token is due or was sampled elsewhere.</summary>
+    public int PendingPrompt { get; set; }
     public int Generated { get; set; }
     public int LastToken { get; set; }
     public CancellationTokenRegistration Registration { get; set; }
@@ -21,5 +43,12 @@ internal sealed class Sequence(GenerationRequest request, Sampler sampler, Cance
     {
         foreach (int s in Request.StopIds) if (s == token) return true;
         return false;
+    }
+
+    /// <summary>Ends the output stream; an error is what its reader sees.</summary>
+    public void Complete(Exception? error)
+    {
+        Events?.Writer.TryComplete(error);
+        Transfer?.Writer.TryComplete(error);
     }
 }

@@ -1,0 +1,41 @@
+using System.Collections.Concurrent;
+using Cluster.Transport;
+
+namespace Cluster.AttentionNode.Transfer;
+
+/// <summary>
+/// One channel per prefill node a decode node has called, opened on first use and kept for the node's life.
+/// A KV transfer is never retried (its stream cannot be resumed), and a dead peer should fail fast, hence a
+/// short connect timeout and no unary resilience.
+/// </summary>
+internal sealed class PrefillPeers : IDisposable
+{
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(3);
+    private readonly ConcurrentDictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
+
+    /// <summary>The channel to "host:port" (or an http:// or https:// address); INVALID_ARGUMENT naming prefill_node otherwise.</summary>
+    public GrpcChannel For(string endpoint)
+    {
+        if (_channels.TryGetValue(endpoint, out var channel)) return channel;
+        string address = endpoint.Contains("://", StringComparison.Ordinal) ? endpoint : "http://" + endpoint;
+        if (!Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
+            || uri.IsDefaultPort || uri.AbsolutePath != "/")
+            throw new RpcException(StatusCode.InvalidArgument, $"prefill_node: '{endpoint}' is not host:port");
+        lock (_channels)
+        {
+            if (_channels.TryGetValue(endpoint, out channel)) return channel;
+            channel = GrpcChannel.ForAddress(uri, new GrpcChannelOptions { ConnectTimeout = ConnectTimeout, Resilience = null });
+            _channels[endpoint] = channel;
+            return channel;
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_channels)
+        {
+            foreach (GrpcChannel channel in _channels.Values) channel.Dispose();
+            _channels.Clear();
+        }
+    }
+}
