@@ -61,6 +61,16 @@ public sealed class CliArgs
     public int Int(string name, int fallback, int min = int.MinValue, int max = int.MaxValue)
         => (int)Long(name, fallback, min, max);
 
+    /// <summary>A size in bytes, plain or with a K/M/G/T or KiB/MiB/GiB/TiB suffix (see <see cref="ByteSize"/>).</summary>
+    public long Size(string name, long fallback, long min = 0, long max = long.MaxValue)
+    {
+        string? v = String(name);
+        if (v is null) return fallback;
+        if (!ByteSize.TryParse(v, out long x)) throw new CliException($"--{name} must be a size: {ByteSize.Forms} (got '{v}')");
+        if (x < min || x > max) throw new CliException($"--{name} must be between {min} and {max} bytes (got {x})");
+        return x;
+    }
+
     public double Double(string name, double fallback, double min = double.NegativeInfinity, double max = double.PositiveInfinity)
     {
         string? v = String(name);

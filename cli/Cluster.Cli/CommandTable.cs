@@ -17,6 +17,7 @@ public static class CommandTable
         new Command("serve attention", Commands.ServeAttentionCommand.Usage, Commands.ServeAttentionCommand.Run),
         new Command("up", Commands.UpCommand.Usage, Commands.UpCommand.Run),
         new Command("demo", Commands.DemoCommand.Usage, Commands.DemoCommand.Run),
+        new Command("status", Commands.StatusCommand.Usage, Commands.StatusCommand.Run),
         new Command("serve expert", Commands.ServeExpertCommand.Usage, Commands.ServeExpertCommand.Run),
         new Command("experts plan", Commands.ExpertsPlanCommand.Usage, Commands.ExpertsPlanCommand.Run),
         new Command("serve gateway", Commands.ServeGatewayCommand.Usage, Commands.ServeGatewayCommand.Run),

@@ -90,13 +90,13 @@ public static class DemoCommand
     {
         var options = new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = cancel };
         Console.WriteLine($"{"node",-14} {"role",-10} {"prompt tok",10} {"generated",10} {"expert rows",12}  busiest expert slot");
-        foreach (var (id, endpoint) in cluster.AttentionNodes)
+        foreach (var (id, role, endpoint) in cluster.AttentionNodes)
         {
             using var channel = GrpcChannel.ForAddress($"http://{endpoint}");
             AttentionStats s = await channel.UnaryAsync(AttentionMethods.GetStats, new GetStatsRequest(), options);
             ulong routed = 0;
             foreach (ulong n in s.ExpertTokens) routed += n;
-            Console.WriteLine($"{id,-14} {"attention",-10} {s.PromptTokens,10} {s.GeneratedTokens,10} {routed,12}");
+            Console.WriteLine($"{id,-14} {role,-10} {s.PromptTokens,10} {s.GeneratedTokens,10} {routed,12}");
         }
         foreach (var (id, endpoint) in cluster.ExpertNodes)
         {

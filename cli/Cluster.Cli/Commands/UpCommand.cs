@@ -9,8 +9,9 @@ namespace Cluster.Cli.Commands;
 /// </summary>
 public static class UpCommand
 {
-    public const string Usage = "up [--model DIR | --preset small] [--port 8000] [--grpc-port 8001] [--attention-nodes 1] [--expert-nodes 2] "
-        + "[--redundant-experts 2] [--dispatch bf16|fp8] [--expert-load FILE] [--max-batch 32] [--verbose]";
+    public const string Usage = "up [--model DIR | --preset small] [--port 8000] [--grpc-port 8001] [--attention-nodes 1] "
+        + "[--prefill-nodes N --decode-nodes M] [--expert-nodes 2] [--redundant-experts 2] [--dispatch bf16|fp8] [--expert-load FILE] "
+        + "[--max-batch 32] " + AttentionNodeSettings.Usage + " [--default-max-tokens N] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -49,7 +50,8 @@ public static class UpCommand
         if (model is not null && preset is not null) throw new CliException("give --model or --preset, not both");
         int port = args.Int("port", 8000, 1, 65535), grpcPort = args.Int("grpc-port", 8001, 1, 65535);
         if (port == grpcPort) throw new CliException($"--port and --grpc-port are both {port}");
-        int attention = args.Int("attention-nodes", 1, 1, 64), experts = args.Int("expert-nodes", 2, 1, 64);
+        (int attention, int prefill, int decode) = ParseAttentionCounts(args);
+        int experts = args.Int("expert-nodes", 2, 1, 64);
         // Replicas of one expert never share a node, so one expert node leaves no room for any.
         int redundant = args.Int("redundant-experts", experts == 1 ? 0 : 2, 0);
         string dispatch = args.String("dispatch", "bf16");
@@ -57,10 +59,42 @@ public static class UpCommand
         string? load = args.String("expert-load");
         if (load is not null && !File.Exists(load)) throw new CliException($"{load}: expert-load file not found");
         int maxBatch = args.Int("max-batch", 32, 1, 1024);
+        AttentionNodeSettings settings = AttentionNodeSettings.Parse(args);
+        int? defaultMaxTokens = args.Has("default-max-tokens") ? args.Int("default-max-tokens", 0, 1) : null;
         bool verbose = args.Flag("verbose");
         if (model is not null && !File.Exists(Path.Combine(model, "config.json"))) throw new CliException($"{model}: no config.json (not a model directory)");
         model ??= PresetModel(preset ?? "small", cancel);
-        return new ClusterLayout(Path.GetFullPath(model), port, grpcPort, attention, experts, redundant, dispatch, load, maxBatch, verbose);
+        return new ClusterLayout
+        {
+            ModelDir = Path.GetFullPath(model),
+            HttpPort = port,
+            GrpcPort = grpcPort,
+            AttentionNodes = attention,
+            PrefillNodes = prefill,
+            DecodeNodes = decode,
+            ExpertNodes = experts,
+            RedundantExperts = redundant,
+            Dispatch = dispatch,
+            ExpertLoadPath = load,
+            MaxBatch = maxBatch,
+            NodeSettings = settings,
+            DefaultMaxTokens = defaultMaxTokens,
+            Verbose = verbose,
+        };
+    }
+
+    /// <summary>
+    /// Nodes of role both, prefill and decode. Prefill and decode nodes come together; with them there is no node of
+    /// role both unless --attention-nodes asks for some, without them one by default.
+    /// </summary>
+    private static (int Attention, int Prefill, int Decode) ParseAttentionCounts(CliArgs args)
+    {
+        bool split = args.Has("prefill-nodes") || args.Has("decode-nodes");
+        if (split && !(args.Has("prefill-nodes") && args.Has("decode-nodes")))
+            throw new CliException("--prefill-nodes and --decode-nodes go together");
+        int prefill = split ? args.Int("prefill-nodes", 0, 1, 64) : 0, decode = split ? args.Int("decode-nodes", 0, 1, 64) : 0;
+        int attention = args.Int("attention-nodes", split ? 0 : 1, split ? 0 : 1, 64);
+        return (attention, prefill, decode);
     }
 
     /// <summary>models/PRESET under the repository root, written once by the same code as <c>cluster model init</c>.</summary>
@@ -83,8 +117,8 @@ public static class UpCommand
     {
         Console.WriteLine($"OpenAI API:      {cluster.HttpEndpoint}/v1  (GET /v1/models, POST /v1/chat/completions, /readyz)");
         Console.WriteLine($"gRPC Inference:  {cluster.GrpcEndpoint}");
-        foreach (var (id, endpoint) in cluster.AttentionNodes) Console.WriteLine($"{id,-16} {endpoint}");
-        foreach (var (id, endpoint) in cluster.ExpertNodes) Console.WriteLine($"{id,-16} {endpoint}");
+        foreach (var (id, role, endpoint) in cluster.AttentionNodes) Console.WriteLine($"{id,-16} {role + " attention",-17} {endpoint}");
+        foreach (var (id, endpoint) in cluster.ExpertNodes) Console.WriteLine($"{id,-16} {"expert",-17} {endpoint}");
         Console.WriteLine("Ctrl-C stops the cluster.");
         Console.Out.Flush();
     }

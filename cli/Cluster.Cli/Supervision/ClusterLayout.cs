@@ -1,14 +1,26 @@
 namespace Cluster.Cli.Supervision;
 
-/// <summary>What <c>cluster up</c> starts: the model, the public ports, how many nodes of each role, and their settings.</summary>
-public sealed record ClusterLayout(
-    string ModelDir,
-    int HttpPort,
-    int GrpcPort,
-    int AttentionNodes,
-    int ExpertNodes,
-    int RedundantExperts,
-    string Dispatch,
-    string? ExpertLoadPath,
-    int MaxBatch,
-    bool Verbose);
+/// <summary>
+/// What <c>cluster up</c> starts: the model, the public ports, how many nodes of each role, and their settings.
+/// Settings left null are not passed, so each role's own default applies.
+/// </summary>
+public sealed record ClusterLayout
+{
+    public required string ModelDir { get; init; }
+    public required int HttpPort { get; init; }
+    public required int GrpcPort { get; init; }
+    /// <summary>Attention nodes of role both: each prefills and decodes its own requests.</summary>
+    public required int AttentionNodes { get; init; }
+    public required int PrefillNodes { get; init; }
+    public required int DecodeNodes { get; init; }
+    public required int ExpertNodes { get; init; }
+    public required int RedundantExperts { get; init; }
+    public required string Dispatch { get; init; }
+    public string? ExpertLoadPath { get; init; }
+    public required int MaxBatch { get; init; }
+    /// <summary>Prefill chunk and latent cache settings for every attention node.</summary>
+    public required AttentionNodeSettings NodeSettings { get; init; }
+    /// <summary>The gateway's max_tokens for requests that give none.</summary>
+    public int? DefaultMaxTokens { get; init; }
+    public bool Verbose { get; init; }
+}

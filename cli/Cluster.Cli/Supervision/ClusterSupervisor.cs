@@ -23,7 +23,8 @@ public sealed class ClusterSupervisor : IAsyncDisposable
 
     public string HttpEndpoint { get; private set; } = "";
     public string GrpcEndpoint { get; private set; } = "";
-    public List<(string Id, string Endpoint)> AttentionNodes { get; } = [];
+    /// <summary>Every attention node with its role: "prefill", "decode" or "both".</summary>
+    public List<(string Id, string Role, string Endpoint)> AttentionNodes { get; } = [];
     public List<(string Id, string Endpoint)> ExpertNodes { get; } = [];
     public IReadOnlyList<ChildProcess> Children => _children;
     public string PlanPath => Path.Combine(_runDir, "plan.json");
@@ -34,7 +35,7 @@ public sealed class ClusterSupervisor : IAsyncDisposable
         ExpertLoad? load = layout.ExpertLoadPath is null ? null : ExpertLoad.Load(layout.ExpertLoadPath, config);
         FreePorts.CheckFree(layout.HttpPort, "--port");
         FreePorts.CheckFree(layout.GrpcPort, "--grpc-port");
-        int[] ports = FreePorts.Take(layout.ExpertNodes + layout.AttentionNodes);
+        int[] ports = FreePorts.Take(layout.ExpertNodes + layout.PrefillNodes + layout.DecodeNodes + layout.AttentionNodes);
         var experts = new ExpertNodeAddress[layout.ExpertNodes];
         for (int i = 0; i < experts.Length; i++) experts[i] = new ExpertNodeAddress($"expert-{i}", $"127.0.0.1:{ports[i]}");
         PlacementPlan plan = PlacementPlanner.Plan(config, experts, null, layout.RedundantExperts, load);
@@ -50,15 +51,21 @@ public sealed class ClusterSupervisor : IAsyncDisposable
                 cluster.Spawn(node.Id, ["serve", "expert", "--model", layout.ModelDir, "--plan", cluster.PlanPath, "--node-id", node.Id,
                     "--port", node.Endpoint.Split(':')[1], .. verbose]);
             }
-            for (int i = 0; i < layout.AttentionNodes; i++)
-            {
-                string id = $"attention-{i}", port = ports[layout.ExpertNodes + i].ToString(System.Globalization.CultureInfo.InvariantCulture);
-                cluster.AttentionNodes.Add((id, $"127.0.0.1:{port}"));
-                cluster.Spawn(id, ["serve", "attention", "--model", layout.ModelDir, "--plan", cluster.PlanPath, "--node-id", id, "--port", port,
-                    "--dispatch", layout.Dispatch, "--max-batch", layout.MaxBatch.ToString(System.Globalization.CultureInfo.InvariantCulture), .. verbose]);
-            }
-            cluster.Spawn("gateway", ["serve", "gateway", "--model", layout.ModelDir, "--attention-nodes", string.Join(',', cluster.AttentionNodes.Select(a => a.Endpoint)),
-                "--port", layout.HttpPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--grpc-port", layout.GrpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture), .. verbose]);
+            int next = layout.ExpertNodes;
+            string[] settings = [.. AttentionSettings(layout), .. verbose];
+            foreach (var (role, count) in new[] { ("prefill", layout.PrefillNodes), ("decode", layout.DecodeNodes), ("both", layout.AttentionNodes) })
+                for (int i = 0; i < count; i++)
+                {
+                    string id = $"{(role == "both" ? "attention" : role)}-{i}", port = Invariant(ports[next++]);
+                    cluster.AttentionNodes.Add((id, role, $"127.0.0.1:{port}"));
+                    // Role both is the node's default.
+                    string[] roleArgs = role == "both" ? [] : ["--role", role];
+                    cluster.Spawn(id, ["serve", "attention", "--model", layout.ModelDir, "--plan", cluster.PlanPath, "--node-id", id, "--port", port,
+                        .. roleArgs, .. settings]);
+                }
+            cluster.Spawn("gateway", ["serve", "gateway", "--model", layout.ModelDir, .. cluster.GatewayNodeLists(),
+                "--port", Invariant(layout.HttpPort), "--grpc-port", Invariant(layout.GrpcPort),
+                .. layout.DefaultMaxTokens is { } max ? new[] { "--default-max-tokens", Invariant(max) } : [], .. verbose]);
             cluster.HttpEndpoint = $"http://127.0.0.1:{layout.HttpPort}";
             cluster.GrpcEndpoint = $"127.0.0.1:{layout.GrpcPort}";
 
@@ -74,6 +81,28 @@ public sealed class ClusterSupervisor : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>What every attention node is started with besides its id, port and role.</summary>
+    private static List<string> AttentionSettings(ClusterLayout layout)
+    {
+        List<string> args = ["--dispatch", layout.Dispatch, "--max-batch", Invariant(layout.MaxBatch)];
+        args.AddRange(layout.NodeSettings.ToArgs());
+        return args;
+    }
+
+    /// <summary>The gateway's --attention-nodes, --prefill-nodes and --decode-nodes, each only when it lists a node.</summary>
+    private List<string> GatewayNodeLists()
+    {
+        var args = new List<string>();
+        foreach (var (role, option) in new[] { ("both", "--attention-nodes"), ("prefill", "--prefill-nodes"), ("decode", "--decode-nodes") })
+        {
+            string endpoints = string.Join(',', AttentionNodes.Where(n => n.Role == role).Select(n => n.Endpoint));
+            if (endpoints.Length > 0) args.AddRange([option, endpoints]);
+        }
+        return args;
+    }
+
+    private static string Invariant(long n) => n.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     private void Spawn(string name, string[] args) => _children.Add(ChildProcess.Start(name, args, echoLogs: true));
 
