@@ -256,7 +256,7 @@ public sealed class GrpcCall<TRequest, TResponse> : IAsyncStreamReader<TResponse
             throw Fail(new Status(StatusCode.Internal, $"The server compressed with an unsupported grpc-encoding '{encoding}'"));
         var body = await response.Content.ReadAsStreamAsync(_cts.Token).ConfigureAwait(false);
         var pipe = PipeReader.Create(body, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 64 * 1024));
-        _reader = new MessageReader<TResponse>(pipe, _method.ResponseParser, _channel.Options.MaxReceiveMessageSize, encoding);
+        _reader = new MessageReader<TResponse>(pipe, _method.ResponseParser, _method.ResponseDecoder, _channel.Options.MaxReceiveMessageSize, encoding);
         return true;
     }
 

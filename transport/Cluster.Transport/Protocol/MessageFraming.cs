@@ -62,7 +62,7 @@ public static class MessageFraming
     /// A length over the limit fails at once, before the body is buffered.
     /// </summary>
     public static bool TryRead<T>(ref ReadOnlySequence<byte> buffer, MessageParser<T> parser, int maxReceiveSize,
-        string? encoding, out T? message) where T : class, IMessage<T>
+        string? encoding, out T? message, IPooledDecoder<T>? decoder = null) where T : class, IMessage<T>
     {
         message = null;
         if (buffer.Length < HeaderSize) return false;
@@ -80,23 +80,23 @@ public static class MessageFraming
         {
             if (encoding is null or GrpcProtocol.Identity)
                 throw new RpcException(StatusCode.Internal, "Message has the compressed flag set but the stream has no grpc-encoding");
-            message = ParseGzip(payload, parser, maxReceiveSize);
+            message = ParseGzip(payload, parser, decoder, maxReceiveSize);
         }
         else
         {
-            message = Parse(payload, parser);
+            message = Parse(payload, parser, decoder);
         }
         buffer = buffer.Slice(payload.End);
         return true;
     }
 
-    private static T Parse<T>(ReadOnlySequence<byte> payload, MessageParser<T> parser) where T : IMessage<T>
+    private static T Parse<T>(ReadOnlySequence<byte> payload, MessageParser<T> parser, IPooledDecoder<T>? decoder) where T : class, IMessage<T>
     {
-        try { return parser.ParseFrom(payload); }
+        try { return decoder is null ? parser.ParseFrom(payload) : decoder.Decode(payload); }
         catch (InvalidProtocolBufferException e) { throw new RpcException(StatusCode.Internal, "Failed to parse message: " + e.Message); }
     }
 
-    private static T ParseGzip<T>(ReadOnlySequence<byte> payload, MessageParser<T> parser, int maxReceiveSize) where T : IMessage<T>
+    private static T ParseGzip<T>(ReadOnlySequence<byte> payload, MessageParser<T> parser, IPooledDecoder<T>? decoder, int maxReceiveSize) where T : class, IMessage<T>
     {
         using var output = new PooledBufferWriter();
         try
@@ -112,6 +112,6 @@ public static class MessageFraming
             }
         }
         catch (InvalidDataException e) { throw new RpcException(StatusCode.Internal, "Failed to decompress gzip message: " + e.Message); }
-        return Parse(new ReadOnlySequence<byte>(output.WrittenMemory), parser);
+        return Parse(new ReadOnlySequence<byte>(output.WrittenMemory), parser, decoder);
     }
 }

@@ -46,7 +46,7 @@ internal sealed class ServerCallHandler<TRequest, TResponse>(
 
         var state = new ServerCallState(http, options, gzip, callCts);
         var context = new ServerCallContext(state, http, method.FullName, requestHeaders, deadline, token);
-        var reader = new MessageReader<TRequest>(http.Request.BodyReader, method.RequestParser, options.MaxReceiveMessageSize, requestEncoding);
+        var reader = new MessageReader<TRequest>(http.Request.BodyReader, method.RequestParser, method.RequestDecoder, options.MaxReceiveMessageSize, requestEncoding);
 
         Status status;
         bool returned = false;

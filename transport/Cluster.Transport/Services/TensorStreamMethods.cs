@@ -2,13 +2,17 @@ using Cluster.Protos.V1;
 
 namespace Cluster.Transport.Services;
 
-/// <summary>cluster.v1.TensorStream on the wire: the long-lived bidirectional stream of tensor frames.</summary>
+/// <summary>
+/// cluster.v1.TensorStream on the wire: the long-lived bidirectional stream of tensor frames. Frames read from it
+/// hold their payload in pooled buffers, valid until the next read.
+/// </summary>
 public static class TensorStreamMethods
 {
     public const string ServiceName = "cluster.v1.TensorStream";
 
     public static readonly Method<TensorFrame, TensorFrame> Exchange =
-        new(MethodType.DuplexStreaming, ServiceName, "Exchange", TensorFrame.Parser, TensorFrame.Parser);
+        new(MethodType.DuplexStreaming, ServiceName, "Exchange", TensorFrame.Parser, TensorFrame.Parser,
+            requestDecoder: TensorFrameDecoder.Instance, responseDecoder: TensorFrameDecoder.Instance);
 }
 
 /// <summary>Opens Exchange streams to a peer.</summary>
