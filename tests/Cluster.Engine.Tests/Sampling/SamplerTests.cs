@@ -93,6 +93,41 @@ public class SamplerTests
         foreach (TokenLogprob t in s.TopLogprobs) Assert.Equal(Logits[t.Id] - logZ, t.Logprob, 1e-5);
     }
 
+    public static TheoryData<double, double, int> SkipOptions => new()
+    {
+        { 0, 1, 0 }, { 1, 1, 0 }, { 0.7, 0.9, 0 }, { 1.3, 1, 3 }, { 1, 0.6, 4 }, { 1, 0.999, 0 },
+    };
+
+    [Theory]
+    [MemberData(nameof(SkipOptions))]
+    public void SkipDrawAdvancesAsOneSample(double temperature, double topP, int topK)
+    {
+        // A wide, flat vocabulary so top_p 0.999 takes the bisection path; the first step's logits differ from the rest.
+        float[] flat = Enumerable.Range(0, 1000).Select(i => -0.002f * ((i * 7919) % 1000)).ToArray();
+        float[] first = flat.Select((v, i) => i % 3 == 0 ? v + 1 : v).ToArray();
+        for (ulong seed = 1; seed <= 8; seed++)
+        {
+            var options = new SamplingOptions(Temperature: temperature, TopP: topP, TopK: topK, Seed: seed);
+            Sampler sampled = new(options, flat.Length), skipped = new(options, flat.Length);
+            sampled.Sample(first);
+            skipped.SkipDraw();
+            for (int step = 0; step < 3; step++) Assert.Equal(sampled.Sample(flat).Id, skipped.Sample(flat).Id);
+        }
+    }
+
+    [Fact]
+    public void SkipDrawMovesTheGenerator()
+    {
+        float[] flat = Enumerable.Range(0, 1000).Select(i => -0.001f * i).ToArray();
+        var options = new SamplingOptions(Temperature: 1, Seed: 5);
+        Sampler plain = new(options, flat.Length), skipped = new(options, flat.Length);
+        skipped.SkipDraw();
+        int[] a = Enumerable.Range(0, 20).Select(_ => plain.Sample(flat).Id).ToArray();
+        int[] b = Enumerable.Range(0, 20).Select(_ => skipped.Sample(flat).Id).ToArray();
+        Assert.NotEqual(a, b);
+        Assert.Equal(a[1..], b[..^1]);
+    }
+
     [Fact]
     public void InvalidOptionsAreRejectedWithTheirValue()
     {
