@@ -5,6 +5,13 @@ namespace Cluster.Engine.Cache;
 /// after kv_a_layernorm) followed by the rotated rope key (qk_rope_head_dim values). Attention addresses
 /// positions, not storage, so a paged block manager can implement this over fixed-size blocks.
 /// </summary>
+/// <remarks>
+/// Rows are written as float and stored in the cache's <see cref="LatentFormat"/>. Serving nodes store BF16 (the
+/// paged cache's default), as DeepSeek serves with a BF16 cache: half the memory of float, and the stored bytes
+/// move between nodes unchanged, so a decode node attends over exactly the rows its prefill node wrote.
+/// <see cref="SequenceCache"/> stores F32 by default for the reference path and BF16 on request, to reproduce a
+/// serving node bit for bit in one process.
+/// </remarks>
 public interface ILatentCache
 {
     /// <summary>Values per position per layer: kv_lora_rank + qk_rope_head_dim.</summary>

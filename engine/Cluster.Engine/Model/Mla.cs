@@ -12,6 +12,11 @@ namespace Cluster.Engine.Model;
 /// key for all heads. Only the latent and the rope key are cached; kv_b_proj expands the latent to per-head
 /// K_nope and V, either explicitly (naive) or folded into the query and the output (absorbed).
 /// </summary>
+/// <remarks>
+/// Each token's [latent | k_pe] row goes into its cache once, rounded to the cache's format (BF16 on serving
+/// nodes, see <see cref="Cache.ILatentCache"/>), and attention reads the stored rows back as float: the current
+/// tokens attend over the same rounded values that later steps, or another node, will read.
+/// </remarks>
 public sealed class Mla
 {
     private readonly int _layer, _heads, _nope, _rope, _v, _lora, _qk, _row;
