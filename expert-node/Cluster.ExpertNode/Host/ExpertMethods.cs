@@ -11,8 +11,10 @@ public static class ExpertMethods
     /// <summary>Largest dispatch or combine frame either side accepts: a long prompt's prefill goes in one frame per node.</summary>
     public const int MaxFrameBytes = 1 << 30;
 
+    /// <summary>The expert node reads dispatch frames into pooled buffers (each valid until it reads the next).</summary>
     public static readonly Method<DispatchFrame, CombineFrame> Dispatch =
-        new(MethodType.DuplexStreaming, ServiceName, "Dispatch", DispatchFrame.Parser, CombineFrame.Parser);
+        new(MethodType.DuplexStreaming, ServiceName, "Dispatch", DispatchFrame.Parser, CombineFrame.Parser,
+            requestDecoder: Codec.DispatchFrameDecoder.Instance);
     public static readonly Method<GetExpertInfoRequest, ExpertNodeInfo> GetInfo =
         new(MethodType.Unary, ServiceName, "GetInfo", GetExpertInfoRequest.Parser, ExpertNodeInfo.Parser, idempotent: true);
 }
