@@ -6,14 +6,17 @@ namespace Cluster.Cli.Commands;
 /// <summary><c>cluster serve attention</c>: one attention node in this process, until Ctrl-C or SIGTERM.</summary>
 public static class ServeAttentionCommand
 {
-    public const string Usage = "serve attention --model DIR [--host 127.0.0.1] [--port N] [--node-id NAME] [--plan FILE] [--dispatch bf16|fp8] [--max-batch N] [--verbose]";
+    public const string Usage = "serve attention --model DIR [--role prefill|decode|both] [--host 127.0.0.1] [--port N] [--node-id NAME] [--plan FILE] "
+        + "[--dispatch bf16|fp8] [--max-batch N] " + AttentionNodeSettings.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
         string dir = args.Required("model");
+        string role = args.String("role", "both");
         var options = new AttentionOptions
         {
             ModelDir = dir,
+            Role = ParseRole(role),
             Host = args.String("host", "127.0.0.1"),
             Port = args.Int("port", 0, 0, 65535),
             NodeId = args.String("node-id", "attention-0"),
@@ -27,9 +30,24 @@ public static class ServeAttentionCommand
             MaxBatch = args.Int("max-batch", 32, 1, 1024),
             LogLevel = args.Flag("verbose") ? LogLevel.Information : LogLevel.Warning,
         };
+        AttentionNodeSettings settings = AttentionNodeSettings.Parse(args);
         args.RejectUnknown();
+        options = options with
+        {
+            PrefillChunk = settings.PrefillChunk ?? options.PrefillChunk,
+            KvCacheBytes = settings.KvCacheBytes ?? options.KvCacheBytes,
+            KvBlockSize = settings.KvBlockSize ?? options.KvBlockSize,
+            KvCacheFormat = settings.KvCacheFormat ?? options.KvCacheFormat,
+            PrefixCache = options.PrefixCache && !settings.NoPrefixCache,
+        };
         if (!Directory.Exists(dir)) throw new CliException($"{dir}: model directory not found");
         if (options.PlanPath is { } plan && !File.Exists(plan)) throw new CliException($"{plan}: plan file not found");
         return await AttentionHost.RunAsync(options, cancel);
+    }
+
+    private static NodeRole ParseRole(string name)
+    {
+        try { return NodeRoles.Parse(name); }
+        catch (ArgumentException e) { throw new CliException(e.Message); }
     }
 }
