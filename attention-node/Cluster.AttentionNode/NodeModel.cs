@@ -65,9 +65,10 @@ internal sealed class NodeModel : IAsyncDisposable
                 : l => new ExpertLoadCounter(remote.ForLayer(l, dispatch), counts[l]);
             Transformer model = Transformer.Load(config, checkpoint, progress, experts);
             var (textVocab, eos) = TokenizerFacts(modelDir, config, log);
-            var caches = new LatentCacheManager(config, new LatentCacheOptions { BlockSize = options.KvBlockSize, BudgetBytes = options.KvCacheBytes, Format = options.KvCacheFormat });
-            if (caches.TotalBlocks == 0)
-                throw new ArgumentException($"--kv-cache-bytes: {options.KvCacheBytes} bytes hold no cache block ({caches.BlockBytes} bytes of {options.KvBlockSize} tokens)");
+            LatentCacheManager caches;
+            // The options were validated, so what is left to refuse is a budget too small for one block.
+            try { caches = new LatentCacheManager(config, new LatentCacheOptions { BlockSize = options.KvBlockSize, BudgetBytes = options.KvCacheBytes, Format = options.KvCacheFormat }); }
+            catch (ArgumentException e) { throw new ArgumentException($"--kv-cache-bytes: {e.Message}", e); }
             var scheduler = new BatchScheduler(model, caches, new SchedulerOptions(options.NodeId, options.MaxBatch, options.PrefillChunk, options.PrefixCache), textVocab, eos, log);
             return new NodeModel(checkpoint, remote, moeLayers, counts, scheduler, options.Role);
         }

@@ -13,15 +13,16 @@ public sealed class SchedulerTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
 
-    private static BatchScheduler Start(Transformer model, int maxBatch = 8) =>
-        new(model, new LatentCacheManager(model.Config, new LatentCacheOptions()), new SchedulerOptions("test", maxBatch), model.Config.VocabSize, model.Config.EosTokenIds, NullLogger.Instance);
+    internal static BatchScheduler Start(Transformer model, int maxBatch = 8, int prefillChunk = 512, LatentCacheOptions? cache = null) =>
+        new(model, new LatentCacheManager(model.Config, cache ?? new LatentCacheOptions()), new SchedulerOptions("test", maxBatch, prefillChunk),
+            model.Config.VocabSize, model.Config.EosTokenIds, NullLogger.Instance);
 
-    private static int UsedBlocks(BatchScheduler scheduler) => scheduler.Caches.Stats().UsedBlocks;
+    internal static int UsedBlocks(BatchScheduler scheduler) => scheduler.Caches.Stats().UsedBlocks;
 
-    private static GenerationRequest Request(string id, uint[] prompt, int maxTokens, SamplingOptions? sampling = null) =>
+    internal static GenerationRequest Request(string id, uint[] prompt, int maxTokens, SamplingOptions? sampling = null) =>
         new(id, Array.ConvertAll(prompt, p => (int)p), maxTokens, sampling ?? new SamplingOptions(), []);
 
-    private static async Task<List<TokenEvent>> ReadAll(ChannelReader<TokenEvent> events)
+    internal static async Task<List<TokenEvent>> ReadAll(ChannelReader<TokenEvent> events)
     {
         var list = new List<TokenEvent>();
         using var timeout = new CancellationTokenSource(Patience);

@@ -109,10 +109,14 @@ public sealed partial class BatchScheduler : IAsyncDisposable
     /// Reserves blocks for <paramref name="maxLength"/> positions, or throws RESOURCE_EXHAUSTED naming the need.
     /// The caller owns the cache until it hands it to <see cref="SubmitPrefilled"/> or releases it.
     /// </summary>
-    public PagedLatentCache Reserve(ReadOnlySpan<int> prompt, int maxLength, bool reusePrefix) =>
-        _caches.TryStart(prompt, maxLength, reusePrefix)
-        ?? throw new RpcException(StatusCode.ResourceExhausted,
-            $"attention node {_options.NodeId}: kv cache full: request needs {_caches.BlocksFor(maxLength)} blocks, {_caches.Stats().AvailableBlocks} available");
+    public PagedLatentCache Reserve(ReadOnlySpan<int> prompt, int maxLength, bool reusePrefix)
+    {
+        int need = _caches.BlocksFor(maxLength);
+        if (need > _caches.TotalBlocks)
+            throw new RpcException(StatusCode.ResourceExhausted, $"attention node {_options.NodeId}: kv cache too small: request needs {need} blocks, the cache has {_caches.TotalBlocks}");
+        return _caches.TryStart(prompt, maxLength, reusePrefix)
+            ?? throw new RpcException(StatusCode.ResourceExhausted, $"attention node {_options.NodeId}: kv cache full: request needs {need} blocks, {_caches.Stats().AvailableBlocks} available");
+    }
 
     /// <summary>
     /// Queues a request whose prompt is in <paramref name="cache"/> (every position advanced) and whose first token,

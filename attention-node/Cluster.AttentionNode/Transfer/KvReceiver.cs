@@ -29,18 +29,21 @@ internal sealed class KvReceiver(string nodeId, PrefillPeers peers, LatentCacheM
         forward.RequestId = valid.Id;
         forward.Seed = valid.Sampling.Seed;
         forward.PrefillNode = "";
+        using var callCancel = CancellationTokenSource.CreateLinkedTokenSource(ct, peers.Closing);
         try
         {
-            using var call = channel.ServerStreaming(AttentionMethods.Prefill, new PrefillRequest { Request = forward, DecodeNode = nodeId }, new CallOptions { CancellationToken = ct });
-            return await ReadAsync(call.ResponseStream, valid.Prompt.Length, cache, ct).ConfigureAwait(false);
+            using var call = channel.ServerStreaming(AttentionMethods.Prefill, new PrefillRequest { Request = forward, DecodeNode = nodeId }, new CallOptions { CancellationToken = callCancel.Token });
+            return await ReadAsync(call.ResponseStream, valid.Prompt.Length, cache, callCancel.Token).ConfigureAwait(false);
         }
         catch (InvalidTransfer e)
         {
             throw new RpcException(StatusCode.DataLoss, $"kv transfer from prefill node {endpoint}: {e.Message}");
         }
-        catch (Exception e) when (!ct.IsCancellationRequested && e is RpcException or IOException or HttpRequestException)
+        // Whatever else ends the call early (the peer's status, a reset, this node's channels closing at shutdown) is the transport's.
+        catch (Exception e) when (!ct.IsCancellationRequested)
         {
-            string why = e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message;
+            string why = peers.Closing.IsCancellationRequested ? $"attention node {nodeId} is shutting down"
+                : e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message;
             throw new RpcException(StatusCode.Unavailable, $"kv transfer from prefill node {endpoint} failed: {why}");
         }
     }

@@ -12,6 +12,10 @@ internal sealed class PrefillPeers : IDisposable
 {
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(3);
     private readonly ConcurrentDictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _closing = new();
+
+    /// <summary>Fires when the node shuts down: closing a channel does not end the calls in flight on it.</summary>
+    public CancellationToken Closing => _closing.Token;
 
     /// <summary>The channel to "host:port" (or an http:// or https:// address); INVALID_ARGUMENT naming prefill_node otherwise.</summary>
     public GrpcChannel For(string endpoint)
@@ -32,6 +36,7 @@ internal sealed class PrefillPeers : IDisposable
 
     public void Dispose()
     {
+        _closing.Cancel();
         lock (_channels)
         {
             foreach (GrpcChannel channel in _channels.Values) channel.Dispose();
