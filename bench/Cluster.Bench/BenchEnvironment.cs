@@ -24,4 +24,11 @@ public static class BenchEnvironment
         p.WaitForExit();
         return v;
     }
+
+    /// <summary>The 1-minute load average (Linux): other work on the machine moves every timing.</summary>
+    public static string LoadAverage()
+    {
+        try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
+        catch (IOException) { return "unknown"; }
+    }
 }

@@ -12,5 +12,6 @@ public static class BenchTable
         ["experts"] = ExpertsBench.Run,
         ["cluster"] = ClusterBench.Run,
         ["gateway"] = GatewayBench.Run,
+        ["pd"] = PdBench.Run,
     };
 }

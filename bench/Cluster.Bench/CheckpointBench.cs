@@ -34,7 +34,7 @@ public static unsafe class CheckpointBench
 
     private static void Measure(string dir, DType dtype)
     {
-        string load = LoadAverage();
+        string load = BenchEnvironment.LoadAverage();
         ModelConfig config = SyntheticModel.ConfigFor(SyntheticPresets.Bench, dtype);
         var clock = Stopwatch.StartNew();
         long bytes = CheckpointWriter.Write(Path.Combine(dir, "model"), config, SyntheticModel.Plan(config, 0, dtype), SyntheticModel.ShardCount(config, dtype));
@@ -105,9 +105,6 @@ public static unsafe class CheckpointBench
         Console.WriteLine($"dotnet run -c Release --project bench/Cluster.Bench -- checkpoint{(dtype == DType.F8E4M3 ? " --weights fp8" : "")}");
         Console.WriteLine("```");
     }
-
-    private static string LoadAverage() =>
-        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "unknown";
 
     private static double PlainWrite(string path, long bytes)
     {

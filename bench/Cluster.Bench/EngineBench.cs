@@ -41,7 +41,7 @@ public static unsafe class EngineBench
         Transformer model = Transformer.Load(config, weights);
         long bytesPerToken = WeightBytesPerToken(config, weights);
 
-        string loadBefore = LoadAverage();
+        string loadBefore = BenchEnvironment.LoadAverage();
         // Rounds of (memory copy, batch-1 decode) side by side, so the ratio compares the two under the same load
         // on a shared machine; the medians over rounds are reported.
         const int rounds = 5;
@@ -67,7 +67,7 @@ public static unsafe class EngineBench
         Console.WriteLine();
         Console.WriteLine($"Bench preset ({config.NumHiddenLayers} layers, hidden {config.HiddenSize}, {config.NRoutedExperts} experts top-{config.NumExpertsPerTok}, "
             + $"vocab {config.VocabSize}; {weights.TotalBytes / 1e9:F2} GB of {dtype.SafetensorsName()} weights generated in memory with seed 0), "
-            + $"{Environment.ProcessorCount} cores, one process, float32 activations. Load average {loadBefore} before, {LoadAverage()} after.");
+            + $"{Environment.ProcessorCount} cores, one process, float32 activations. Load average {loadBefore} before, {BenchEnvironment.LoadAverage()} after.");
         Console.WriteLine();
         Console.WriteLine("| measurement | value |");
         Console.WriteLine("|---|---:|");
@@ -210,9 +210,6 @@ public static unsafe class EngineBench
         int n = values.Length;
         return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
     }
-
-    private static string LoadAverage() =>
-        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "unknown";
 
     private static void CopySlices(void* context, int start, int end)
     {

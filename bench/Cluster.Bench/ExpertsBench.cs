@@ -91,19 +91,12 @@ public static class ExpertsBench
         Console.WriteLine($"One MoE layer of the small preset (hidden {hidden}, {config.NRoutedExperts} experts, top-{k}); remote = "
             + $"{streams.Nodes.Count} expert host(s) in this process on loopback with {redundant} redundant experts. Median time per layer "
             + $"call, best of {Rounds} alternating rounds of {seconds:0.##} s; {Environment.ProcessorCount} cores shared by client and hosts; "
-            + $"load average {LoadAverage()} at the end.");
+            + $"load average {BenchEnvironment.LoadAverage()} at the end.");
         Console.WriteLine();
         Console.WriteLine("| rows | " + string.Join(" | ", names.Select(s => s + " (µs)")) + " | BF16 / local | FP8 / local |");
         Console.WriteLine("|---:|" + string.Concat(Enumerable.Repeat("---:|", names.Length + 2)));
         for (int bi = 0; bi < Batches.Length; bi++)
             Console.WriteLine($"| {Batches[bi]} | {best[bi, 0]:F0} | {best[bi, 1]:F0} | {best[bi, 2]:F0} | {best[bi, 1] / best[bi, 0]:F2}x | {best[bi, 2] / best[bi, 0]:F2}x |");
-    }
-
-    /// <summary>The 1-minute load average (Linux), since other work on the machine moves these timings.</summary>
-    private static string LoadAverage()
-    {
-        try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
-        catch (IOException) { return "unknown"; }
     }
 
     /// <summary>Median microseconds per call over about <paramref name="seconds"/>.</summary>
