@@ -22,10 +22,11 @@ public sealed class LatentCacheManager
     private readonly ulong[] _hash;
     private readonly bool[] _indexed;
     private readonly int[]?[] _tokens;
-    private readonly Stack<int> _free;
+    /// <summary>Freed blocks; blocks [_fresh, TotalBlocks) were never used and are free too.</summary>
+    private readonly Stack<int> _free = new();
     private readonly BlockList _cached;
     private readonly Dictionary<ulong, int> _index = [];
-    private int _used, _promised;
+    private int _used, _promised, _fresh;
     private long _lookupTokens, _hitTokens;
 
     public LatentCacheManager(ModelConfig config, LatentCacheOptions options)
@@ -51,8 +52,6 @@ public sealed class LatentCacheManager
         _indexed = new bool[TotalBlocks];
         _tokens = new int[TotalBlocks][];
         _cached = new BlockList(TotalBlocks);
-        _free = new Stack<int>(TotalBlocks);
-        for (int b = TotalBlocks - 1; b >= 0; b--) _free.Push(b);
     }
 
     public int BlockSize { get; }
@@ -94,7 +93,7 @@ public sealed class LatentCacheManager
             int shared = Lookup(prompt, hits), revived = 0;
             for (int i = 0; i < shared; i++) if (_refs[hits[i]] == 0) revived++;
             int own = blocks - shared;
-            if (own > _free.Count + _cached.Count - revived - _promised) return null;
+            if (own > FreeBlocks + _cached.Count - revived - _promised) return null;
             var memory = new byte[shared][];
             for (int i = 0; i < shared; i++)
             {
@@ -192,7 +191,7 @@ public sealed class LatentCacheManager
     public LatentCacheStats Stats()
     {
         lock (_lock)
-            return new LatentCacheStats(TotalBlocks, _used, _cached.Count, _free.Count + _cached.Count - _promised, _lookupTokens, _hitTokens);
+            return new LatentCacheStats(TotalBlocks, _used, _cached.Count, FreeBlocks + _cached.Count - _promised, _lookupTokens, _hitTokens);
     }
 
     /// <summary>Takes the promised blocks of <paramref name="cache"/> up to <paramref name="blocks"/> in its table.</summary>
@@ -217,6 +216,7 @@ public sealed class LatentCacheManager
     {
         int b;
         if (_free.Count > 0) b = _free.Pop();
+        else if (_fresh < TotalBlocks) b = _fresh++;
         else
         {
             b = _cached.RemoveOldest();
@@ -252,6 +252,8 @@ public sealed class LatentCacheManager
         _index.Remove(_hash[block]);
         _indexed[block] = false;
     }
+
+    private int FreeBlocks => _free.Count + TotalBlocks - _fresh;
 
     private void CheckLive(PagedLatentCache cache)
     {
