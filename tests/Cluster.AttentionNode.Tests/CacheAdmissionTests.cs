@@ -1,5 +1,4 @@
 using Cluster.Engine.Cache;
-using Cluster.Engine.Model;
 using Cluster.Transport;
 
 namespace Cluster.AttentionNode.Tests;
@@ -42,13 +41,4 @@ public sealed class CacheAdmissionTests
         finally { gate.Set(); }
     }
 
-    /// <summary>Routed experts that wait for the test's signal, holding the engine thread inside a forward pass.</summary>
-    private sealed class GatedExperts(IRoutedExperts inner, ManualResetEventSlim gate) : IRoutedExperts
-    {
-        public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output)
-        {
-            gate.Wait();
-            inner.Run(rows, n, ids, weights, output);
-        }
-    }
 }

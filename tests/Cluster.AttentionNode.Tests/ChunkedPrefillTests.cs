@@ -9,7 +9,8 @@ public sealed class ChunkedPrefillTests
     [Fact]
     public async Task ShortPromptsFinishBeforeALongPromptSubmittedAheadOfThemGetsItsFirstToken()
     {
-        var (model, checkpoint) = TinyModel.Load();
+        var gate = new ManualResetEventSlim(false);
+        var (model, checkpoint) = TinyModel.Load((_, inner) => new GatedExperts(inner, gate));
         using var _ = checkpoint;
         uint[] longPrompt = TinyModel.Prompt(60, 1500);
         const int shorts = 5, shortTokens = 12;
@@ -28,7 +29,9 @@ public sealed class ChunkedPrefillTests
         }
         var longWatch = Watch(scheduler.Submit(SchedulerTests.Request("long", longPrompt, 2), CancellationToken.None));
         var shortWatches = new Task<(int First, int Last)>[shorts];
+        // The engine waits inside the long prompt's first chunk until the short ones are queued behind it.
         for (int i = 0; i < shorts; i++) shortWatches[i] = Watch(scheduler.Submit(SchedulerTests.Request($"short{i}", TinyModel.Prompt(61 + i, 6), shortTokens), CancellationToken.None));
+        gate.Set();
 
         var (longFirst, _) = await longWatch;
         for (int i = 0; i < shorts; i++)
