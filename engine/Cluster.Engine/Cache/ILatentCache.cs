@@ -29,6 +29,15 @@ public interface ILatentCache
     /// <summary>Loads the row of one layer and reserved position as float.</summary>
     void Read(int layer, int position, Span<float> row);
 
+    /// <summary>
+    /// Loads rows [start, start + count) of one layer (reserved positions) as float, one after another. Attention
+    /// reads a sequence's rows this way, in runs rather than row by row.
+    /// </summary>
+    void ReadRows(int layer, int start, int count, Span<float> rows)
+    {
+        for (int i = 0; i < count; i++) Read(layer, start + i, rows.Slice(i * RowSize, RowSize));
+    }
+
     /// <summary>Marks <paramref name="count"/> more positions complete after a forward pass wrote them in every layer.</summary>
     void Advance(int count);
 }

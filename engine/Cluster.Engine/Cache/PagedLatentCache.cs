@@ -84,6 +84,19 @@ public sealed class PagedLatentCache : ILatentCache
     public void Read(int layer, int position, Span<float> row) =>
         LatentRows.Load(Format, Stored(layer, position, 1, writable: false), row[..RowSize]);
 
+    public void ReadRows(int layer, int start, int count, Span<float> rows)
+    {
+        CheckRun(start, count, rows.Length, RowSize, "values");
+        while (count > 0)
+        {
+            int run = Math.Min(count, _blockSize - start % _blockSize);
+            LatentRows.Load(Format, Stored(layer, start, run, writable: false), rows[..(run * RowSize)]);
+            rows = rows[(run * RowSize)..];
+            start += run;
+            count -= run;
+        }
+    }
+
     public void Advance(int count)
     {
         if (count < 0 || Length + count > _reserved) throw new InvalidOperationException($"advancing to {Length + count} positions past the reserved {_reserved}");
@@ -93,7 +106,7 @@ public sealed class PagedLatentCache : ILatentCache
     /// <summary>Copies rows [start, start + count) of one layer as stored (row-major, little-endian) into <paramref name="destination"/>.</summary>
     public void ReadRaw(int layer, int start, int count, Span<byte> destination)
     {
-        CheckRun(start, count, destination.Length);
+        CheckRun(start, count, destination.Length, BytesPerRow, "bytes");
         while (count > 0)
         {
             int run = Math.Min(count, _blockSize - start % _blockSize);
@@ -108,7 +121,7 @@ public sealed class PagedLatentCache : ILatentCache
     /// <summary>Stores rows [start, start + count) of one layer from their stored bytes (reserved positions, not shared ones).</summary>
     public void WriteRaw(int layer, int start, int count, ReadOnlySpan<byte> source)
     {
-        CheckRun(start, count, source.Length);
+        CheckRun(start, count, source.Length, BytesPerRow, "bytes");
         while (count > 0)
         {
             int run = Math.Min(count, _blockSize - start % _blockSize);
@@ -120,10 +133,10 @@ public sealed class PagedLatentCache : ILatentCache
         }
     }
 
-    private void CheckRun(int start, int count, int bytes)
+    private static void CheckRun(int start, int count, int length, int perRow, string unit)
     {
         if (start < 0 || count < 0) throw new ArgumentOutOfRangeException(nameof(start), $"rows [{start}, {start + count}) are not a range");
-        if (bytes < (long)count * BytesPerRow) throw new ArgumentException($"{bytes} bytes for {count} rows of {BytesPerRow} bytes");
+        if (length < (long)count * perRow) throw new ArgumentException($"{length} {unit} for {count} rows of {perRow} {unit}");
     }
 
     /// <summary>The stored bytes of rows [position, position + count) of one layer, all within one block.</summary>

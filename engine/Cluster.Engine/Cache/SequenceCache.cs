@@ -44,10 +44,16 @@ public sealed class SequenceCache : ILatentCache
     public void Write(int layer, int position, ReadOnlySpan<float> row)
     {
         if (row.Length != RowSize) throw new ArgumentException($"latent row of {row.Length} values, expected {RowSize}", nameof(row));
-        LatentRows.Store(Format, row, Stored(layer, position));
+        LatentRows.Store(Format, row, Stored(layer, position, 1));
     }
 
-    public void Read(int layer, int position, Span<float> row) => LatentRows.Load(Format, Stored(layer, position), row[..RowSize]);
+    public void Read(int layer, int position, Span<float> row) => LatentRows.Load(Format, Stored(layer, position, 1), row[..RowSize]);
+
+    public void ReadRows(int layer, int start, int count, Span<float> rows)
+    {
+        if (rows.Length < (long)count * RowSize) throw new ArgumentException($"{rows.Length} values for {count} rows of {RowSize}", nameof(rows));
+        LatentRows.Load(Format, Stored(layer, start, count), rows[..(count * RowSize)]);
+    }
 
     public void Advance(int count)
     {
@@ -55,9 +61,11 @@ public sealed class SequenceCache : ILatentCache
         Length += count;
     }
 
-    private Span<byte> Stored(int layer, int position)
+    /// <summary>The stored bytes of rows [position, position + count) of one layer.</summary>
+    private Span<byte> Stored(int layer, int position, int count)
     {
-        if ((uint)position >= (uint)_reserved) throw new ArgumentOutOfRangeException(nameof(position), $"position {position} not reserved (reserved {_reserved})");
-        return _layers[layer].AsSpan(position * _bytesPerRow, _bytesPerRow);
+        if (position < 0 || count < 0 || position > _reserved - count)
+            throw new ArgumentOutOfRangeException(nameof(position), $"positions [{position}, {position + count}) not reserved (reserved {_reserved})");
+        return _layers[layer].AsSpan(position * _bytesPerRow, count * _bytesPerRow);
     }
 }

@@ -145,7 +145,11 @@ public sealed class Mla
             Cache.ILatentCache cache = batch.Cache(r);
             int len = batch.Position(r) + 1;
             if (!ReferenceEquals(cache, loaded)) (loaded, loadedLen) = (cache, 0);
-            for (; loadedLen < len; loadedLen++) cache.Read(_layer, loadedLen, rows.AsSpan(loadedLen * _row, _row));
+            if (len > loadedLen)
+            {
+                cache.ReadRows(_layer, loadedLen, len - loadedLen, rows.AsSpan(loadedLen * _row, (len - loadedLen) * _row));
+                loadedLen = len;
+            }
             for (int t = 0; t < len; t++)
             {
                 ReadOnlySpan<float> row = rows.AsSpan(t * _row, _row);
@@ -196,7 +200,7 @@ public sealed class Mla
                     }
                 int kvStride = _heads * (_nope + _v);
                 float[] cached = Rent(length * _row), keysValues = Rent(length * kvStride);
-                for (int t = 0; t < length; t++) cache.Read(_layer, t, cached.AsSpan(t * _row, _row));
+                cache.ReadRows(_layer, 0, length, cached);
                 MatMul.Run(cached, _row, length, _kvB, 0, kvStride, keysValues, kvStride);
                 _job.Set(AttentionPath.Naive, q, batch, attn, null, null, cached, keysValues, rows, count, length);
                 WorkerPool.Shared.For(_heads, 1, _job);

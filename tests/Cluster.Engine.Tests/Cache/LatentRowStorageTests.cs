@@ -95,6 +95,28 @@ public class LatentRowStorageTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Caches))]
+    public void RunsOfRowsReadAsRowByRow(string kind)
+    {
+        const int positions = 8;
+        ILatentCache cache = Create(kind, LatentFormat.BF16, positions);
+        float[][] rows = Rows(positions, cache.RowSize, seed: 5);
+        cache.Reserve(positions);
+        for (int p = 0; p < positions; p++) cache.Write(1, p, rows[p]);
+        // From inside the first block of three to inside the third.
+        var run = new float[5 * cache.RowSize + 7];
+        cache.ReadRows(1, 2, 5, run);
+        var row = new float[cache.RowSize];
+        for (int i = 0; i < 5; i++)
+        {
+            cache.Read(1, 2 + i, row);
+            Assert.Equal(row, run.AsSpan(i * cache.RowSize, cache.RowSize).ToArray());
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => cache.ReadRows(1, 4, 5, run));
+        Assert.Throws<ArgumentException>(() => cache.ReadRows(1, 0, 5, run.AsSpan(0, 5 * cache.RowSize - 1)));
+    }
+
     [Fact]
     public void RawRowsCopiedBetweenManagersReadTheSame()
     {

@@ -57,6 +57,27 @@ public class PagedForwardTests
         AssertBitwiseEqual(expected, Run(m, paged, tokens, chunks, BothPaths, decodeFrom: 6));
     }
 
+    /// <summary>A cache that only has the interface's own row-by-row ReadRows.</summary>
+    private sealed class RowByRow(ILatentCache inner) : ILatentCache
+    {
+        public int RowSize => inner.RowSize;
+        public int Length => inner.Length;
+        public void Reserve(int length) => inner.Reserve(length);
+        public void Write(int layer, int position, ReadOnlySpan<float> row) => inner.Write(layer, position, row);
+        public void Read(int layer, int position, Span<float> row) => inner.Read(layer, position, row);
+        public void Advance(int count) => inner.Advance(count);
+    }
+
+    [Fact]
+    public void RowByRowReadsGiveTheSameForward()
+    {
+        Transformer m = TinyModel.Load();
+        int[] tokens = TinyModel.Tokens;
+        float[] expected = Run(m, new SequenceCache(m.Config, format: LatentFormat.BF16), tokens, [3, 4], BothPaths, decodeFrom: 6);
+        var cache = new RowByRow(new SequenceCache(m.Config, format: LatentFormat.BF16));
+        AssertBitwiseEqual(expected, Run(m, cache, tokens, [3, 4], BothPaths, decodeFrom: 6));
+    }
+
     [Fact]
     public void Bf16CacheStaysCloseToF32()
     {
