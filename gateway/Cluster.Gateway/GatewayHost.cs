@@ -17,18 +17,20 @@ namespace Cluster.Gateway;
 
 /// <summary>
 /// The gateway role: the OpenAI-compatible HTTP API and probes on one port, cluster.v1.Inference and grpc.health.v1
-/// on another (cleartext HTTP/2), both in front of the attention nodes.
+/// on another (cleartext HTTP/2), both in front of the attention nodes: nodes of role both, and prefill/decode pairs.
 /// </summary>
 public sealed class GatewayHost : IAsyncDisposable
 {
     private readonly WebApplication _http, _grpc;
     private readonly List<AttentionNode> _nodes;
+    private readonly StatsPoller _stats;
 
-    private GatewayHost(WebApplication http, WebApplication grpc, List<AttentionNode> nodes, ServedModel model, NodeRouter router)
+    private GatewayHost(WebApplication http, WebApplication grpc, List<AttentionNode> nodes, StatsPoller stats, ServedModel model, NodeRouter router)
     {
         _http = http;
         _grpc = grpc;
         _nodes = nodes;
+        _stats = stats;
         Model = model;
         Router = router;
         HttpPort = BoundPort(http);
@@ -55,12 +57,22 @@ public sealed class GatewayHost : IAsyncDisposable
 
     public static async Task<GatewayHost> StartAsync(GatewayOptions options, CancellationToken ct = default)
     {
-        if (options.AttentionNodes.Count == 0) throw new ArgumentException("at least one attention node is needed");
-        if (options.MaxQueue < 1) throw new ArgumentException($"max queue must be at least 1 (got {options.MaxQueue})");
-        ServedModel model = ServedModel.Load(options.ModelDir, options.ModelId, options.MaxModelLen);
-        var nodes = new List<AttentionNode>(options.AttentionNodes.Count);
-        foreach (string endpoint in options.AttentionNodes) nodes.Add(new AttentionNode(endpoint));
+        options.Validate();
+        ServedModel model = ServedModel.Load(options.ModelDir, options.ModelId, options.MaxModelLen, options.DefaultMaxTokens);
+        var nodes = new List<AttentionNode>(options.AttentionNodes.Count + options.PrefillNodes.Count + options.DecodeNodes.Count);
+        try
+        {
+            foreach (string endpoint in options.AttentionNodes) nodes.Add(new AttentionNode(endpoint, NodeRole.Both));
+            foreach (string endpoint in options.PrefillNodes) nodes.Add(new AttentionNode(endpoint, NodeRole.Prefill));
+            foreach (string endpoint in options.DecodeNodes) nodes.Add(new AttentionNode(endpoint, NodeRole.Decode));
+        }
+        catch
+        {
+            foreach (AttentionNode node in nodes) node.Dispose();
+            throw;
+        }
 
+        StatsPoller? stats = null;
         WebApplication? http = null, grpc = null;
         try
         {
@@ -78,9 +90,11 @@ public sealed class GatewayHost : IAsyncDisposable
                 });
             });
             var logger = http.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.Gateway");
-            var router = new NodeRouter(nodes, options.MaxQueue, logger);
+            var admission = new Admission(nodes, options.MaxQueue, options.MaxQueuedRequests);
+            stats = new StatsPoller(nodes, admission, options.StatsInterval, options.HealthTimeout, logger);
+            var router = new NodeRouter(nodes, admission, stats, logger);
             var generator = new Generator(router, logger);
-            OpenAiRoutes.Map(http, model, new CompletionEndpoint(model, generator, logger), new Readiness(nodes, options.HealthTimeout));
+            OpenAiRoutes.Map(http, model, new CompletionEndpoint(model, generator, logger), new Readiness(nodes, options.HealthTimeout), router, stats);
 
             grpc = Build(options, k =>
             {
@@ -91,12 +105,14 @@ public sealed class GatewayHost : IAsyncDisposable
             grpc.MapGrpcService(new HealthService());
             grpc.MapGrpcUnimplemented();
 
+            stats.Start();
             await http.StartAsync(ct).ConfigureAwait(false);
             await grpc.StartAsync(ct).ConfigureAwait(false);
-            return new GatewayHost(http, grpc, nodes, model, router);
+            return new GatewayHost(http, grpc, nodes, stats, model, router);
         }
         catch
         {
+            if (stats is not null) await stats.DisposeAsync().ConfigureAwait(false);
             if (http is not null) await http.DisposeAsync().ConfigureAwait(false);
             if (grpc is not null) await grpc.DisposeAsync().ConfigureAwait(false);
             foreach (AttentionNode node in nodes) node.Dispose();
@@ -131,6 +147,7 @@ public sealed class GatewayHost : IAsyncDisposable
         await _grpc.StopAsync(grace.Token).ConfigureAwait(false);
         await _http.DisposeAsync().ConfigureAwait(false);
         await _grpc.DisposeAsync().ConfigureAwait(false);
+        await _stats.DisposeAsync().ConfigureAwait(false);
         foreach (AttentionNode node in _nodes) node.Dispose();
     }
 }

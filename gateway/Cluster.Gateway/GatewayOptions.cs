@@ -5,12 +5,19 @@ using Microsoft.Extensions.Logging;
 namespace Cluster.Gateway;
 
 /// <summary>Settings of one gateway process (see <c>cluster serve gateway</c>).</summary>
-public sealed class GatewayOptions
+public sealed record GatewayOptions
 {
     /// <summary>Directory with config.json, tokenizer.json and tokenizer_config.json.</summary>
     public required string ModelDir { get; init; }
-    /// <summary>The attention nodes' gRPC endpoints, "host:port" or a full http(s):// address.</summary>
-    public required IReadOnlyList<string> AttentionNodes { get; init; }
+    /// <summary>
+    /// gRPC endpoints ("host:port" or a full http(s):// address) of attention nodes of role both, which serve a
+    /// request whole.
+    /// </summary>
+    public IReadOnlyList<string> AttentionNodes { get; init; } = [];
+    /// <summary>Nodes of role prefill: they run prompts for the decode nodes.</summary>
+    public IReadOnlyList<string> PrefillNodes { get; init; } = [];
+    /// <summary>Nodes of role decode: they generate, pulling each prompt's cache from the prefill node the gateway names.</summary>
+    public IReadOnlyList<string> DecodeNodes { get; init; } = [];
     public IPAddress Host { get; init; } = IPAddress.Loopback;
     /// <summary>The OpenAI-compatible HTTP port; 0 picks a free one.</summary>
     public int HttpPort { get; init; }
@@ -19,8 +26,16 @@ public sealed class GatewayOptions
     public string NodeId { get; init; } = "gateway";
     /// <summary>The id clients name the model by; null: the model directory's name.</summary>
     public string? ModelId { get; init; }
-    /// <summary>Requests in flight per attention node (running + queued there) before new ones get 429.</summary>
+    /// <summary>Requests in flight per generating node (running + queued there) before new ones wait in the gateway's queue.</summary>
     public int MaxQueue { get; init; } = 256;
+    /// <summary>Requests waiting in the gateway for room on a node before new ones get 429.</summary>
+    public int MaxQueuedRequests { get; init; } = 1024;
+    /// <summary>
+    /// The completion budget of a chat or gRPC request that gives none, capped by what the context leaves (DeepSeek's
+    /// API default). Admission reserves cache for prompt + budget, so a whole-context default would admit one
+    /// request per node.
+    /// </summary>
+    public int DefaultMaxTokens { get; init; } = 4096;
     /// <summary>Longest prompt + completion in tokens; null: the model's max_position_embeddings.</summary>
     public int? MaxModelLen { get; init; }
     /// <summary>Largest HTTP request body accepted (413 beyond).</summary>
@@ -28,6 +43,26 @@ public sealed class GatewayOptions
     /// <summary>With a certificate the HTTP port speaks TLS with HTTP/1.1 and h2; without, plain HTTP/1.1.</summary>
     public X509Certificate2? Certificate { get; init; }
     public LogLevel MinimumLogLevel { get; init; } = LogLevel.Warning;
-    /// <summary>How long /readyz waits for each node's health answer.</summary>
+    /// <summary>How long /readyz, /cluster/status and the statistics refresh wait for each node's answer.</summary>
     public TimeSpan HealthTimeout { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>How often every node's statistics (cache blocks, role) are refreshed.</summary>
+    public TimeSpan StatsInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Throws ArgumentException naming the first setting that cannot work.</summary>
+    public void Validate()
+    {
+        int both = AttentionNodes.Count, prefill = PrefillNodes.Count, decode = DecodeNodes.Count;
+        if (both == 0 && (prefill == 0 || decode == 0))
+            throw new ArgumentException("at least one attention node, or at least one prefill node and one decode node, is needed "
+                + $"(got {both} attention, {prefill} prefill, {decode} decode)");
+        if ((prefill == 0) != (decode == 0))
+            throw new ArgumentException(prefill == 0 ? "decode nodes need at least one prefill node" : "prefill nodes need at least one decode node");
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (string endpoint in (IEnumerable<string>)[.. AttentionNodes, .. PrefillNodes, .. DecodeNodes])
+            if (!seen.Add(endpoint)) throw new ArgumentException($"attention node '{endpoint}' is listed more than once");
+        if (MaxQueue < 1) throw new ArgumentException($"max queue must be at least 1 (got {MaxQueue})");
+        if (MaxQueuedRequests < 0) throw new ArgumentException($"max queued requests must be at least 0 (got {MaxQueuedRequests})");
+        if (DefaultMaxTokens < 1) throw new ArgumentException($"default max tokens must be at least 1 (got {DefaultMaxTokens})");
+        if (StatsInterval <= TimeSpan.Zero) throw new ArgumentException($"the statistics interval must be positive (got {StatsInterval})");
+    }
 }

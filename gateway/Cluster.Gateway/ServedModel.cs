@@ -7,8 +7,9 @@ namespace Cluster.Gateway;
 /// <summary>What the gateway knows of the model: its id, context length, vocabulary, tokenizer and chat template.</summary>
 public sealed class ServedModel
 {
-    private ServedModel(string id, ModelConfig config, Tokenizer.Tokenizer tokenizer, ChatTemplate template, int maxModelLen)
+    private ServedModel(string id, ModelConfig config, Tokenizer.Tokenizer tokenizer, ChatTemplate template, int maxModelLen, int defaultMaxTokens)
     {
+        DefaultMaxTokens = defaultMaxTokens;
         Id = id;
         Config = config;
         Tokenizer = tokenizer;
@@ -23,11 +24,14 @@ public sealed class ServedModel
     public ChatTemplate Template { get; }
     /// <summary>Prompt + completion tokens allowed per request.</summary>
     public int MaxModelLen { get; }
+    /// <summary>The completion budget of a request that gives none, capped by what the context leaves.</summary>
+    public int DefaultMaxTokens { get; }
     public int VocabSize => Config.VocabSize;
     public long Created { get; }
 
-    public static ServedModel Load(string dir, string? modelId, int? maxModelLen)
+    public static ServedModel Load(string dir, string? modelId, int? maxModelLen, int defaultMaxTokens = 4096)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(defaultMaxTokens, 1);
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: model directory not found");
         ModelConfig config = ModelConfig.Load(Path.Combine(dir, "config.json"));
         var tokenizer = Cluster.Tokenizer.Tokenizer.FromDirectory(dir);
@@ -35,7 +39,7 @@ public sealed class ServedModel
         if (maxModelLen is int m && (m < 2 || m > config.MaxPositionEmbeddings))
             throw new ArgumentException($"max model length {m} must be between 2 and max_position_embeddings = {config.MaxPositionEmbeddings}");
         string id = modelId ?? new DirectoryInfo(Path.GetFullPath(dir)).Name;
-        return new ServedModel(id, config, tokenizer, template, maxModelLen ?? config.MaxPositionEmbeddings);
+        return new ServedModel(id, config, tokenizer, template, maxModelLen ?? config.MaxPositionEmbeddings, defaultMaxTokens);
     }
 
     /// <summary>

@@ -29,16 +29,19 @@ public sealed class ClusterFixture : IAsyncLifetime
     }
 
     public static Task<GatewayHost> StartGatewayAsync(IReadOnlyList<string> nodes, int maxQueue = 64, long maxBody = 1 << 20) =>
-        GatewayHost.StartAsync(new GatewayOptions
-        {
-            ModelDir = TestModel.Dir,
-            AttentionNodes = nodes,
-            ModelId = "tiny-test",
-            MaxQueue = maxQueue,
-            MaxModelLen = MaxModelLen,
-            MaxRequestBodyBytes = maxBody,
-            HealthTimeout = TimeSpan.FromSeconds(1),
-        });
+        GatewayHost.StartAsync(Options(nodes) with { MaxQueue = maxQueue, MaxRequestBodyBytes = maxBody });
+
+    /// <summary>The tests' gateway settings in front of nodes of role both (none for a prefill/decode-only gateway).</summary>
+    public static GatewayOptions Options(IReadOnlyList<string> nodes) => new()
+    {
+        ModelDir = TestModel.Dir,
+        AttentionNodes = nodes,
+        ModelId = "tiny-test",
+        MaxQueue = 64,
+        MaxModelLen = MaxModelLen,
+        MaxRequestBodyBytes = 1 << 20,
+        HealthTimeout = TimeSpan.FromSeconds(1),
+    };
 
     /// <summary>The node's own count of running and queued requests.</summary>
     public async Task<AttentionStats> NodeStatsAsync()

@@ -109,7 +109,7 @@ public class GrpcApiTests(ClusterFixture cluster)
     public async Task A_full_queue_is_RESOURCE_EXHAUSTED_and_no_node_UNAVAILABLE()
     {
         await using (ScriptedNode node = await ScriptedNode.StartAsync(cluster.Gateway.Model))
-        await using (GatewayHost gateway = await ClusterFixture.StartGatewayAsync([node.Endpoint], maxQueue: 1))
+        await using (GatewayHost gateway = await GatewayHost.StartAsync(ClusterFixture.Options([node.Endpoint]) with { MaxQueue = 1, MaxQueuedRequests = 0 }))
         {
             using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{gateway.GrpcPort}");
             using var hold = channel.ServerStreaming(InferenceMethods.GenerateStream, Ids(4, 0, ScriptedNode.Hang));

@@ -152,7 +152,8 @@ public class HttpErrorTests(ClusterFixture cluster)
     public async Task A_full_queue_is_429()
     {
         await using ScriptedNode node = await ScriptedNode.StartAsync(cluster.Gateway.Model);
-        await using GatewayHost gateway = await ClusterFixture.StartGatewayAsync([node.Endpoint], maxQueue: 1);
+        // One request in flight per node and no queue in the gateway: the second request has nowhere to wait.
+        await using GatewayHost gateway = await GatewayHost.StartAsync(ClusterFixture.Options([node.Endpoint]) with { MaxQueue = 1, MaxQueuedRequests = 0 });
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gateway.HttpPort}") };
         using var hold = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
         {
@@ -197,7 +198,9 @@ public class HttpErrorTests(ClusterFixture cluster)
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gateway.HttpPort}") };
         for (int i = 0; i < 3; i++)
             Assert.Equal(HttpStatusCode.OK, (await PostRawAsync(http, "/v1/chat/completions", ChatJson(""))).Status);
-        Assert.True(gateway.Router.Nodes[0].RecentlyDown);
+        // A node whose statistics cannot be had is never given a request.
+        Assert.False(gateway.Router.Nodes[0].State.Usable);
+        Assert.Equal(0, gateway.Router.Nodes[0].InFlight);
 
         using var ready = await http.GetAsync("/readyz");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);

@@ -1,5 +1,5 @@
+using System.Collections.Concurrent;
 using Cluster.Transport.Services;
-using Cluster.Gateway.Nodes;
 using Cluster.Protos.V1;
 using Cluster.Transport;
 using Cluster.Transport.Health;
@@ -8,54 +8,107 @@ namespace Cluster.Gateway.Tests;
 
 /// <summary>
 /// An attention node that plays scripts instead of running a model, for what a real one rarely does: reasoning
-/// output, an EOS, failing after some tokens, refusing a request. The script is chosen by the prompt's last id.
+/// output, an EOS, failing after some tokens, refusing a request, holding one. The script is chosen by the prompt's
+/// last id. It answers GetStats with <see cref="Stats"/>, records every Generate it gets, and when
+/// <see cref="Full"/> refuses them all as a node whose cache has no room.
 /// </summary>
 public sealed class ScriptedNode : IGrpcService, IAsyncDisposable
 {
-    public const uint FailMidStream = 2, Refuse = 3, Hang = 5;
+    /// <summary>Scripts: fail after 3 tokens; refuse as invalid; one token then wait for the caller to leave; wait
+    /// before any token for the caller to leave; one token then wait for <see cref="OpenGate"/>.</summary>
+    public const uint FailMidStream = 2, Refuse = 3, Hang = 5, HangBeforeFirst = 6, Held = 7;
     public const string Reasoning = "Let me think: 2+2.", Answer = "It is 4.";
 
     private readonly int[] _thinking;
     private readonly int _eos;
+    private readonly ConcurrentQueue<TokenGenerateRequest> _received = new();
+    private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private GrpcServer? _server;
-    private int _requests;
+    private AttentionStats _stats;
+    private int _requests, _refused, _running;
+    private volatile bool _full;
 
-    private ScriptedNode(ServedModel model)
+    private ScriptedNode(ServedModel model, AttentionStats stats)
     {
         _thinking = model.Tokenizer.Encode("<think>" + Reasoning + "</think>" + Answer);
         _eos = model.Tokenizer.EosId!.Value;
+        _stats = stats;
     }
 
     public string Endpoint => $"127.0.0.1:{_server!.Port}";
-    /// <summary>Generate calls received so far.</summary>
+    /// <summary>Generate calls received so far, refused ones included.</summary>
     public int Requests => Volatile.Read(ref _requests);
+    /// <summary>Generate calls refused with RESOURCE_EXHAUSTED.</summary>
+    public int Refused => Volatile.Read(ref _refused);
+    public IReadOnlyList<TokenGenerateRequest> Received => [.. _received];
+    /// <summary>Refuse every Generate with RESOURCE_EXHAUSTED before any token.</summary>
+    public bool Full { get => _full; set => _full = value; }
+    /// <summary>Reported on each request's first event.</summary>
+    public uint CachedPromptTokens { get; set; }
 
-    public static async Task<ScriptedNode> StartAsync(ServedModel model)
+    /// <summary>What GetStats answers (running is counted here).</summary>
+    public AttentionStats Stats
     {
-        var node = new ScriptedNode(model);
+        get => Volatile.Read(ref _stats);
+        set => Volatile.Write(ref _stats, value);
+    }
+
+    /// <summary>A node of <paramref name="role"/> with 16-token blocks, <paramref name="blocks"/> of them.</summary>
+    public static async Task<ScriptedNode> StartAsync(ServedModel model, string role = "both", uint blocks = 10_000)
+    {
+        var stats = new AttentionStats { NodeId = $"scripted-{role}", Role = role, BlockSize = 16, BlocksTotal = blocks, BlocksAvailable = blocks };
+        var node = new ScriptedNode(model, stats);
         node._server = await GrpcServer.StartAsync(new GrpcServerOptions(), node, new HealthService());
         return node;
     }
 
-    public void Bind(ServiceBinder binder) => binder.ServerStreaming(AttentionMethods.Generate, GenerateAsync);
+    /// <summary>Lets every request held by the <see cref="Held"/> script, now and later, finish.</summary>
+    public void OpenGate() => _gate.TrySetResult();
+
+    public void Bind(ServiceBinder binder)
+    {
+        binder.ServerStreaming(AttentionMethods.Generate, GenerateAsync);
+        binder.Unary(AttentionMethods.GetStats, (GetStatsRequest _, ServerCallContext _) =>
+        {
+            AttentionStats stats = Stats.Clone();
+            stats.Running = (uint)Volatile.Read(ref _running);
+            return Task.FromResult(stats);
+        });
+    }
 
     private async Task GenerateAsync(TokenGenerateRequest request, IAsyncStreamWriter<TokenEvent> responses, ServerCallContext context)
     {
         Interlocked.Increment(ref _requests);
+        _received.Enqueue(request);
+        if (Full)
+        {
+            Interlocked.Increment(ref _refused);
+            throw new RpcException(StatusCode.ResourceExhausted, "the scripted cache has no room for the request");
+        }
+        Interlocked.Increment(ref _running);
+        try { await PlayAsync(request, responses, context.CancellationToken); }
+        finally { Interlocked.Decrement(ref _running); }
+    }
+
+    private async Task PlayAsync(TokenGenerateRequest request, IAsyncStreamWriter<TokenEvent> responses, CancellationToken ct)
+    {
         uint last = request.PromptTokenIds[^1];
+        TokenEvent First(int token) => new() { TokenId = (uint)token, Logprob = -1, PromptTokens = (uint)request.PromptTokenIds.Count, CachedPromptTokens = CachedPromptTokens };
+        if (last == HangBeforeFirst) await Task.Delay(Timeout.Infinite, ct);
         if (last == Hang)
         {
             // One token, then nothing until the caller goes away: a request that stays in flight.
-            await responses.WriteAsync(new TokenEvent { TokenId = (uint)_thinking[0], PromptTokens = (uint)request.PromptTokenIds.Count }, context.CancellationToken);
-            await Task.Delay(Timeout.Infinite, context.CancellationToken);
+            await responses.WriteAsync(First(_thinking[0]), ct);
+            await Task.Delay(Timeout.Infinite, ct);
         }
         if (last == Refuse) throw new RpcException(StatusCode.InvalidArgument, "prompt_token_ids: refused by the script");
         int[] tokens = last == FailMidStream ? _thinking[..3] : [.. _thinking, _eos];
         for (int i = 0; i < tokens.Length; i++)
         {
-            var e = new TokenEvent { TokenId = (uint)tokens[i], Logprob = -1, PromptTokens = i == 0 ? (uint)request.PromptTokenIds.Count : 0 };
+            var e = i == 0 ? First(tokens[i]) : new TokenEvent { TokenId = (uint)tokens[i], Logprob = -1 };
             if (i == tokens.Length - 1 && last != FailMidStream) e.FinishReason = "stop";
-            await responses.WriteAsync(e, context.CancellationToken);
+            await responses.WriteAsync(e, ct);
+            if (i == 0 && last == Held) await _gate.Task.WaitAsync(ct);
         }
         if (last == FailMidStream) throw new RpcException(StatusCode.Internal, "the script failed mid-stream");
     }

@@ -15,8 +15,12 @@ public static class TestModel
 {
     private const int Seed = 7;
     private static readonly Lazy<string> s_dir = new(Create);
+    private static readonly Lazy<ServedModel> s_served = new(() => ServedModel.Load(Dir, "tiny-test", ClusterFixture.MaxModelLen));
 
     public static string Dir => s_dir.Value;
+
+    /// <summary>The model as a gateway serves it, for tokenizing in tests.</summary>
+    public static ServedModel Served => s_served.Value;
 
     public static ModelConfig Config { get; } = SyntheticModel.ConfigFor(SyntheticPresets.Tiny with { VocabSize = SyntheticPresets.Small.VocabSize }, DType.BF16);
 

@@ -40,7 +40,10 @@ public sealed class PromptBuilder(ServedModel model)
         return result;
     }
 
-    /// <summary>The completion budget: as asked, or what the context leaves; fails when prompt + budget do not fit.</summary>
+    /// <summary>
+    /// The completion budget: as asked, or the default capped by what the context leaves; fails when prompt + budget
+    /// do not fit.
+    /// </summary>
     public int MaxTokens(int promptTokens, int? requested, string promptParam)
     {
         int room = model.MaxModelLen - promptTokens;
@@ -49,7 +52,7 @@ public sealed class PromptBuilder(ServedModel model)
                 $"This model's maximum context length is {model.MaxModelLen} tokens. However, you requested {promptTokens + (requested ?? 1)} tokens "
                 + $"({promptTokens} in the prompt, {requested ?? 1} for the completion). Please reduce the prompt or the completion length.",
                 promptParam, "context_length_exceeded");
-        return requested ?? room;
+        return requested ?? Math.Min(model.DefaultMaxTokens, room);
     }
 
     private int[] CheckIds(int[] ids, string param)

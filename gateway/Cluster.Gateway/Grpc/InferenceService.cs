@@ -7,7 +7,7 @@ namespace Cluster.Gateway.Grpc;
 
 /// <summary>
 /// cluster.v1.Inference: the same generation as the HTTP API, over gRPC. Greedy unless a temperature is given
-/// (proto3 has no "unset" for it); max_tokens 0 means what the context leaves.
+/// (proto3 has no "unset" for it); max_tokens 0 means the gateway's default, capped by what the context leaves.
 /// </summary>
 public sealed class InferenceService(ServedModel model, Generator generator) : IGrpcService
 {

@@ -1,31 +1,58 @@
+using Cluster.Protos.V1;
 using Cluster.Transport;
 
 namespace Cluster.Gateway.Nodes;
 
 /// <summary>
-/// One attention node as the gateway sees it: a channel, the requests this gateway has in flight there (running or
-/// queued on the node), and whether it recently refused a connection.
+/// One attention node as the gateway sees it: a channel, its configured role, its last statistics, this gateway's
+/// ledger there (requests in flight, cache blocks they reserve, prompt tokens awaiting their first token), the
+/// prefixes sent there, and whether it recently refused a connection. The ledger is changed only by
+/// <see cref="Admission"/> under its lock.
 /// </summary>
 public sealed class AttentionNode : IDisposable
 {
     private static readonly TimeSpan s_downFor = TimeSpan.FromSeconds(2);
-    private int _inFlight;
+    // Block hashes remembered per node: 64k blocks of 64 tokens cover 4M prompt tokens.
+    private const int AffinityCapacity = 1 << 16;
+    private int _inFlight, _reservedBlocks;
+    private long _pendingPromptTokens;
     private long _downUntil;
+    private NodeState _state = NodeState.Unknown;
 
-    public AttentionNode(string endpoint)
+    public AttentionNode(string endpoint, NodeRole role = NodeRole.Both)
     {
         Endpoint = endpoint;
+        Role = role;
         Address = ParseAddress(endpoint);
         // Streams are never retried by the channel; the gateway itself moves a refused request to another node.
         Channel = GrpcChannel.ForAddress(Address, new GrpcChannelOptions { Resilience = null, ConnectTimeout = TimeSpan.FromSeconds(2) });
     }
 
     public string Endpoint { get; }
+    public NodeRole Role { get; }
     public Uri Address { get; }
     public GrpcChannel Channel { get; }
+    public PrefixAffinity Affinity { get; } = new(AffinityCapacity);
+    public NodeState State => Volatile.Read(ref _state);
+
+    /// <summary>This gateway's requests on the node, from admission until their stream ends.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
+    /// <summary>Cache blocks this gateway's requests there may fill: prompt + max_tokens each.</summary>
+    public int ReservedBlocks => Volatile.Read(ref _reservedBlocks);
+    /// <summary>Prompt tokens sent there (to prefill) whose first token has not come back yet.</summary>
+    public long PendingPromptTokens => Volatile.Read(ref _pendingPromptTokens);
     /// <summary>Refused a connection in the last two seconds: tried only after the others.</summary>
     public bool RecentlyDown => Environment.TickCount64 < Volatile.Read(ref _downUntil);
+
+    /// <summary>Cache blocks still free for this gateway; unbounded when the node does not count blocks.</summary>
+    public long FreeBlocks
+    {
+        get
+        {
+            NodeState s = State;
+            return s.KnowsCapacity ? s.BlocksTotal - ReservedBlocks : long.MaxValue;
+        }
+    }
 
     /// <summary>"host:port" (cleartext) or an http:// or https:// address.</summary>
     public static Uri ParseAddress(string endpoint)
@@ -37,18 +64,39 @@ public sealed class AttentionNode : IDisposable
         return uri;
     }
 
-    /// <summary>Takes one of the node's <paramref name="limit"/> places, or says the node is full.</summary>
-    public bool TryReserve(int limit)
+    internal void Reserve(int blocks)
     {
-        while (true)
-        {
-            int current = Volatile.Read(ref _inFlight);
-            if (current >= limit) return false;
-            if (Interlocked.CompareExchange(ref _inFlight, current + 1, current) == current) return true;
-        }
+        Volatile.Write(ref _inFlight, _inFlight + 1);
+        Volatile.Write(ref _reservedBlocks, _reservedBlocks + blocks);
     }
 
-    public void Release() => Interlocked.Decrement(ref _inFlight);
+    internal void Unreserve(int blocks)
+    {
+        Volatile.Write(ref _inFlight, _inFlight - 1);
+        Volatile.Write(ref _reservedBlocks, _reservedBlocks - blocks);
+    }
+
+    internal void AddPendingPrompt(long tokens) => Volatile.Write(ref _pendingPromptTokens, _pendingPromptTokens + tokens);
+
+    public void Observe(AttentionStats stats)
+    {
+        string reported = stats.Role;
+        Volatile.Write(ref _state, Role.Contradicts(reported)
+            ? new NodeState(stats, $"configured as a {Role.Name()} node but reports role {reported}", false)
+            : new NodeState(stats, null, true));
+    }
+
+    /// <summary>
+    /// A GetStats that failed. A node that only answered late keeps its last statistics and its requests; one that
+    /// cannot be reached or fails the call is not used until it answers again.
+    /// </summary>
+    public void ObserveFailure(StatusCode code, string detail)
+    {
+        NodeState last = State;
+        bool slow = code == StatusCode.DeadlineExceeded && last.Usable;
+        Volatile.Write(ref _state, new NodeState(last.Stats, $"{code}: {detail}", slow));
+        if (code == StatusCode.Unavailable) MarkDown();
+    }
 
     public void MarkDown() => Volatile.Write(ref _downUntil, Environment.TickCount64 + (long)s_downFor.TotalMilliseconds);
 

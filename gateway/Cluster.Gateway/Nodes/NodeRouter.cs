@@ -1,26 +1,28 @@
-using Cluster.Transport.Services;
 using System.Runtime.CompilerServices;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Services;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.Gateway.Nodes;
 
 /// <summary>
-/// Sends each request to the attention node with the fewest requests in flight from this gateway, within the
-/// per-node limit. A node that refuses the connection (UNAVAILABLE before any token) is skipped and the next one
-/// tried; a request nobody can take fails with QueueFull when some node is merely full, Unavailable otherwise.
+/// Runs each request where <see cref="Admission"/> places it: Generate on a node of role both, or on a decode node
+/// naming the prefill node that runs the prompt. A node that refuses before the first token (RESOURCE_EXHAUSTED: its
+/// cache is fuller than the ledger knew; UNAVAILABLE: it cannot be reached) is left for the next candidate; when
+/// every candidate refused and one of them for room, the request goes back to the head of the queue, else it fails
+/// with Unavailable.
 /// </summary>
-public sealed class NodeRouter(IReadOnlyList<AttentionNode> nodes, int maxInFlightPerNode, ILogger logger)
+public sealed class NodeRouter(IReadOnlyList<AttentionNode> nodes, Admission admission, StatsPoller stats, ILogger logger)
 {
-    private int _turn;
-
     public IReadOnlyList<AttentionNode> Nodes { get; } = nodes;
+    public Admission Admission { get; } = admission;
 
     /// <summary>The node's token events for one request, from the first to the one carrying finish_reason.</summary>
     public async IAsyncEnumerable<TokenEvent> GenerateAsync(TokenGenerateRequest request, [EnumeratorCancellation] CancellationToken ct)
     {
-        var (node, call) = await StartAsync(request, ct).ConfigureAwait(false);
+        var (placement, call) = await StartAsync(request, ct).ConfigureAwait(false);
+        AttentionNode node = placement.Node;
         try
         {
             yield return call.Current;
@@ -41,63 +43,66 @@ public sealed class NodeRouter(IReadOnlyList<AttentionNode> nodes, int maxInFlig
         {
             // Disposing a call still running resets its stream: the node stops the request and frees its cache.
             call.Dispose();
-            node.Release();
+            Admission.Release(placement);
         }
     }
 
-    /// <summary>Opens the stream on the first node that takes it and waits for the first event.</summary>
-    private async Task<(AttentionNode, GrpcCall<TokenGenerateRequest, TokenEvent>)> StartAsync(TokenGenerateRequest request, CancellationToken ct)
+    /// <summary>Gets the request admitted, opens its stream and waits for the first event, moving on when a node refuses.</summary>
+    private async Task<(Placement, GrpcCall<TokenGenerateRequest, TokenEvent>)> StartAsync(TokenGenerateRequest request, CancellationToken ct)
     {
+        var wanted = new AdmissionRequest(request.PromptTokenIds, (int)request.MaxTokens);
+        await stats.FirstRound.WaitAsync(ct).ConfigureAwait(false);
+        // With every node failing the statistics may be older than the nodes' state: ask again before giving up.
+        if (!Admission.HasRoute()) await stats.RefreshAsync(ct).ConfigureAwait(false);
+        Placement placement = await Admission.AdmitAsync(wanted, ct).ConfigureAwait(false);
+        var tried = new HashSet<AttentionNode>();
         bool full = false;
-        string? lastError = null;
-        foreach (AttentionNode node in Candidates())
+        while (true)
         {
-            if (!node.TryReserve(maxInFlightPerNode)) { full = true; continue; }
-            var call = node.Channel.ServerStreaming(AttentionMethods.Generate, request, new CallOptions { CancellationToken = ct });
+            request.PrefillNode = placement.Prefill?.Endpoint ?? "";
+            var call = placement.Node.Channel.ServerStreaming(AttentionMethods.Generate, request, new CallOptions { CancellationToken = ct });
+            RpcException refusal;
             try
             {
                 if (await call.MoveNext(ct).ConfigureAwait(false))
                 {
-                    node.MarkUp();
-                    return (node, call);
+                    placement.Node.MarkUp();
+                    Admission.FirstToken(placement);
+                    return (placement, call);
                 }
-                throw new GatewayException(GatewayErrorKind.Internal, $"attention node {node.Endpoint} ended the stream without a token");
+                throw new GatewayException(GatewayErrorKind.Internal, $"attention node {placement.Node.Endpoint} ended the stream without a token");
             }
-            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && !ct.IsCancellationRequested)
+            catch (RpcException e) when (e.StatusCode is StatusCode.ResourceExhausted or StatusCode.Unavailable && !ct.IsCancellationRequested)
             {
                 call.Dispose();
-                node.Release();
-                node.MarkDown();
-                lastError = $"{node.Endpoint}: {e.Status.Detail}";
-                logger.LogWarning("attention node {Node} unavailable, trying another: {Detail}", node.Endpoint, e.Status.Detail);
+                refusal = e;
             }
             catch (Exception e)
             {
                 call.Dispose();
-                node.Release();
-                if (e is RpcException rpc) throw Failure(rpc, node, ct);
+                Admission.Release(placement);
+                if (e is RpcException rpc) throw Failure(rpc, placement.Node, ct);
                 throw;
             }
-        }
-        if (full) throw new GatewayException(GatewayErrorKind.QueueFull,
-            $"every attention node has {maxInFlightPerNode} requests in flight; retry later");
-        throw new GatewayException(GatewayErrorKind.Unavailable, $"no attention node can take the request ({lastError ?? "none configured"})");
-    }
 
-    /// <summary>Nodes by requests in flight, the ones that recently refused a connection last; ties taken in turn.</summary>
-    private AttentionNode[] Candidates()
-    {
-        // Sorted on a snapshot: the counts move while other requests come and go.
-        int n = Nodes.Count, start = (int)((uint)Interlocked.Increment(ref _turn) % (uint)n);
-        var keys = new (bool Down, int InFlight, int Turn)[n];
-        var order = new AttentionNode[n];
-        for (int i = 0; i < n; i++)
-        {
-            order[i] = Nodes[i];
-            keys[i] = (Nodes[i].RecentlyDown, Nodes[i].InFlight, (i - start + n) % n);
+            AttentionNode refusing = placement.Node;
+            if (refusal.StatusCode == StatusCode.ResourceExhausted) full = true;
+            // A decode node that cannot reach its prefill node says so naming it; that node is the one to avoid.
+            else if (placement.Prefill is { } prefill && refusal.Status.Detail.Contains(prefill.Endpoint, StringComparison.Ordinal)) refusing = prefill;
+            if (refusal.StatusCode == StatusCode.Unavailable) refusing.MarkDown();
+            tried.Add(refusing);
+            logger.LogWarning("attention node {Node} refused request {Id} ({Code}: {Detail}); trying another",
+                refusing.Endpoint, request.RequestId, refusal.StatusCode, refusal.Status.Detail);
+            var (next, waited) = await Admission.RetryAsync(placement, tried, requeue: full, ct).ConfigureAwait(false);
+            placement = next ?? throw new GatewayException(GatewayErrorKind.Unavailable,
+                $"no attention node can take the request (last: {refusing.Endpoint}: {refusal.StatusCode}: {refusal.Status.Detail})");
+            // A place given from the queue starts a new round over every node.
+            if (waited)
+            {
+                tried.Clear();
+                full = false;
+            }
         }
-        Array.Sort(keys, order);
-        return order;
     }
 
     private static Exception Failure(RpcException e, AttentionNode node, CancellationToken ct)

@@ -107,6 +107,7 @@ public sealed class CompletionEndpoint(ServedModel model, Generator generator, I
             CompletionTokens = output.CompletionTokens,
             TotalTokens = prompt + output.CompletionTokens,
             PromptTokensDetails = new PromptTokensDetails { CachedTokens = output.CachedPromptTokens },
+            CachedPromptTokens = output.CachedPromptTokens,
         };
     }
 }

@@ -40,6 +40,8 @@ public sealed class UsageDto
     public int CompletionTokens { get; init; }
     public int TotalTokens { get; init; }
     public PromptTokensDetails? PromptTokensDetails { get; init; }
+    /// <summary>Prompt tokens served from the prefix cache, under DeepSeek's name (the same as prompt_tokens_details.cached_tokens).</summary>
+    public int CachedPromptTokens { get; init; }
 }
 
 public sealed class PromptTokensDetails

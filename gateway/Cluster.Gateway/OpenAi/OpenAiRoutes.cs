@@ -7,10 +7,10 @@ using Microsoft.AspNetCore.Routing;
 
 namespace Cluster.Gateway.OpenAi;
 
-/// <summary>The HTTP port's routes: the OpenAI API, the probes, and OpenAI-shaped 404/405 for everything else.</summary>
+/// <summary>The HTTP port's routes: the OpenAI API, the probes, the cluster's status, and OpenAI-shaped 404/405 for everything else.</summary>
 public static class OpenAiRoutes
 {
-    public static void Map(WebApplication app, ServedModel model, CompletionEndpoint completions, Readiness readiness)
+    public static void Map(WebApplication app, ServedModel model, CompletionEndpoint completions, Readiness readiness, NodeRouter router, StatsPoller stats)
     {
         // Routing answers an unknown path with 404 and a known path with the wrong method with 405, both without a
         // body; clients parse OpenAI's error shape, so give them one.
@@ -44,6 +44,14 @@ public static class OpenAiRoutes
                 report.Add(new NodeProbe { Endpoint = n.Endpoint, Status = n.Status });
             }
             await WriteProbeAsync(http, ready ? 200 : 503, new ProbeReport { Status = ready ? "ready" : "not ready", Nodes = report }).ConfigureAwait(false);
+        });
+        app.MapGet("/cluster/status", async (HttpContext http) =>
+        {
+            // Live numbers: every node is asked now (or joins the round already asking).
+            await stats.RefreshAsync(http.RequestAborted).ConfigureAwait(false);
+            var report = ClusterStatusReport.From(router.Admission, router.Nodes);
+            http.Response.ContentType = "application/json";
+            await JsonSerializer.SerializeAsync(http.Response.Body, report, ClusterStatusJson.Default.ClusterStatusReport, http.RequestAborted).ConfigureAwait(false);
         });
     }
 

@@ -1,0 +1,279 @@
+namespace Cluster.Gateway.Nodes;
+
+/// <summary>
+/// Admits a request to a node only while the node has room for its whole context (prompt + max_tokens, in the node's
+/// cache blocks, by this gateway's own ledger) and fewer than the per-node limit of requests; the rest wait in one
+/// FIFO queue and are admitted in order as requests end. A split request (prefill/decode) goes to the decode node
+/// with most free blocks, then fewest requests, and the prefill node with the lowest cost: prompt tokens it has not
+/// answered yet plus those of this prompt it is not expected to hold. Nodes of role both take what the split pairs
+/// cannot, the one with the lowest cost first. Thread-safe.
+/// </summary>
+public sealed class Admission
+{
+    private readonly Lock _lock = new();
+    private readonly LinkedList<Waiter> _queue = new();
+    private readonly AttentionNode[] _all, _both, _prefill, _decode;
+    private readonly int _maxInFlightPerNode, _maxQueued;
+    private int _turn, _inFlight;
+
+    public Admission(IReadOnlyList<AttentionNode> nodes, int maxInFlightPerNode, int maxQueued)
+    {
+        _all = [.. nodes];
+        _both = Array.FindAll(_all, n => n.Role == NodeRole.Both);
+        _prefill = Array.FindAll(_all, n => n.Role == NodeRole.Prefill);
+        _decode = Array.FindAll(_all, n => n.Role == NodeRole.Decode);
+        _maxInFlightPerNode = maxInFlightPerNode;
+        _maxQueued = maxQueued;
+    }
+
+    /// <summary>Requests waiting for room.</summary>
+    public int Queued
+    {
+        get { lock (_lock) return _queue.Count; }
+    }
+
+    /// <summary>Requests admitted and not yet ended.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Whether some node (or prefill/decode pair) is usable, so a request could be placed once there is room.</summary>
+    public bool HasRoute()
+    {
+        static bool Usable(AttentionNode n) => n.State.Usable;
+        return Array.Exists(_both, Usable) || (Array.Exists(_prefill, Usable) && Array.Exists(_decode, Usable));
+    }
+
+    /// <summary>
+    /// A place for the request: at once when nobody waits and a node has room, else when its turn in the queue comes.
+    /// Fails with Unavailable when no node is usable, InvalidRequest when no node could ever hold the request, and
+    /// QueueFull when the queue is full; cancelling leaves the queue.
+    /// </summary>
+    public async Task<Placement> AdmitAsync(AdmissionRequest request, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        Waiter waiter;
+        lock (_lock)
+        {
+            if (Unplaceable(request) is GatewayException e) throw e;
+            if (_queue.Count == 0 && TryPlace(request, null) is { } placement) return placement;
+            if (_queue.Count >= _maxQueued)
+                throw new GatewayException(GatewayErrorKind.QueueFull,
+                    $"{_queue.Count} requests already wait for room on the attention nodes (the gateway queues at most {_maxQueued}); retry later");
+            waiter = Enqueue(request, atHead: false);
+        }
+        return await WaitAsync(waiter, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// After a node refused <paramref name="refused"/> before its first token: frees its place and gives the request
+    /// another node not in <paramref name="tried"/>. With none left, null, or with <paramref name="requeue"/> a place
+    /// at the head of the queue (Waited), given once a request ends or the statistics are refreshed; never at once,
+    /// as the refusal says the ledger is behind the node.
+    /// </summary>
+    public async Task<(Placement? Next, bool Waited)> RetryAsync(Placement refused, IReadOnlySet<AttentionNode> tried, bool requeue, CancellationToken ct)
+    {
+        Waiter waiter;
+        lock (_lock)
+        {
+            Free(refused);
+            if (TryPlace(refused.Request, tried) is { } next) return (next, false);
+            if (!requeue) return (null, false);
+            waiter = Enqueue(refused.Request, atHead: true);
+        }
+        return (await WaitAsync(waiter, ct).ConfigureAwait(false), true);
+    }
+
+    /// <summary>The first token came back: the prompt no longer weighs on the node that ran it.</summary>
+    public void FirstToken(Placement placement)
+    {
+        lock (_lock)
+        {
+            if (placement.Released || placement.FirstTokenSeen) return;
+            placement.FirstTokenSeen = true;
+            placement.PrefillOn.AddPendingPrompt(-placement.Request.Prompt.Count);
+        }
+    }
+
+    /// <summary>The request ended: its place is given to the requests waiting, in order. Idempotent.</summary>
+    public void Release(Placement placement)
+    {
+        lock (_lock)
+        {
+            Free(placement);
+            Pump();
+        }
+    }
+
+    /// <summary>Admits waiting requests that now fit, after node statistics changed.</summary>
+    public void Refresh()
+    {
+        lock (_lock) Pump();
+    }
+
+    private void Pump()
+    {
+        while (_queue.First is { } first)
+        {
+            Waiter waiter = first.Value;
+            GatewayException? failure = Unplaceable(waiter.Request);
+            Placement? placement = failure is null ? TryPlace(waiter.Request, null) : null;
+            if (failure is null && placement is null) return;
+            _queue.RemoveFirst();
+            if (failure is not null) waiter.Done.TrySetException(failure);
+            else if (!waiter.Done.TrySetResult(placement!)) Free(placement!);
+        }
+    }
+
+    private Waiter Enqueue(AdmissionRequest request, bool atHead)
+    {
+        var waiter = new Waiter(request);
+        waiter.Entry = atHead ? _queue.AddFirst(waiter) : _queue.AddLast(waiter);
+        return waiter;
+    }
+
+    private async Task<Placement> WaitAsync(Waiter waiter, CancellationToken ct)
+    {
+        var registration = ct.UnsafeRegister(static (state, token) =>
+        {
+            var (self, w) = ((Admission, Waiter))state!;
+            self.Abandon(w, token);
+        }, (this, waiter));
+        await using (registration.ConfigureAwait(false))
+            return await waiter.Done.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>A client gone while waiting leaves the queue, which may let the next one in.</summary>
+    private void Abandon(Waiter waiter, CancellationToken token)
+    {
+        lock (_lock)
+        {
+            if (waiter.Entry.List is null) return;
+            _queue.Remove(waiter.Entry);
+            waiter.Done.TrySetCanceled(token);
+            Pump();
+        }
+    }
+
+    private void Free(Placement placement)
+    {
+        if (placement.Released) return;
+        placement.Released = true;
+        placement.Node.Unreserve(placement.Blocks);
+        if (!placement.FirstTokenSeen) placement.PrefillOn.AddPendingPrompt(-placement.Request.Prompt.Count);
+        Volatile.Write(ref _inFlight, _inFlight - 1);
+    }
+
+    private Placement? TryPlace(AdmissionRequest request, IReadOnlySet<AttentionNode>? tried)
+    {
+        int turn = _turn++;
+        if (BestDecode(request, tried, turn) is { } decode && BestPrefill(request, tried, turn) is { } prefill)
+            return Reserve(request, decode, prefill);
+        if (BestBoth(request, tried, turn) is { } both) return Reserve(request, both, null);
+        return null;
+    }
+
+    private Placement Reserve(AdmissionRequest request, AttentionNode node, AttentionNode? prefill)
+    {
+        int blocks = node.State.BlocksFor(request.ContextTokens);
+        node.Reserve(blocks);
+        AttentionNode runner = prefill ?? node;
+        runner.AddPendingPrompt(request.Prompt.Count);
+        if (runner.State.BlockSize is int size and > 0) runner.Affinity.Add(request.Chain(size));
+        Volatile.Write(ref _inFlight, _inFlight + 1);
+        return new Placement(request, node, prefill, blocks);
+    }
+
+    // Each choice ranks by a key, nodes that recently refused a connection last; ties are taken in turn.
+
+    private AttentionNode? BestDecode(AdmissionRequest request, IReadOnlySet<AttentionNode>? tried, int turn)
+    {
+        AttentionNode? best = null;
+        (bool, long, int, int) bestKey = default;
+        for (int i = 0; i < _decode.Length; i++)
+        {
+            AttentionNode n = _decode[i];
+            if (!HasRoom(n, request, tried)) continue;
+            var key = (n.RecentlyDown, -n.FreeBlocks, n.InFlight, Rotation(i, turn, _decode.Length));
+            if (best is null || key.CompareTo(bestKey) < 0) (best, bestKey) = (n, key);
+        }
+        return best;
+    }
+
+    private AttentionNode? BestPrefill(AdmissionRequest request, IReadOnlySet<AttentionNode>? tried, int turn)
+    {
+        AttentionNode? best = null;
+        (bool, long, int) bestKey = default;
+        for (int i = 0; i < _prefill.Length; i++)
+        {
+            AttentionNode n = _prefill[i];
+            if (!n.State.Usable || tried?.Contains(n) == true) continue;
+            var key = (n.RecentlyDown, PrefillCost(n, request), Rotation(i, turn, _prefill.Length));
+            if (best is null || key.CompareTo(bestKey) < 0) (best, bestKey) = (n, key);
+        }
+        return best;
+    }
+
+    private AttentionNode? BestBoth(AdmissionRequest request, IReadOnlySet<AttentionNode>? tried, int turn)
+    {
+        AttentionNode? best = null;
+        (bool, long, int, int) bestKey = default;
+        for (int i = 0; i < _both.Length; i++)
+        {
+            AttentionNode n = _both[i];
+            if (!HasRoom(n, request, tried)) continue;
+            var key = (n.RecentlyDown, PrefillCost(n, request), n.InFlight, Rotation(i, turn, _both.Length));
+            if (best is null || key.CompareTo(bestKey) < 0) (best, bestKey) = (n, key);
+        }
+        return best;
+    }
+
+    private static int Rotation(int index, int turn, int count) => (int)((uint)(index - turn) % (uint)count);
+
+    private bool HasRoom(AttentionNode node, AdmissionRequest request, IReadOnlySet<AttentionNode>? tried)
+    {
+        NodeState s = node.State;
+        if (!s.Usable || tried?.Contains(node) == true || node.InFlight >= _maxInFlightPerNode) return false;
+        return !s.KnowsCapacity || node.ReservedBlocks + s.BlocksFor(request.ContextTokens) <= s.BlocksTotal;
+    }
+
+    /// <summary>The prefill work the request adds to a node: prompt tokens queued there, plus its own not expected in the node's cache.</summary>
+    private static long PrefillCost(AttentionNode node, AdmissionRequest request)
+    {
+        int size = node.State.BlockSize;
+        long cached = size > 0 ? (long)node.Affinity.CachedBlocks(request.Chain(size)) * size : 0;
+        return node.PendingPromptTokens + request.Prompt.Count - cached;
+    }
+
+    /// <summary>Why the request cannot be placed however long it waits, or null.</summary>
+    private GatewayException? Unplaceable(AdmissionRequest request)
+    {
+        bool split = Array.Exists(_prefill, n => n.State.Usable);
+        NodeState? largest = null;
+        foreach (AttentionNode n in _all)
+        {
+            NodeState s = n.State;
+            if (!s.Usable || n.Role == NodeRole.Prefill || (n.Role == NodeRole.Decode && !split)) continue;
+            if (!s.KnowsCapacity || s.BlocksFor(request.ContextTokens) <= s.BlocksTotal) return null;
+            if (largest is null || (long)s.BlocksTotal * s.BlockSize > (long)largest.BlocksTotal * largest.BlockSize) largest = s;
+        }
+        if (largest is null)
+        {
+            var why = new List<string>(_all.Length);
+            foreach (AttentionNode n in _all)
+                if (!n.State.Usable) why.Add($"{n.Endpoint}: {n.State.Error}");
+            string reasons = why.Count > 0 ? string.Join("; ", why) : "no prefill node is usable";
+            return new GatewayException(GatewayErrorKind.Unavailable, $"no attention node can take the request ({reasons})");
+        }
+        return new GatewayException(GatewayErrorKind.InvalidRequest,
+            $"the request needs {largest.BlocksFor(request.ContextTokens)} cache blocks of {largest.BlockSize} tokens "
+            + $"({request.Prompt.Count} prompt + {request.MaxTokens} completion tokens), more than any attention node holds "
+            + $"(at most {largest.BlocksTotal} blocks, {(long)largest.BlocksTotal * largest.BlockSize} tokens); reduce the prompt or max_tokens",
+            null, "context_length_exceeded");
+    }
+
+    private sealed class Waiter(AdmissionRequest request)
+    {
+        public AdmissionRequest Request { get; } = request;
+        public TaskCompletionSource<Placement> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public LinkedListNode<Waiter> Entry { get; set; } = null!;
+    }
+}

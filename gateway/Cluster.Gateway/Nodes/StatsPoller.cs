@@ -1,0 +1,105 @@
+using Cluster.Protos.V1;
+using Cluster.Transport;
+using Cluster.Transport.Services;
+using Microsoft.Extensions.Logging;
+
+namespace Cluster.Gateway.Nodes;
+
+/// <summary>
+/// Keeps every node's statistics fresh: asks all nodes' GetStats at once, now and every interval, each with a
+/// timeout, and lets admission place waiting requests after each round. A caller that needs fresh numbers (a request
+/// finding no usable node, /cluster/status) joins the round in progress or starts one.
+/// </summary>
+public sealed class StatsPoller : IAsyncDisposable
+{
+    private readonly IReadOnlyList<AttentionNode> _nodes;
+    private readonly Admission _admission;
+    private readonly TimeSpan _interval, _timeout;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Lock _lock = new();
+    private Task? _round;
+    private Task? _loop;
+
+    public StatsPoller(IReadOnlyList<AttentionNode> nodes, Admission admission, TimeSpan interval, TimeSpan timeout, ILogger logger)
+    {
+        _nodes = nodes;
+        _admission = admission;
+        _interval = interval;
+        _timeout = timeout;
+        _logger = logger;
+    }
+
+    /// <summary>The first round, which every node answered or failed: until then a node's absence means nothing.</summary>
+    public Task FirstRound { get; private set; } = Task.CompletedTask;
+
+    public void Start()
+    {
+        FirstRound = RefreshAsync(_stop.Token);
+        _loop = LoopAsync(_stop.Token);
+    }
+
+    /// <summary>Completes when the round in progress, or a new one, has asked every node.</summary>
+    public Task RefreshAsync(CancellationToken ct)
+    {
+        Task round;
+        lock (_lock)
+        {
+            if (_round is null || _round.IsCompleted) _round = RoundAsync();
+            round = _round;
+        }
+        return round.WaitAsync(ct);
+    }
+
+    private async Task LoopAsync(CancellationToken stop)
+    {
+        try
+        {
+            while (true)
+            {
+                await RefreshAsync(stop).ConfigureAwait(false);
+                await Task.Delay(_interval, stop).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
+    }
+
+    private async Task RoundAsync()
+    {
+        var asks = new Task[_nodes.Count];
+        for (int i = 0; i < asks.Length; i++) asks[i] = AskAsync(_nodes[i]);
+        await Task.WhenAll(asks).ConfigureAwait(false);
+        _admission.Refresh();
+    }
+
+    private async Task AskAsync(AttentionNode node)
+    {
+        bool wasUsable = node.State.Usable;
+        try
+        {
+            var options = new CallOptions { Timeout = _timeout, CancellationToken = _stop.Token };
+            node.Observe(await node.Channel.UnaryAsync(AttentionMethods.GetStats, new GetStatsRequest(), options).ConfigureAwait(false));
+        }
+        catch (RpcException e) when (!_stop.IsCancellationRequested)
+        {
+            node.ObserveFailure(e.StatusCode, e.Status.Detail);
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested) { return; }
+        NodeState now = node.State;
+        if (now.Usable != wasUsable)
+        {
+            if (now.Usable) _logger.LogInformation("attention node {Node} ({Role}) is usable", node.Endpoint, node.Role.Name());
+            else _logger.LogWarning("attention node {Node} ({Role}) is not used: {Error}", node.Endpoint, node.Role.Name(), now.Error);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_loop is not null) await _loop.ConfigureAwait(false);
+        Task? round;
+        lock (_lock) round = _round;
+        if (round is not null) await round.ConfigureAwait(false);
+        _stop.Dispose();
+    }
+}
