@@ -1,0 +1,41 @@
+namespace Cluster.Cli.Tests;
+
+/// <summary>`cluster serve attention` and `cluster serve gateway` refuse bad options with one line before loading anything.</summary>
+public sealed class ServeOptionsTests : IDisposable
+{
+    private readonly string _model = Directory.CreateTempSubdirectory("cluster-cli-serve-").FullName;
+
+    public void Dispose() => Directory.Delete(_model, recursive: true);
+
+    [Theory]
+    [InlineData("serve attention --role middle", "cluster serve attention: --role: unknown role 'middle' (expected prefill, decode or both)")]
+    [InlineData("serve attention --kv-cache-bytes lots", "cluster serve attention: --kv-cache-bytes must be a size: bytes, or a number with K, M, G, T, KiB, MiB, GiB or TiB (got 'lots')")]
+    [InlineData("serve attention --kv-cache-dtype int8", "cluster serve attention: --kv-cache-dtype must be bf16 or f32 (got 'int8')")]
+    [InlineData("serve attention --kv-block-size 0", "cluster serve attention: --kv-block-size must be between 1 and 65536 (got 0)")]
+    [InlineData("serve attention --prefill-chunk -5", "cluster serve attention: --prefill-chunk must be between 1 and 1048576 (got -5)")]
+    [InlineData("serve attention --no-prefix-cache maybe", "cluster serve attention: --no-prefix-cache takes no value (got 'maybe')")]
+    [InlineData("serve gateway", "cluster serve gateway: no attention node: give --attention-nodes, or --prefill-nodes and --decode-nodes")]
+    [InlineData("serve gateway --prefill-nodes 127.0.0.1:1", "cluster serve gateway: --prefill-nodes and --decode-nodes go together")]
+    [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --decode-nodes 127.0.0.1:2", "cluster serve gateway: --prefill-nodes and --decode-nodes go together")]
+    [InlineData("serve gateway --decode-nodes , --prefill-nodes 127.0.0.1:1", "cluster serve gateway: --decode-nodes lists no node")]
+    [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --max-queued-requests -1", "cluster serve gateway: --max-queued-requests must be between 0 and 1000000 (got -1)")]
+    [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --default-max-tokens 0", "cluster serve gateway: --default-max-tokens must be between 1 and")]
+    public void Bad_options_are_one_line_errors(string command, string message)
+    {
+        var r = ClusterProcess.Run([.. command.Split(' '), "--model", _model]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+        Assert.StartsWith(message, r.Stderr);
+    }
+
+    [Fact]
+    public void Usage_lists_the_new_command_and_options()
+    {
+        var r = ClusterProcess.Run("help");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("cluster status [--gateway http://127.0.0.1:8000] [--json]", r.Stdout);
+        Assert.Contains("--role prefill|decode|both", r.Stdout);
+        Assert.Contains("[--prefill-nodes N --decode-nodes M]", r.Stdout);
+        Assert.Contains("--kv-cache-bytes SIZE", r.Stdout);
+    }
+}
