@@ -7,7 +7,10 @@ using Cluster.Tests;
 
 namespace Cluster.AttentionNode.Tests;
 
-/// <summary><c>cluster up</c> as a real process tree on the tiny preset: serves over HTTP, stops every child, reports a dead one.</summary>
+/// <summary>
+/// <c>cluster up</c> as a real process tree on the tiny preset: serves over HTTP (with role-both nodes, and split into
+/// prefill and decode nodes that <c>cluster status</c> shows), stops every child, reports a dead one.
+/// </summary>
 public sealed class ClusterUpProcessTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(180);
@@ -71,24 +74,80 @@ public sealed class ClusterUpProcessTests : IDisposable
         foreach (int pid in children) Assert.False(UpProcess.Alive(pid), $"child {pid} outlived a killed cluster up");
     }
 
+    [Fact]
+    public async Task PrefillAndDecodeNodesServeARequestThatStatusShows()
+    {
+        using var up = UpProcess.Start(_model, "--prefill-nodes", "1", "--decode-nodes", "1", "--expert-nodes", "1");
+        await up.WaitReadyAsync(Patience);
+        Assert.Equal(4, up.ChildPids().Length);
+        Assert.Matches(@"(?m)^prefill-0 +prefill attention +127\.0\.0\.1:\d+$", up.Stdout);
+        Assert.Matches(@"(?m)^decode-0 +decode attention +127\.0\.0\.1:\d+$", up.Stdout);
+        Assert.DoesNotContain("attention-0", up.Stdout);
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        var body = new StringContent("""{"model":"m","prompt":[0,5,6,7,8,9],"max_tokens":4,"temperature":0}""".Replace("\"m\"", JsonSerializer.Serialize(Path.GetFileName(_model))), Encoding.UTF8, "application/json");
+        using var response = await http.PostAsync($"http://127.0.0.1:{up.HttpPort}/v1/completions", body);
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, text);
+        using (var json = JsonDocument.Parse(text))
+        {
+            JsonElement usage = json.RootElement.GetProperty("usage");
+            Assert.Equal(6, usage.GetProperty("prompt_tokens").GetInt32());
+            Assert.Equal(4, usage.GetProperty("completion_tokens").GetInt32());
+        }
+
+        var (code, stdout, stderr) = RunCluster("status", "--gateway", $"http://127.0.0.1:{up.HttpPort}", "--json");
+        Assert.True(code == 0, stderr);
+        using (var status = JsonDocument.Parse(stdout))
+        {
+            var nodes = status.RootElement.GetProperty("nodes").EnumerateArray().ToDictionary(n => n.GetProperty("node_id").GetString()!);
+            Assert.Equal(["decode-0", "prefill-0"], nodes.Keys.Order(StringComparer.Ordinal));
+            JsonElement prefill = nodes["prefill-0"], decode = nodes["decode-0"];
+            Assert.Equal(("prefill", "ok"), (prefill.GetProperty("role").GetString(), prefill.GetProperty("state").GetString()));
+            Assert.Equal(("decode", "ok"), (decode.GetProperty("role").GetString(), decode.GetProperty("state").GetString()));
+            Assert.Equal(6ul, prefill.GetProperty("prompt_tokens").GetUInt64());
+            Assert.True(prefill.GetProperty("kv_bytes_sent").GetUInt64() > 0, stdout);
+            Assert.True(decode.GetProperty("kv_bytes_received").GetUInt64() > 0, stdout);
+            Assert.Equal(0, status.RootElement.GetProperty("gateway").GetProperty("queued").GetInt32());
+        }
+
+        (code, stdout, stderr) = RunCluster("status", "--gateway", $"http://127.0.0.1:{up.HttpPort}");
+        Assert.True(code == 0, stderr);
+        Assert.Matches(@"(?m)^prefill-0 +prefill +ok ", stdout);
+        Assert.Matches(@"(?m)^decode-0 +decode +ok ", stdout);
+        Assert.Matches(@"(?m)^gateway: 0 queued, \d+ in flight$", stdout);
+
+        Assert.Equal(0, up.Signal("TERM"));
+        Assert.Equal(0, await up.WaitExitAsync(TimeSpan.FromSeconds(30)));
+    }
+
     [Theory]
     [InlineData("--dispatch fp16", "--dispatch must be bf16 or fp8")]
     [InlineData("--model /nonexistent/model", "/nonexistent/model: no config.json")]
     [InlineData("--port 9000 --grpc-port 9000", "--port and --grpc-port are both 9000")]
     [InlineData("--expert-nodes 2 --redundant-experts 1000", "--redundant-experts 1000 is more than 2 nodes can hold")]
     [InlineData("--nodes 3", "--nodes")]
+    [InlineData("--prefill-nodes 2", "--prefill-nodes and --decode-nodes go together")]
+    [InlineData("--kv-cache-bytes 1GB", "--kv-cache-bytes must be a size")]
     public void BadOptionsAreOneLineErrors(string options, string message)
     {
         string[] args = options.Split(' ');
         if (!options.Contains("--model", StringComparison.Ordinal)) args = ["--model", _model, .. args];
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
-        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "up" }.Concat(args)) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        string stderr = p.StandardError.ReadToEnd();
-        Assert.True(p.WaitForExit(60_000));
-        Assert.NotEqual(0, p.ExitCode);
+        var (code, _, stderr) = RunCluster(["up", .. args]);
+        Assert.NotEqual(0, code);
         Assert.Contains(message, stderr);
         Assert.Single(stderr.Trim().Split('\n'));
+    }
+
+    /// <summary>One `cluster` command to its end: exit code, stdout, stderr.</summary>
+    private static (int Code, string Stdout, string Stderr) RunCluster(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll") }.Concat(args)) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        Task<string> stdout = p.StandardOutput.ReadToEndAsync(), stderr = p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(60_000), "cluster " + string.Join(' ', args));
+        return (p.ExitCode, stdout.Result, stderr.Result);
     }
 
     /// <summary>The running `cluster up` child process, its output, and its children as /proc lists them.</summary>
@@ -105,14 +164,16 @@ public sealed class ClusterUpProcessTests : IDisposable
         }
 
         public int HttpPort { get; }
+        public string Stdout { get { lock (_stdout) return _stdout.ToString(); } }
         public string Stderr { get { lock (_stderr) return _stderr.ToString(); } }
 
-        public static UpProcess Start(string model)
+        /// <summary>`cluster up` on free ports with <paramref name="layout"/>; by default 2 expert nodes and 1 redundant expert.</summary>
+        public static UpProcess Start(string model, params string[] layout)
         {
             int[] ports = FreeLoopbackPorts(2);
             var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
-            foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "up", "--model", model, "--port", $"{ports[0]}", "--grpc-port", $"{ports[1]}",
-                "--expert-nodes", "2", "--redundant-experts", "1" })
+            if (layout.Length == 0) layout = ["--expert-nodes", "2", "--redundant-experts", "1"];
+            foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "up", "--model", model, "--port", $"{ports[0]}", "--grpc-port", $"{ports[1]}" }.Concat(layout))
                 psi.ArgumentList.Add(a);
             var up = new UpProcess(Process.Start(psi)!, ports[0]);
             up._process.OutputDataReceived += (_, e) =>
@@ -131,7 +192,7 @@ public sealed class ClusterUpProcessTests : IDisposable
         {
             Task exited = _process.WaitForExitAsync();
             Task first = await Task.WhenAny(_ready.Task, exited, Task.Delay(patience));
-            Assert.True(first == _ready.Task, $"cluster up did not become ready:\n{_stdout}\n{Stderr}");
+            Assert.True(first == _ready.Task, $"cluster up did not become ready:\n{Stdout}\n{Stderr}");
         }
 
         public async Task<int> WaitExitAsync(TimeSpan patience)
