@@ -112,6 +112,19 @@ public sealed class PrefillDecodeRoutingTests
     }
 
     [Fact]
+    public async Task A_prompt_no_prefill_node_can_hold_is_400_naming_the_prefill_nodes()
+    {
+        await using ScriptedNode prefill = await ScriptedNode.StartAsync(Model, "prefill", blocks: 2), decode = await ScriptedNode.StartAsync(Model, "decode");
+        await using GatewayHost gateway = await StartAsync([prefill], [decode]);
+        using HttpClient http = Client(gateway);
+
+        var error = AssertError(await PostRawAsync(http, "/v1/completions", Completion(Prompt(1000, 40))), HttpStatusCode.BadRequest);
+        Assert.Contains("3 cache blocks of 16 tokens (40 tokens), more than any prefill node holds (at most 2 blocks)", error.GetProperty("message").GetString());
+        Assert.Equal(0, decode.Requests);
+        Assert.Equal(HttpStatusCode.OK, (await PostRawAsync(http, "/v1/completions", Completion(Prompt(1000, 32)))).Status);
+    }
+
+    [Fact]
     public async Task Nodes_of_role_both_take_what_the_split_pairs_cannot()
     {
         await using ScriptedNode prefill = await ScriptedNode.StartAsync(Model, "prefill"), decode = await ScriptedNode.StartAsync(Model, "decode", blocks: 2);

@@ -205,7 +205,7 @@ public sealed class Admission
         for (int i = 0; i < _prefill.Length; i++)
         {
             AttentionNode n = _prefill[i];
-            if (!n.State.Usable || tried?.Contains(n) == true) continue;
+            if (!n.State.Usable || tried?.Contains(n) == true || !CanEverHold(n.State, request.Prompt.Count)) continue;
             var key = (n.RecentlyDown, PrefillCost(n, request), Rotation(i, turn, _prefill.Length));
             if (best is null || key.CompareTo(bestKey) < 0) (best, bestKey) = (n, key);
         }
@@ -243,32 +243,54 @@ public sealed class Admission
         return node.PendingPromptTokens + request.Prompt.Count - cached;
     }
 
+    /// <summary>Whether a node's whole cache could ever hold <paramref name="tokens"/> tokens (always, when it does not count blocks).</summary>
+    private static bool CanEverHold(NodeState s, int tokens) => !s.KnowsCapacity || s.BlocksFor(tokens) <= s.BlocksTotal;
+
     /// <summary>Why the request cannot be placed however long it waits, or null.</summary>
     private GatewayException? Unplaceable(AdmissionRequest request)
     {
-        bool split = Array.Exists(_prefill, n => n.State.Usable);
+        // A prefill node holds the prompt while it runs it; a decode node is a route only with a prefill node that can.
+        bool prefillUp = false, prefillFits = false;
+        NodeState? largestPrefill = null;
+        foreach (AttentionNode n in _prefill)
+        {
+            NodeState s = n.State;
+            if (!s.Usable) continue;
+            prefillUp = true;
+            if (CanEverHold(s, request.Prompt.Count)) prefillFits = true;
+            else if (largestPrefill is null || Tokens(s) > Tokens(largestPrefill)) largestPrefill = s;
+        }
+        bool routed = false;
         NodeState? largest = null;
         foreach (AttentionNode n in _all)
         {
             NodeState s = n.State;
-            if (!s.Usable || n.Role == NodeRole.Prefill || (n.Role == NodeRole.Decode && !split)) continue;
-            if (!s.KnowsCapacity || s.BlocksFor(request.ContextTokens) <= s.BlocksTotal) return null;
-            if (largest is null || (long)s.BlocksTotal * s.BlockSize > (long)largest.BlocksTotal * largest.BlockSize) largest = s;
+            if (!s.Usable || n.Role == NodeRole.Prefill || (n.Role == NodeRole.Decode && !prefillUp)) continue;
+            routed = true;
+            if (n.Role == NodeRole.Decode && !prefillFits) continue;
+            if (CanEverHold(s, request.ContextTokens)) return null;
+            if (largest is null || Tokens(s) > Tokens(largest)) largest = s;
         }
-        if (largest is null)
+        if (!routed)
         {
             var why = new List<string>(_all.Length);
             foreach (AttentionNode n in _all)
                 if (!n.State.Usable) why.Add($"{n.Endpoint}: {n.State.Error}");
-            string reasons = why.Count > 0 ? string.Join("; ", why) : "no prefill node is usable";
-            return new GatewayException(GatewayErrorKind.Unavailable, $"no attention node can take the request ({reasons})");
+            return new GatewayException(GatewayErrorKind.Unavailable, $"no attention node can take the request ({string.Join("; ", why)})");
         }
+        if (largest is null)
+            return new GatewayException(GatewayErrorKind.InvalidRequest,
+                $"the prompt needs {largestPrefill!.BlocksFor(request.Prompt.Count)} cache blocks of {largestPrefill.BlockSize} tokens "
+                + $"({request.Prompt.Count} tokens), more than any prefill node holds (at most {largestPrefill.BlocksTotal} blocks); reduce the prompt",
+                null, "context_length_exceeded");
         return new GatewayException(GatewayErrorKind.InvalidRequest,
             $"the request needs {largest.BlocksFor(request.ContextTokens)} cache blocks of {largest.BlockSize} tokens "
             + $"({request.Prompt.Count} prompt + {request.MaxTokens} completion tokens), more than any attention node holds "
-            + $"(at most {largest.BlocksTotal} blocks, {(long)largest.BlocksTotal * largest.BlockSize} tokens); reduce the prompt or max_tokens",
+            + $"(at most {largest.BlocksTotal} blocks, {Tokens(largest)} tokens); reduce the prompt or max_tokens",
             null, "context_length_exceeded");
     }
+
+    private static long Tokens(NodeState s) => (long)s.BlocksTotal * s.BlockSize;
 
     private sealed class Waiter(AdmissionRequest request)
     {
