@@ -112,6 +112,29 @@ public sealed class PrefillDecodeRoutingTests
     }
 
     [Fact]
+    public async Task A_prefill_node_the_decode_node_cannot_reach_is_avoided_and_one_that_cannot_serve_is_503()
+    {
+        await using ScriptedNode p1 = await ScriptedNode.StartAsync(Model, "prefill"), p2 = await ScriptedNode.StartAsync(Model, "prefill");
+        await using ScriptedNode decode = await ScriptedNode.StartAsync(Model, "decode");
+        await using GatewayHost gateway = await StartAsync([p1, p2], [decode]);
+        using HttpClient http = Client(gateway);
+
+        // The decode node cannot pull from p1 and says so naming it: the request moves to p2, and the decode node
+        // itself stays in use. The first choice between idle nodes is p1 (ties go in turn from the first).
+        decode.UnreachablePrefill = p1.Endpoint;
+        for (int i = 0; i < 4; i++)
+            Assert.Equal(HttpStatusCode.OK, (await PostRawAsync(http, "/v1/completions", Completion([0, 1]))).Status);
+        Assert.Equal(4, decode.Received.Count(r => r.PrefillNode == p2.Endpoint));
+        Assert.InRange(decode.Received.Count(r => r.PrefillNode == p1.Endpoint), 1, 4);
+
+        // A decode node that cannot serve at all: every pair is refused for reach, not room, so the client hears 503.
+        decode.UnavailableDetail = "attention node decode-0 cannot reach expert node 127.0.0.1:1";
+        var error = AssertError(await PostRawAsync(http, "/v1/completions", Completion([0, 1])), HttpStatusCode.ServiceUnavailable);
+        Assert.Contains("cannot reach expert node", error.GetProperty("message").GetString());
+        Assert.Equal(0, gateway.Router.Admission.InFlight);
+    }
+
+    [Fact]
     public async Task A_prompt_no_prefill_node_can_hold_is_400_naming_the_prefill_nodes()
     {
         await using ScriptedNode prefill = await ScriptedNode.StartAsync(Model, "prefill", blocks: 2), decode = await ScriptedNode.StartAsync(Model, "decode");

@@ -43,6 +43,10 @@ public sealed class ScriptedNode : IGrpcService, IAsyncDisposable
     public IReadOnlyList<TokenGenerateRequest> Received => [.. _received];
     /// <summary>Refuse every Generate with RESOURCE_EXHAUSTED before any token.</summary>
     public bool Full { get => _full; set => _full = value; }
+    /// <summary>When set, every Generate fails with UNAVAILABLE and this detail before any token, as a node that cannot serve.</summary>
+    public string? UnavailableDetail { get; set; }
+    /// <summary>When set, a Generate naming this prefill node fails with UNAVAILABLE as a transfer from it would.</summary>
+    public string? UnreachablePrefill { get; set; }
     /// <summary>Reported on each request's first event.</summary>
     public uint CachedPromptTokens { get; set; }
 
@@ -80,6 +84,9 @@ public sealed class ScriptedNode : IGrpcService, IAsyncDisposable
     {
         Interlocked.Increment(ref _requests);
         _received.Enqueue(request);
+        if (UnavailableDetail is { } detail) throw new RpcException(StatusCode.Unavailable, detail);
+        if (UnreachablePrefill is { } prefill && request.PrefillNode == prefill)
+            throw new RpcException(StatusCode.Unavailable, $"kv transfer from prefill node {prefill} failed: connection refused");
         if (Full)
         {
             Interlocked.Increment(ref _refused);

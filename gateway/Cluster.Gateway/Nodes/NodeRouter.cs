@@ -91,7 +91,8 @@ public sealed class NodeRouter(IReadOnlyList<AttentionNode> nodes, Admission adm
             else if (placement.Prefill is { } prefill && refusal.Status.Detail.Contains(prefill.Endpoint, StringComparison.Ordinal)) refusing = prefill;
             if (refusal.StatusCode == StatusCode.Unavailable) refusing.MarkDown();
             tried.Add(refusing);
-            logger.LogWarning("attention node {Node} refused request {Id} ({Code}: {Detail}); trying another",
+            // A node short of room is routine under load (its cache holds other gateways' requests too); one out of reach is not.
+            logger.Log(refusal.StatusCode == StatusCode.ResourceExhausted ? LogLevel.Information : LogLevel.Warning, "attention node {Node} refused request {Id} ({Code}: {Detail}); trying another",
                 refusing.Endpoint, request.RequestId, refusal.StatusCode, refusal.Status.Detail);
             var (next, waited) = await Admission.RetryAsync(placement, tried, requeue: full, ct).ConfigureAwait(false);
             placement = next ?? throw new GatewayException(GatewayErrorKind.Unavailable,
