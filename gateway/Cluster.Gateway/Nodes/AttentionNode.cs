@@ -19,7 +19,7 @@ public sealed class AttentionNode : IDisposable
     private long _downUntil;
     private NodeState _state = NodeState.Unknown;
 
-    public AttentionNode(string endpoint, NodeRole role = NodeRole.Both)
+    public AttentionNode(string endpoint, NodeRole role)
     {
         Endpoint = endpoint;
         Role = role;
