@@ -88,6 +88,29 @@ public sealed class SchedulerTests
     }
 
     [Fact]
+    public async Task CancelledRequestWaitingForABatchSlotGivesBackItsReservation()
+    {
+        var (model, checkpoint) = TinyModel.Load();
+        using var _ = checkpoint;
+        await using var scheduler = Start(model, maxBatch: 1, cache: new LatentCacheOptions { BudgetBytes = 64 << 20 });
+        using var stopRunner = new CancellationTokenSource();
+        var runner = scheduler.Submit(Request("runner", TinyModel.Prompt(1, 8), 50_000), stopRunner.Token);
+        using (var first = new CancellationTokenSource(Patience)) await runner.ReadAsync(first.Token);
+        int before = scheduler.Caches.Stats().AvailableBlocks;
+        using var cancel = new CancellationTokenSource();
+        var waiting = scheduler.Submit(Request("waiting", TinyModel.Prompt(2, 8), 20_000), cancel.Token);
+        Assert.True(scheduler.Caches.Stats().AvailableBlocks < before, "the waiting request reserved its context");
+        Assert.Equal(1, scheduler.Counters.Queued);
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => ReadAll(waiting));
+        // Given back while the runner still holds the only batch slot.
+        await WaitUntil(() => scheduler.Counters.Queued == 0 && scheduler.Caches.Stats().AvailableBlocks == before);
+        Assert.False(runner.Completion.IsCompleted, "the runner still runs");
+        stopRunner.Cancel();
+        await WaitUntil(() => UsedBlocks(scheduler) == 0 && scheduler.Counters.Running == 0);
+    }
+
+    [Fact]
     public async Task CancelledRequestLeavesTheBatchAndFreesItsCache()
     {
         var (model, checkpoint) = TinyModel.Load();

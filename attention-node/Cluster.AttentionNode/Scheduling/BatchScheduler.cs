@@ -30,6 +30,9 @@ public sealed partial class BatchScheduler : IAsyncDisposable
     private readonly int[] _eos;
     private readonly ILogger _log;
     private readonly Channel<Sequence> _queue = Channel.CreateUnbounded<Sequence>(new UnboundedChannelOptions { SingleReader = true });
+    // Submitted sequences waiting for a batch slot, in arrival order; the engine thread moves them here from the
+    // channel so a cancelled one can leave (and free its reserved blocks) before a slot opens.
+    private readonly List<Sequence> _waiting = [];
     private readonly float[] _logits;
     private readonly Thread _thread;
     private volatile bool _stopping;
@@ -166,7 +169,7 @@ public sealed partial class BatchScheduler : IAsyncDisposable
         {
             try
             {
-                if (_running.Count == 0 && _prefilling.Count == 0 && !_queue.Reader.TryPeek(out _))
+                if (_running.Count == 0 && _prefilling.Count == 0 && _waiting.Count == 0 && !_queue.Reader.TryPeek(out _))
                 {
                     if (!_queue.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) break;
                     continue;
@@ -191,11 +194,13 @@ public sealed partial class BatchScheduler : IAsyncDisposable
 
     private void CloseQueued()
     {
-        while (_queue.Reader.TryRead(out var seq))
+        while (_queue.Reader.TryRead(out var seq)) _waiting.Add(seq);
+        foreach (Sequence seq in _waiting)
         {
             Counters.AddQueued(-1);
             Close(seq, ShuttingDown());
         }
+        _waiting.Clear();
     }
 
     private RpcException ShuttingDown() => new(StatusCode.Unavailable, $"attention node {_options.NodeId} is shutting down");
@@ -212,18 +217,29 @@ public sealed partial class BatchScheduler : IAsyncDisposable
             if (_running[i].Cancel.IsCancellationRequested) FinishRunning(i, new OperationCanceledException());
         for (int i = _prefilling.Count - 1; i >= 0; i--)
             if (_prefilling[i].Cancel.IsCancellationRequested) FinishPrefill(i, new OperationCanceledException());
+        while (_queue.Reader.TryRead(out var queued)) _waiting.Add(queued);
+        for (int i = _waiting.Count - 1; i >= 0; i--)
+            if (_waiting[i].Cancel.IsCancellationRequested)
+            {
+                Sequence seq = _waiting[i];
+                _waiting.RemoveAt(i);
+                Counters.AddQueued(-1);
+                Close(seq, new OperationCanceledException());
+            }
     }
 
     /// <summary>Fills free slots in arrival order: prompts to prefill, sequences prefilled elsewhere straight into the batch.</summary>
     private void Admit()
     {
-        while (_running.Count + _prefilling.Count < _options.MaxBatch && _queue.Reader.TryRead(out var seq))
+        int taken = 0;
+        while (taken < _waiting.Count && _running.Count + _prefilling.Count < _options.MaxBatch)
         {
+            Sequence seq = _waiting[taken++];
             Counters.AddQueued(-1);
-            if (seq.Cancel.IsCancellationRequested) Close(seq, new OperationCanceledException());
-            else if (seq.PendingPrompt > 0) _prefilling.Add(seq);
+            if (seq.PendingPrompt > 0) _prefilling.Add(seq);
             else _running.Add(seq);
         }
+        _waiting.RemoveRange(0, taken);
     }
 
     /// <summary>An expert node that cannot answer is a peer being unavailable (the stream reopens on the next step), not a bug here.</summary>
