@@ -37,9 +37,9 @@ public static class ClusterBench
         }
         int[] ports = Cluster.Cli.Supervision.FreePorts.Take(2);
         Console.Error.WriteLine("cluster bench: starting cluster up (1 attention node, 2 expert nodes, 2 redundant experts) and a local attention node");
-        using var up = StartUp(model, ports[0], ports[1]);
+        using var up = ClusterUpProcess.Start(model, ports[0], ports[1], "--expert-nodes", "2", "--redundant-experts", "2");
         await using var local = await AttentionHost.StartAsync(new AttentionOptions { ModelDir = model, NodeId = "local" });
-        await WaitLineAsync(up, "Ctrl-C stops", TimeSpan.FromMinutes(5));
+        await ClusterUpProcess.WaitReadyAsync(up, TimeSpan.FromMinutes(5));
         using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(5) };
         string endpoint = $"http://127.0.0.1:{ports[0]}";
         using var models = JsonDocument.Parse(await http.GetStringAsync($"{endpoint}/v1/models"));
@@ -60,7 +60,7 @@ public static class ClusterBench
             rows.Add(Row("one process (gRPC, local experts)", clients, single));
             rows.Add($"| cluster / one process | {clients} | | | | | {cluster.TokensPerSecond / single.TokensPerSecond:F2}x |");
         }
-        Stop(up);
+        ClusterUpProcess.Stop(up);
 
         Console.WriteLine($"Small preset ({Path.GetFileName(model)}), {PromptTokens}-token prompts, {MaxTokens} output tokens, greedy, {RequestsPerClient} requests per client; {Environment.ProcessorCount} cores shared by every process.");
         Console.WriteLine();
@@ -143,29 +143,5 @@ public static class ClusterBench
             if (first == 0) first = last;
         }
         return new Sample(first, tokens > 1 ? (last - first) / (tokens - 1) : 0, tokens);
-    }
-
-    private static Process StartUp(string model, int port, int grpcPort)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = false };
-        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "up", "--model", model, "--port", $"{port}", "--grpc-port", $"{grpcPort}",
-            "--expert-nodes", "2", "--redundant-experts", "2" })
-            psi.ArgumentList.Add(a);
-        return Process.Start(psi)!;
-    }
-
-    private static async Task WaitLineAsync(Process process, string prefix, TimeSpan patience)
-    {
-        using var timeout = new CancellationTokenSource(patience);
-        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
-            if (line.StartsWith(prefix, StringComparison.Ordinal)) return;
-        throw new InvalidOperationException($"cluster up exited with code {process.ExitCode} before it was ready");
-    }
-
-    private static void Stop(Process up)
-    {
-        using var kill = Process.Start("kill", ["-TERM", up.Id.ToString(CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
-        if (!up.WaitForExit(30_000)) up.Kill(entireProcessTree: true);
     }
 }

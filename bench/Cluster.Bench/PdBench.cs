@@ -15,6 +15,8 @@ namespace Cluster.Bench;
 /// </summary>
 public static class PdBench
 {
+    /// <summary>Every setup: one expert node, prompts prefilled in chunks of 256 tokens.</summary>
+    private static readonly string[] Options = ["--expert-nodes", "1", "--prefill-chunk", "256"];
     private const int ShortClients = 3, ShortPrompt = 24, ShortTokens = 48, LongPrompt = 2000, PrefixRounds = 3;
 
     public static async Task<int> Run(string[] args)
@@ -35,10 +37,10 @@ public static class PdBench
         {
             Console.Error.WriteLine($"pd bench: {name}");
             int[] ports = Cluster.Cli.Supervision.FreePorts.Take(2);
-            using var up = StartUp(model, ports[0], ports[1], layout);
+            using var up = ClusterUpProcess.Start(model, ports[0], ports[1], [.. Options, .. layout]);
             try
             {
-                await WaitLineAsync(up, "Ctrl-C stops", TimeSpan.FromMinutes(5));
+                await ClusterUpProcess.WaitReadyAsync(up, TimeSpan.FromMinutes(5));
                 using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
                 var api = new Api(http, $"http://127.0.0.1:{ports[0]}");
                 await api.StreamAsync(Prompt(0, ShortPrompt, 1), 4);
@@ -47,7 +49,7 @@ public static class PdBench
                 Prefix prefix = await PrefixAsync(api);
                 results.Add((name, mixed, prefix));
             }
-            finally { Stop(up); }
+            finally { ClusterUpProcess.Stop(up); }
         }
 
         Console.WriteLine("## Prefill/decode disaggregation");
@@ -169,30 +171,5 @@ public static class PdBench
             if (times.Count == 0) throw new InvalidOperationException("a completion streamed no token");
             return new Streamed(times, cached);
         }
-    }
-
-    private static Process StartUp(string model, int port, int grpcPort, string[] layout)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = false };
-        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "up", "--model", model, "--port", $"{port}", "--grpc-port", $"{grpcPort}",
-            "--expert-nodes", "1", "--prefill-chunk", "256" })
-            psi.ArgumentList.Add(a);
-        foreach (string a in layout) psi.ArgumentList.Add(a);
-        return Process.Start(psi)!;
-    }
-
-    private static async Task WaitLineAsync(Process process, string prefix, TimeSpan patience)
-    {
-        using var timeout = new CancellationTokenSource(patience);
-        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
-            if (line.StartsWith(prefix, StringComparison.Ordinal)) return;
-        throw new InvalidOperationException($"cluster up exited with code {process.ExitCode} before it was ready");
-    }
-
-    private static void Stop(Process up)
-    {
-        using var kill = Process.Start("kill", ["-TERM", up.Id.ToString(CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
-        if (!up.WaitForExit(30_000)) up.Kill(entireProcessTree: true);
     }
 }
