@@ -98,6 +98,8 @@ public sealed class AttentionService(string nodeId) : IGrpcService
                 }
                 else if (part.PartCase == KvTransfer.PartOneofCase.Done) part.Done.Checksum = checksum.Value;
                 await responses.WriteAsync(part, ct).ConfigureAwait(false);
+                // Serialized into the response by now: a slice's rented buffer can go back.
+                if (part.PartCase == KvTransfer.PartOneofCase.Slice) KvSlices.Return(part);
             }
     }
 

@@ -4,6 +4,7 @@ using Cluster.Engine.Cache;
 using Cluster.Protos.V1;
 using Cluster.Transport;
 using Cluster.Transport.Services;
+using Google.Protobuf;
 
 namespace Cluster.AttentionNode.Tests;
 
@@ -63,7 +64,8 @@ public sealed class PrefillStreamTests
         using var call = node.Channel.ServerStreaming(AttentionMethods.Prefill, new PrefillRequest { Request = TestNode.Greedy(prompt, 4), DecodeNode = "test" },
             new CallOptions { Timeout = TimeSpan.FromSeconds(60) });
         var parts = new List<KvTransfer>();
-        while (await call.ResponseStream.MoveNext()) parts.Add(call.ResponseStream.Current);
+        // A slice read from the stream is valid until the next read (pooled buffer): keep copies.
+        while (await call.ResponseStream.MoveNext()) parts.Add(KvTransfer.Parser.ParseFrom(call.ResponseStream.Current.ToByteArray()));
         return parts;
     }
 }

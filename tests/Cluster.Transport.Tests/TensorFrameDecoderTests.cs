@@ -69,9 +69,18 @@ public class TensorFrameDecoderTests
             Assert.Equal(StatusCode.Internal, e.StatusCode);
             Assert.Contains("Failed to parse message", e.Status.Detail);
         }
-        // Field 1 sent as length-delimited, and a group wire type: neither is a TensorFrame.
-        foreach (byte[] bad in new[] { new byte[] { 0x0A, 0x01, 0x00 }, new byte[] { 0x0B } })
-            Assert.Equal(StatusCode.Internal, Assert.Throws<RpcException>(() => TensorFrameDecoder.Instance.Decode(new ReadOnlySequence<byte>(bad))).StatusCode);
+        // A group wire type is not proto3.
+        Assert.Equal(StatusCode.Internal, Assert.Throws<RpcException>(() => TensorFrameDecoder.Instance.Decode(new ReadOnlySequence<byte>([0x0B]))).StatusCode);
+    }
+
+    [Fact]
+    public void AFieldWithTheWrongWireTypeIsSkippedAsTheGeneratedParserDoes()
+    {
+        // batch_id (field 1) sent length-delimited, then layer = 5 as it should be.
+        byte[] wire = [0x0A, 0x01, 0x00, 0x10, 0x05];
+        TensorFrame decoded = TensorFrameDecoder.Instance.Decode(new ReadOnlySequence<byte>(wire));
+        Assert.Equal((0ul, 5u), (decoded.BatchId, decoded.Layer));
+        Assert.Equal((TensorFrame.Parser.ParseFrom(wire).BatchId, TensorFrame.Parser.ParseFrom(wire).Layer), (decoded.BatchId, decoded.Layer));
     }
 
     private static byte[] Bytes(Random random, int n)

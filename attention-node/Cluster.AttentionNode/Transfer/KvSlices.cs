@@ -1,11 +1,14 @@
 using System.Threading.Channels;
 using Cluster.Engine.Cache;
 using Cluster.Protos.V1;
-using Google.Protobuf;
+using Cluster.Transport;
 
 namespace Cluster.AttentionNode.Transfer;
 
-/// <summary>Cuts a layer's rows into KvSlice messages of at most <see cref="MaxSliceBytes"/> of data.</summary>
+/// <summary>
+/// Cuts a layer's rows into KvSlice messages of at most <see cref="MaxSliceBytes"/> of data, each in a rented buffer
+/// that the sender gives back with <see cref="Return"/> once the message is written.
+/// </summary>
 public static class KvSlices
 {
     /// <summary>Keeps each message well under gRPC's default 4 MiB receive limit.</summary>
@@ -19,10 +22,14 @@ public static class KvSlices
         for (int at = start, end = start + count; at < end; at += rowsPerSlice)
         {
             int n = Math.Min(rowsPerSlice, end - at);
-            var data = new byte[n * bytesPerRow];
-            cache.ReadRaw(layer, at, n, data);
-            // The array is never touched again, so the message may wrap it instead of copying.
-            output.TryWrite(new KvTransfer { Slice = new KvSlice { Layer = (uint)layer, Start = (uint)at, Count = (uint)n, Data = UnsafeByteOperations.UnsafeWrap(data) } });
+            byte[] data = System.Buffers.ArrayPool<byte>.Shared.Rent(n * bytesPerRow);
+            cache.ReadRaw(layer, at, n, data.AsSpan(0, n * bytesPerRow));
+            // Wrapped, not copied: nothing touches the buffer again until the sender returns it.
+            var slice = new KvSlice { Layer = (uint)layer, Start = (uint)at, Count = (uint)n, Data = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(data.AsMemory(0, n * bytesPerRow)) };
+            output.TryWrite(new KvTransfer { Slice = slice });
         }
     }
+
+    /// <summary>Gives back a sent slice's buffer; the message must not be used afterwards.</summary>
+    public static void Return(KvTransfer part) => PooledBytes.Return(part.Slice.Data);
 }

@@ -24,8 +24,7 @@ public sealed class DispatchFrameDecoder : IPooledDecoder<DispatchFrame>
             {
                 if (field is >= 6 and <= 10 and not 8)
                 {
-                    ProtoWireReader.Expect(type, ProtoWireReader.LengthDelimited, field);
-                    SetBytes(frame, field, PooledBytes.Rent(wire.ReadLengthDelimited()));
+                    if (wire.TryReadLengthDelimited(type, out ReadOnlySequence<byte> bytes)) SetBytes(frame, field, PooledBytes.Rent(bytes));
                     continue;
                 }
                 if (field > 11)
@@ -33,8 +32,7 @@ public sealed class DispatchFrameDecoder : IPooledDecoder<DispatchFrame>
                     wire.Skip(type);
                     continue;
                 }
-                ProtoWireReader.Expect(type, ProtoWireReader.Varint, field);
-                ulong value = wire.ReadVarint();
+                if (!wire.TryReadVarint(type, out ulong value)) continue;
                 switch (field)
                 {
                     case 1: frame.BatchId = value; break;

@@ -73,14 +73,42 @@ public ref struct ProtoWireReader(ReadOnlySequence<byte> payload)
             values.Add((uint)ReadVarint());
             return;
         }
-        if (wireType != LengthDelimited) throw Malformed($"repeated uint32 with wire type {wireType}");
+        if (wireType != LengthDelimited)
+        {
+            Skip(wireType);
+            return;
+        }
         var packed = new ProtoWireReader(ReadLengthDelimited());
         while (!packed.End) values.Add((uint)packed.ReadVarint());
     }
 
-    public static void Expect(int wireType, int expected, int field)
+    /// <summary>
+    /// A varint field's value; false (the field skipped) when it came with another wire type, which generated
+    /// parsers also treat as an unknown field.
+    /// </summary>
+    public bool TryReadVarint(int wireType, out ulong value)
     {
-        if (wireType != expected) throw Malformed($"field {field} has wire type {wireType}, expected {expected}");
+        value = 0;
+        if (wireType != Varint)
+        {
+            Skip(wireType);
+            return false;
+        }
+        value = ReadVarint();
+        return true;
+    }
+
+    /// <summary>A length-delimited field's bytes; false (the field skipped) when it came with another wire type.</summary>
+    public bool TryReadLengthDelimited(int wireType, out ReadOnlySequence<byte> bytes)
+    {
+        bytes = default;
+        if (wireType != LengthDelimited)
+        {
+            Skip(wireType);
+            return false;
+        }
+        bytes = ReadLengthDelimited();
+        return true;
     }
 
     private static RpcException Truncated() => Malformed("the message ends inside a field");

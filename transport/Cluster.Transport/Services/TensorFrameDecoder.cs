@@ -15,16 +15,20 @@ public sealed class TensorFrameDecoder : IPooledDecoder<TensorFrame>
         try
         {
             while (wire.TryReadTag(out int field, out int type))
+            {
+                ulong v;
+                ReadOnlySequence<byte> bytes;
                 switch (field)
                 {
-                    case 1: ProtoWireReader.Expect(type, ProtoWireReader.Varint, field); frame.BatchId = wire.ReadVarint(); break;
-                    case 2: ProtoWireReader.Expect(type, ProtoWireReader.Varint, field); frame.Layer = (uint)wire.ReadVarint(); break;
+                    case 1: if (wire.TryReadVarint(type, out v)) frame.BatchId = v; break;
+                    case 2: if (wire.TryReadVarint(type, out v)) frame.Layer = (uint)v; break;
                     case 3: wire.ReadUInt32s(type, frame.Shape); break;
-                    case 4: ProtoWireReader.Expect(type, ProtoWireReader.Varint, field); frame.Dtype = (TensorDType)(int)wire.ReadVarint(); break;
-                    case 5: ProtoWireReader.Expect(type, ProtoWireReader.LengthDelimited, field); Replace(frame, PooledBytes.Rent(wire.ReadLengthDelimited()), payloadField: true); break;
-                    case 6: ProtoWireReader.Expect(type, ProtoWireReader.LengthDelimited, field); Replace(frame, PooledBytes.Rent(wire.ReadLengthDelimited()), payloadField: false); break;
+                    case 4: if (wire.TryReadVarint(type, out v)) frame.Dtype = (TensorDType)(int)v; break;
+                    case 5: if (wire.TryReadLengthDelimited(type, out bytes)) Replace(frame, PooledBytes.Rent(bytes), payloadField: true); break;
+                    case 6: if (wire.TryReadLengthDelimited(type, out bytes)) Replace(frame, PooledBytes.Rent(bytes), payloadField: false); break;
                     default: wire.Skip(type); break;
                 }
+            }
         }
         catch
         {
