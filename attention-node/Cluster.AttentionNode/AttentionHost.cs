@@ -7,8 +7,7 @@ using Cluster.Transport;
 using Cluster.Transport.Health;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
@@ -26,8 +25,9 @@ public sealed class AttentionHost : IAsyncDisposable
     private readonly HealthService _health;
     private NodeModel? _node;
 
-    private AttentionHost(WebApplication app, HealthService health, AttentionService service, string nodeId, int port)
+    private AttentionHost(WebApplication app, HealthService health, AttentionService service, string nodeId, int port, int? httpPort)
     {
+        HttpPort = httpPort;
         _app = app;
         _health = health;
         Service = service;
@@ -37,6 +37,8 @@ public sealed class AttentionHost : IAsyncDisposable
 
     public string NodeId { get; }
     public int Port { get; }
+    /// <summary>The HTTP/1.1 statistics port (GET /stats, GET /metrics); null when the node has none.</summary>
+    public int? HttpPort { get; }
     public AttentionService Service { get; }
     /// <summary>The streams to the expert nodes; null when the experts run here.</summary>
     public ExpertStreams? Experts => Node.Experts;
@@ -54,10 +56,21 @@ public sealed class AttentionHost : IAsyncDisposable
         options.Validate();
         if (!IPAddress.TryParse(options.Host, out IPAddress? address)) throw new ArgumentException($"--host: '{options.Host}' is not an IP address");
         var builder = GrpcHostBuilder.Create(options.LogLevel);
+        ListenOptions? grpcListen = null, httpListen = null;
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.ConfigureGrpcLimits();
-            k.Listen(address, options.Port, listen => listen.UseGrpcProtocols(null));
+            k.Listen(address, options.Port, listen =>
+            {
+                listen.UseGrpcProtocols(null);
+                grpcListen = listen;
+            });
+            if (options.HttpPort is int httpPort)
+                k.Listen(address, httpPort, listen =>
+                {
+                    listen.Protocols = HttpProtocols.Http1;
+                    httpListen = listen;
+                });
         });
         var app = builder.Build();
         var health = new HealthService();
@@ -67,14 +80,17 @@ public sealed class AttentionHost : IAsyncDisposable
         var serverOptions = new GrpcServerOptions { MinimumLogLevel = options.LogLevel };
         app.MapGrpcService(health, serverOptions);
         app.MapGrpcService(service, serverOptions);
+        AttentionHost? started = null;
+        NodeHttpEndpoints.Map(app, () => started?._node?.Stats(options.NodeId));
         app.MapGrpcUnimplemented();
         await app.StartAsync(ct).ConfigureAwait(false);
-        int port = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()).Port;
-        var host = new AttentionHost(app, health, service, options.NodeId, port);
+        // Kestrel writes the bound endpoint back into the listen options, so port 0 resolves here.
+        var host = new AttentionHost(app, health, service, options.NodeId, grpcListen!.IPEndPoint!.Port, httpListen?.IPEndPoint!.Port);
+        started = host;
         try
         {
             ILogger log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.AttentionNode");
-            log.LogInformation("{Node}: loading {Dir} on port {Port}", options.NodeId, options.ModelDir, port);
+            log.LogInformation("{Node}: loading {Dir} on port {Port}", options.NodeId, options.ModelDir, host.Port);
             ExpertStreams? remote = null;
             if (options.PlanPath is { } planPath)
             {
@@ -117,6 +133,7 @@ public sealed class AttentionHost : IAsyncDisposable
             ["node_role"] = options.Role.Name(),
             ["node_id"] = host.NodeId,
             ["grpc_port"] = host.Port,
+            ["http_port"] = host.HttpPort is int http ? http : 0,
         }));
         Console.Out.Flush();
         try { await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false); }

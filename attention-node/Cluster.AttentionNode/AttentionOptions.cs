@@ -12,8 +12,10 @@ public sealed record AttentionOptions
     /// <summary>The checkpoint directory (config.json, safetensors; tokenizer.json when present limits sampling to ids with text).</summary>
     public required string ModelDir { get; init; }
     public string Host { get; init; } = "127.0.0.1";
-    /// <summary>0 binds a free port.</summary>
+    /// <summary>The gRPC port (cleartext HTTP/2); 0 binds a free port.</summary>
     public int Port { get; init; }
+    /// <summary>An HTTP/1.1 port for GET /stats (JSON) and GET /metrics (Prometheus); null: none; 0: a free port.</summary>
+    public int? HttpPort { get; init; }
     public string NodeId { get; init; } = "attention-0";
     /// <summary>The placement plan; null runs the routed experts in this process.</summary>
     public string? PlanPath { get; init; }
@@ -38,6 +40,7 @@ public sealed record AttentionOptions
     public void Validate()
     {
         if (!Enum.IsDefined(Role)) throw new ArgumentException($"--role: unknown role {(int)Role} (expected prefill, decode or both)");
+        if (HttpPort is < 0 or > 65535) throw new ArgumentException($"--http-port must be in 0..65535 (got {HttpPort})");
         if (MaxBatch < 1) throw new ArgumentException($"--max-batch must be at least 1 (got {MaxBatch})");
         if (PrefillChunk < 1) throw new ArgumentException($"--prefill-chunk must be at least 1 token (got {PrefillChunk})");
         if (KvBlockSize < 1) throw new ArgumentException($"--kv-block-size must be at least 1 token (got {KvBlockSize})");

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Cluster.Tests;
 
 namespace Cluster.AttentionNode.Tests;
@@ -80,8 +81,9 @@ public sealed class ClusterUpProcessTests : IDisposable
         using var up = UpProcess.Start(_model, "--prefill-nodes", "1", "--decode-nodes", "1", "--expert-nodes", "1");
         await up.WaitReadyAsync(Patience);
         Assert.Equal(4, up.ChildPids().Length);
-        Assert.Matches(@"(?m)^prefill-0 +prefill attention +127\.0\.0\.1:\d+$", up.Stdout);
-        Assert.Matches(@"(?m)^decode-0 +decode attention +127\.0\.0\.1:\d+$", up.Stdout);
+        Match prefillLine = Regex.Match(up.Stdout, @"(?m)^prefill-0 +prefill attention +127\.0\.0\.1:\d+ +(http://127\.0\.0\.1:\d+)/metrics$");
+        Assert.True(prefillLine.Success, up.Stdout);
+        Assert.Matches(@"(?m)^decode-0 +decode attention +127\.0\.0\.1:\d+ +http://127\.0\.0\.1:\d+/metrics$", up.Stdout);
         Assert.DoesNotContain("attention-0", up.Stdout);
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
@@ -95,6 +97,9 @@ public sealed class ClusterUpProcessTests : IDisposable
             Assert.Equal(6, usage.GetProperty("prompt_tokens").GetInt32());
             Assert.Equal(4, usage.GetProperty("completion_tokens").GetInt32());
         }
+        // Each node's own HTTP statistics port, as a Prometheus scraper reads it.
+        string metrics = await http.GetStringAsync(prefillLine.Groups[1].Value + "/metrics");
+        Assert.Contains("cluster_attention_prompt_tokens_total{node=\"prefill-0\",role=\"prefill\"} 6\n", metrics);
 
         var (code, stdout, stderr) = RunCluster("status", "--gateway", $"http://127.0.0.1:{up.HttpPort}", "--json");
         Assert.True(code == 0, stderr);

@@ -90,7 +90,7 @@ public static class DemoCommand
     {
         var options = new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = cancel };
         Console.WriteLine($"{"node",-14} {"role",-10} {"prompt tok",10} {"generated",10} {"expert rows",12}  busiest expert slot");
-        foreach (var (id, role, endpoint) in cluster.AttentionNodes)
+        foreach (var (id, role, endpoint, _) in cluster.AttentionNodes)
         {
             using var channel = GrpcChannel.ForAddress($"http://{endpoint}");
             AttentionStats s = await channel.UnaryAsync(AttentionMethods.GetStats, new GetStatsRequest(), options);

@@ -6,7 +6,7 @@ namespace Cluster.Cli.Commands;
 /// <summary><c>cluster serve attention</c>: one attention node in this process, until Ctrl-C or SIGTERM.</summary>
 public static class ServeAttentionCommand
 {
-    public const string Usage = "serve attention --model DIR [--role prefill|decode|both] [--host 127.0.0.1] [--port N] [--node-id NAME] [--plan FILE] "
+    public const string Usage = "serve attention --model DIR [--role prefill|decode|both] [--host 127.0.0.1] [--port N] [--http-port N] [--node-id NAME] [--plan FILE] "
         + "[--dispatch bf16|fp8] [--max-batch N] " + AttentionNodeSettings.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
@@ -19,6 +19,7 @@ public static class ServeAttentionCommand
             Role = ParseRole(role),
             Host = args.String("host", "127.0.0.1"),
             Port = args.Int("port", 0, 0, 65535),
+            HttpPort = args.Has("http-port") ? args.Int("http-port", 0, 0, 65535) : null,
             NodeId = args.String("node-id", "attention-0"),
             PlanPath = args.String("plan"),
             Dispatch = args.String("dispatch", "bf16") switch

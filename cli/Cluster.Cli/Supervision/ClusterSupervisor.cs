@@ -24,7 +24,8 @@ public sealed class ClusterSupervisor : IAsyncDisposable
     public string HttpEndpoint { get; private set; } = "";
     public string GrpcEndpoint { get; private set; } = "";
     /// <summary>Every attention node with its role: "prefill", "decode" or "both".</summary>
-    public List<(string Id, string Role, string Endpoint)> AttentionNodes { get; } = [];
+    /// <summary>Each attention node: its gRPC endpoint and its HTTP statistics URL (GET /stats, GET /metrics).</summary>
+    public List<(string Id, string Role, string Endpoint, string StatsUrl)> AttentionNodes { get; } = [];
     public List<(string Id, string Endpoint)> ExpertNodes { get; } = [];
     public IReadOnlyList<ChildProcess> Children => _children;
     public string PlanPath => Path.Combine(_runDir, "plan.json");
@@ -35,7 +36,9 @@ public sealed class ClusterSupervisor : IAsyncDisposable
         ExpertLoad? load = layout.ExpertLoadPath is null ? null : ExpertLoad.Load(layout.ExpertLoadPath, config);
         FreePorts.CheckFree(layout.HttpPort, "--port");
         FreePorts.CheckFree(layout.GrpcPort, "--grpc-port");
-        int[] ports = FreePorts.Take(layout.ExpertNodes + layout.PrefillNodes + layout.DecodeNodes + layout.AttentionNodes);
+        int attentionNodes = layout.PrefillNodes + layout.DecodeNodes + layout.AttentionNodes;
+        // Expert nodes' gRPC ports, then two per attention node: gRPC and HTTP statistics.
+        int[] ports = FreePorts.Take(layout.ExpertNodes + 2 * attentionNodes);
         var experts = new ExpertNodeAddress[layout.ExpertNodes];
         for (int i = 0; i < experts.Length; i++) experts[i] = new ExpertNodeAddress($"expert-{i}", $"127.0.0.1:{ports[i]}");
         PlacementPlan plan = PlacementPlanner.Plan(config, experts, null, layout.RedundantExperts, load);
@@ -56,11 +59,11 @@ public sealed class ClusterSupervisor : IAsyncDisposable
             foreach (var (role, count) in new[] { ("prefill", layout.PrefillNodes), ("decode", layout.DecodeNodes), ("both", layout.AttentionNodes) })
                 for (int i = 0; i < count; i++)
                 {
-                    string id = $"{(role == "both" ? "attention" : role)}-{i}", port = Invariant(ports[next++]);
-                    cluster.AttentionNodes.Add((id, role, $"127.0.0.1:{port}"));
+                    string id = $"{(role == "both" ? "attention" : role)}-{i}", port = Invariant(ports[next++]), httpPort = Invariant(ports[next++]);
+                    cluster.AttentionNodes.Add((id, role, $"127.0.0.1:{port}", $"http://127.0.0.1:{httpPort}"));
                     // Role both is the node's default.
                     string[] roleArgs = role == "both" ? [] : ["--role", role];
-                    cluster.Spawn(id, ["serve", "attention", "--model", layout.ModelDir, "--plan", cluster.PlanPath, "--node-id", id, "--port", port,
+                    cluster.Spawn(id, ["serve", "attention", "--model", layout.ModelDir, "--plan", cluster.PlanPath, "--node-id", id, "--port", port, "--http-port", httpPort,
                         .. roleArgs, .. settings]);
                 }
             cluster.Spawn("gateway", ["serve", "gateway", "--model", layout.ModelDir, .. cluster.GatewayNodeLists(),

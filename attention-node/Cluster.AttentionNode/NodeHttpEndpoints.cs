@@ -1,0 +1,67 @@
+using System.Globalization;
+using System.Text;
+using Cluster.Protos.V1;
+using Google.Protobuf;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Cluster.AttentionNode;
+
+/// <summary>
+/// The node's statistics over plain HTTP/1.1 on its own port, for tools that do not speak gRPC: GET /stats is
+/// GetStats in protobuf's JSON mapping (proto field names; 64-bit counters as strings, as that mapping writes
+/// them), GET /metrics the same numbers in Prometheus' text format for scraping. 503 while the model loads.
+/// </summary>
+internal static class NodeHttpEndpoints
+{
+    private static readonly JsonFormatter s_json = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true).WithPreserveProtoFieldNames(true));
+
+    public static void Map(IEndpointRouteBuilder app, Func<AttentionStats?> stats)
+    {
+        app.MapGet("/stats", (HttpContext http) => Write(http, stats(), "application/json", s => s_json.Format(s)));
+        app.MapGet("/metrics", (HttpContext http) => Write(http, stats(), "text/plain; version=0.0.4", Prometheus));
+    }
+
+    private static Task Write(HttpContext http, AttentionStats? stats, string contentType, Func<AttentionStats, string> render)
+    {
+        if (stats is null)
+        {
+            http.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            return http.Response.WriteAsync("the attention node is still loading\n", http.RequestAborted);
+        }
+        http.Response.ContentType = contentType;
+        return http.Response.WriteAsync(render(stats), http.RequestAborted);
+    }
+
+    /// <summary>One gauge or counter per figure, labelled with the node and its role.</summary>
+    internal static string Prometheus(AttentionStats s)
+    {
+        var text = new StringBuilder();
+        string labels = $"node=\"{s.NodeId}\",role=\"{s.Role}\"";
+        void Header(string name, string type, string help) => text.Append($"# HELP {name} {help}\n# TYPE {name} {type}\n");
+        void Sample(string name, ulong value, string extra = "") =>
+            text.Append(name).Append('{').Append(labels).Append(extra).Append("} ").Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        void One(string name, string type, string help, ulong value)
+        {
+            Header(name, type, help);
+            Sample(name, value);
+        }
+        One("cluster_attention_running", "gauge", "Sequences in prefill or decode.", s.Running);
+        One("cluster_attention_queued", "gauge", "Requests holding cache blocks and waiting for a batch slot.", s.Queued);
+        One("cluster_attention_queued_prompt_tokens", "gauge", "Prompt tokens waiting for or in prefill.", s.QueuedPromptTokens);
+        One("cluster_attention_kv_block_size_tokens", "gauge", "Tokens per latent cache block.", s.BlockSize);
+        Header("cluster_attention_kv_blocks", "gauge", "Latent cache blocks by state.");
+        Sample("cluster_attention_kv_blocks", s.BlocksUsed, ",state=\"used\"");
+        Sample("cluster_attention_kv_blocks", s.BlocksCached, ",state=\"cached\"");
+        Sample("cluster_attention_kv_blocks", s.BlocksAvailable, ",state=\"available\"");
+        Sample("cluster_attention_kv_blocks", s.BlocksTotal, ",state=\"total\"");
+        One("cluster_attention_prefix_lookup_tokens_total", "counter", "Prompt tokens looked up in the prefix cache.", s.PrefixLookupTokens);
+        One("cluster_attention_prefix_hit_tokens_total", "counter", "Prompt tokens found in the prefix cache (not prefilled again).", s.PrefixHitTokens);
+        One("cluster_attention_prompt_tokens_total", "counter", "Prompt tokens prefilled on this node.", s.PromptTokens);
+        One("cluster_attention_generated_tokens_total", "counter", "Tokens sampled on this node.", s.GeneratedTokens);
+        One("cluster_attention_kv_sent_bytes_total", "counter", "Latent cache bytes sent to decode nodes.", s.KvBytesSent);
+        One("cluster_attention_kv_received_bytes_total", "counter", "Latent cache bytes received from prefill nodes.", s.KvBytesReceived);
+        return text.ToString();
+    }
+}
