@@ -1,8 +1,6 @@
 using Cluster.Transport.Services;
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using Cluster.AttentionNode;
 using Cluster.Protos.V1;
 using Cluster.Transport;
@@ -42,19 +40,18 @@ public static class ClusterBench
         await ClusterUpProcess.WaitReadyAsync(up, TimeSpan.FromMinutes(5));
         using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(5) };
         string endpoint = $"http://127.0.0.1:{ports[0]}";
-        using var models = JsonDocument.Parse(await http.GetStringAsync($"{endpoint}/v1/models"));
-        string modelId = models.RootElement.GetProperty("data")[0].GetProperty("id").GetString()!;
+        var completions = new CompletionClient(http, endpoint);
         using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{local.Port}");
 
         // Warm both paths (JIT, connections) before measuring.
-        await RoundAsync(n => ClusterRequest(http, endpoint, modelId, Prompt(n)), 1);
+        await RoundAsync(n => ClusterRequest(completions, Prompt(n)), 1);
         await RoundAsync(n => LocalRequest(channel, Prompt(n)), 1);
 
         var rows = new List<string>();
         foreach (int clients in Concurrency)
         {
             Console.Error.WriteLine($"cluster bench: {clients} clients");
-            Round cluster = await RoundAsync(n => ClusterRequest(http, endpoint, modelId, Prompt(n)), clients);
+            Round cluster = await RoundAsync(n => ClusterRequest(completions, Prompt(n)), clients);
             Round single = await RoundAsync(n => LocalRequest(channel, Prompt(n)), clients);
             rows.Add(Row("cluster (HTTP, 2 expert nodes)", clients, cluster));
             rows.Add(Row("one process (gRPC, local experts)", clients, single));
@@ -107,27 +104,11 @@ public static class ClusterBench
         return ids;
     }
 
-    private static async Task<Sample> ClusterRequest(HttpClient http, string endpoint, string model, uint[] prompt)
+    private static async Task<Sample> ClusterRequest(CompletionClient completions, uint[] prompt)
     {
-        string body = JsonSerializer.Serialize(new { model, prompt, max_tokens = MaxTokens, temperature = 0, stream = true, stream_options = new { include_usage = true } });
-        var clock = Stopwatch.StartNew();
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"{endpoint}/v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"HTTP {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-        double first = 0, last = 0;
-        int tokens = 0;
-        while (await reader.ReadLineAsync() is { } line)
-        {
-            if (!line.StartsWith("data: ", StringComparison.Ordinal) || line == "data: [DONE]") continue;
-            using var chunk = JsonDocument.Parse(line.AsMemory(6));
-            if (chunk.RootElement.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object)
-                tokens = usage.GetProperty("completion_tokens").GetInt32();
-            if (chunk.RootElement.GetProperty("choices").GetArrayLength() == 0) continue;
-            if (first == 0) first = clock.Elapsed.TotalMilliseconds;
-            last = clock.Elapsed.TotalMilliseconds;
-        }
-        return new Sample(first, tokens > 1 ? (last - first) / (tokens - 1) : 0, tokens);
+        StreamedCompletion c = await completions.StreamAsync(prompt, MaxTokens);
+        double first = c.TokenTimes[0], last = c.TokenTimes[^1];
+        return new Sample(first, c.CompletionTokens > 1 ? (last - first) / (c.CompletionTokens - 1) : 0, c.CompletionTokens);
     }
 
     private static async Task<Sample> LocalRequest(GrpcChannel channel, uint[] prompt)

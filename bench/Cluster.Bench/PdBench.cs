@@ -1,7 +1,4 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 
 namespace Cluster.Bench;
 
@@ -42,7 +39,7 @@ public static class PdBench
             {
                 await ClusterUpProcess.WaitReadyAsync(up, TimeSpan.FromMinutes(5));
                 using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
-                var api = new Api(http, $"http://127.0.0.1:{ports[0]}");
+                var api = new CompletionClient(http, $"http://127.0.0.1:{ports[0]}");
                 await api.StreamAsync(Prompt(0, ShortPrompt, 1), 4);
                 await api.StreamAsync(Prompt(0, LongPrompt, 2), 1);
                 Mixed mixed = await MixedAsync(api, seconds);
@@ -81,7 +78,7 @@ public static class PdBench
 
     private sealed record Prefix(double Uncached, double Cached, int CachedTokens);
 
-    private static async Task<Mixed> MixedAsync(Api api, double seconds)
+    private static async Task<Mixed> MixedAsync(CompletionClient api, double seconds)
     {
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
         var gaps = new List<double>();
@@ -91,7 +88,7 @@ public static class PdBench
         {
             while (!stop.IsCancellationRequested)
             {
-                Streamed s = await api.StreamAsync(Prompt(Interlocked.Increment(ref n), ShortPrompt, 3), ShortTokens);
+                StreamedCompletion s = await api.StreamAsync(Prompt(Interlocked.Increment(ref n), ShortPrompt, 3), ShortTokens);
                 lock (gaps)
                 {
                     for (int i = 1; i < s.TokenTimes.Count; i++) gaps.Add(s.TokenTimes[i] - s.TokenTimes[i - 1]);
@@ -112,7 +109,7 @@ public static class PdBench
         return new Mixed([.. gaps.Order()], [.. ttft.Order()], shortRequests, longRequests);
     }
 
-    private static async Task<Prefix> PrefixAsync(Api api)
+    private static async Task<Prefix> PrefixAsync(CompletionClient api)
     {
         var uncached = new List<double>();
         var cached = new List<double>();
@@ -122,7 +119,7 @@ public static class PdBench
             uint[] first = Prompt(50_000 + r, LongPrompt, 5), second = (uint[])first.Clone();
             for (int i = LongPrompt - 8; i < LongPrompt; i++) second[i] = first[i] + 1;
             uncached.Add((await api.StreamAsync(first, 1)).TokenTimes[0]);
-            Streamed hit = await api.StreamAsync(second, 1);
+            StreamedCompletion hit = await api.StreamAsync(second, 1);
             cached.Add(hit.TokenTimes[0]);
             cachedTokens = hit.CachedTokens;
         }
@@ -139,37 +136,5 @@ public static class PdBench
         var ids = new uint[length];
         for (int i = 1; i < ids.Length; i++) ids[i] = (uint)(1000 + ((long)n * 7919 + (long)i * 104729 + salt * 15485863L) % 100_000);
         return ids;
-    }
-
-    private sealed record Streamed(List<double> TokenTimes, int CachedTokens);
-
-    private sealed class Api(HttpClient http, string endpoint)
-    {
-        private string? _model;
-
-        /// <summary>One streamed completion: when each token arrived (ms since the request was sent) and the cached prompt tokens.</summary>
-        public async Task<Streamed> StreamAsync(uint[] prompt, int maxTokens)
-        {
-            _model ??= JsonDocument.Parse(await http.GetStringAsync($"{endpoint}/v1/models")).RootElement.GetProperty("data")[0].GetProperty("id").GetString();
-            string body = JsonSerializer.Serialize(new { model = _model, prompt, max_tokens = maxTokens, temperature = 0, stream = true, stream_options = new { include_usage = true } });
-            var clock = Stopwatch.StartNew();
-            using var request = new HttpRequestMessage(HttpMethod.Post, $"{endpoint}/v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-            if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"HTTP {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
-            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-            var times = new List<double>();
-            int cached = 0;
-            while (await reader.ReadLineAsync() is { } line)
-            {
-                if (!line.StartsWith("data: ", StringComparison.Ordinal) || line == "data: [DONE]") continue;
-                using var chunk = JsonDocument.Parse(line.AsMemory(6));
-                if (chunk.RootElement.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object
-                    && usage.TryGetProperty("prompt_tokens_details", out var details) && details.ValueKind == JsonValueKind.Object)
-                    cached = details.GetProperty("cached_tokens").GetInt32();
-                if (chunk.RootElement.GetProperty("choices").GetArrayLength() > 0) times.Add(clock.Elapsed.TotalMilliseconds);
-            }
-            if (times.Count == 0) throw new InvalidOperationException("a completion streamed no token");
-            return new Streamed(times, cached);
-        }
     }
 }
