@@ -24,8 +24,7 @@ public sealed class TensorFrameDecoder : IPooledDecoder<TensorFrame>
                     case 2: if (wire.TryReadVarint(type, out v)) frame.Layer = (uint)v; break;
                     case 3: wire.ReadUInt32s(type, frame.Shape); break;
                     case 4: if (wire.TryReadVarint(type, out v)) frame.Dtype = (TensorDType)(int)v; break;
-                    case 5: if (wire.TryReadLengthDelimited(type, out bytes)) Replace(frame, PooledBytes.Rent(bytes), payloadField: true); break;
-                    case 6: if (wire.TryReadLengthDelimited(type, out bytes)) Replace(frame, PooledBytes.Rent(bytes), payloadField: false); break;
+                    case 5 or 6: if (wire.TryReadLengthDelimited(type, out bytes)) SetBytes(frame, field, PooledBytes.Rent(bytes)); break;
                     default: wire.Skip(type); break;
                 }
             }
@@ -40,16 +39,14 @@ public sealed class TensorFrameDecoder : IPooledDecoder<TensorFrame>
 
     public void Release(TensorFrame message)
     {
-        PooledBytes.Return(message.Payload);
-        PooledBytes.Return(message.Routing);
-        message.Payload = Google.Protobuf.ByteString.Empty;
-        message.Routing = Google.Protobuf.ByteString.Empty;
+        SetBytes(message, 5, Google.Protobuf.ByteString.Empty);
+        SetBytes(message, 6, Google.Protobuf.ByteString.Empty);
     }
 
-    /// <summary>A field repeated on the wire: the last value wins, as in protobuf; the earlier buffer goes back.</summary>
-    private static void Replace(TensorFrame frame, Google.Protobuf.ByteString bytes, bool payloadField)
+    /// <summary>Sets payload (5) or routing (6), giving back the buffer it held (a field repeated on the wire: the last one wins).</summary>
+    private static void SetBytes(TensorFrame frame, int field, Google.Protobuf.ByteString bytes)
     {
-        if (payloadField)
+        if (field == 5)
         {
             PooledBytes.Return(frame.Payload);
             frame.Payload = bytes;
