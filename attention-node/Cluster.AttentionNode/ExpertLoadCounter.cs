@@ -8,10 +8,10 @@ namespace Cluster.AttentionNode;
 /// </summary>
 public sealed class ExpertLoadCounter(IRoutedExperts inner, long[] counts) : IRoutedExperts
 {
-    public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output)
+    public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output, Mlp? shared = null)
     {
         foreach (int e in ids)
             if ((uint)e < (uint)counts.Length) Interlocked.Increment(ref counts[e]);
-        inner.Run(rows, n, ids, weights, output);
+        inner.Run(rows, n, ids, weights, output, shared);
     }
 }

@@ -185,10 +185,10 @@ public sealed class SchedulerTests
     {
         public sealed class Switch { public volatile bool Armed; }
 
-        public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output)
+        public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output, Mlp? shared = null)
         {
             if (fault.Armed) throw new InvalidOperationException("expert node went away");
-            inner.Run(rows, n, ids, weights, output);
+            inner.Run(rows, n, ids, weights, output, shared);
         }
     }
 }

@@ -56,6 +56,37 @@ public class RemoteExpertsTests
         return diff / scale;
     }
 
+    /// <summary>
+    /// The shared expert passed to Run (computed while the rows travel) adds exactly what adding it after the
+    /// combine did: the same sums in the same order, bit for bit.
+    /// </summary>
+    [Fact]
+    public async Task SharedExpertDuringDispatchEqualsSharedExpertAfterCombine()
+    {
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 0);
+        int hidden = TinyCheckpoint.Config.HiddenSize;
+        foreach (int layer in TinyCheckpoint.MoeLayers)
+        {
+            RemoteExperts remote = cluster.Streams.ForLayer(layer, TensorDType.Bf16);
+            Mlp shared = Local(layer).Shared ?? throw new InvalidOperationException("the tiny preset has a shared expert");
+            foreach (int n in new[] { 1, 7 })
+            {
+                float[] rows = TinyCheckpoint.Rows(n, seed: layer * 10 + n);
+                (int[] ids, float[] weights) = Route(layer, rows, n);
+                var after = new float[n * hidden];
+                remote.Run(rows, n, ids, weights, after);
+                var sharedOut = new float[n * hidden];
+                shared.Forward(rows, n, sharedOut);
+                System.Numerics.Tensors.TensorPrimitives.Add(after, sharedOut, after);
+
+                var during = new float[n * hidden];
+                remote.Run(rows, n, ids, weights, during, shared);
+                Assert.Equal(after, during);
+                Assert.Contains(during, v => v != 0);
+            }
+        }
+    }
+
     public static TheoryData<int, int> Layouts => new() { { 1, 0 }, { 2, 0 }, { 2, 1 }, { 2, 2 }, { 3, 0 }, { 3, 1 }, { 3, 2 } };
 
     [Theory]

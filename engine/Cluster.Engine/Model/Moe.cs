@@ -27,20 +27,7 @@ public sealed class Moe(Gate gate, IRoutedExperts experts, Mlp? shared) : IFeedF
         int[] ids = ArrayPool<int>.Shared.Rent(n * k);
         float[] weights = ArrayPool<float>.Shared.Rent(n * k);
         gate.Route(x, n, ids, weights);
-        if (experts is RoutedExperts local) local.Run(x, n, ids.AsSpan(0, n * k), weights.AsSpan(0, n * k), y, shared);
-        else
-        {
-            experts.Run(x, n, ids.AsSpan(0, n * k), weights.AsSpan(0, n * k), y);
-            if (shared is not null)
-            {
-                int hidden = gate.Hidden;
-                float[] s = ArrayPool<float>.Shared.Rent(n * hidden);
-                Span<float> sharedOut = s.AsSpan(0, n * hidden);
-                shared.Forward(x, n, sharedOut);
-                System.Numerics.Tensors.TensorPrimitives.Add(y[..(n * hidden)], sharedOut, y);
-                ArrayPool<float>.Shared.Return(s);
-            }
-        }
+        experts.Run(x, n, ids.AsSpan(0, n * k), weights.AsSpan(0, n * k), y, shared);
         ArrayPool<int>.Shared.Return(ids);
         ArrayPool<float>.Shared.Return(weights);
     }

@@ -42,16 +42,13 @@ public sealed class RoutedExperts : IRoutedExperts
 
     public bool Hosts(int expert) => (uint)expert < (uint)_experts.Length && _experts[expert] is not null;
 
-    public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output) =>
-        Run(rows, n, ids, weights, output, null);
-
     /// <summary>
     /// output[r] = Σ_k weights[r, k] · expert_{ids[r, k]}(rows[r]) for n rows with k = ids.Length / n choices each
     /// (negative ids are padding and skipped). Each expert runs once on all the rows that chose it. Sums are
     /// added in expert order, so the result does not depend on threading. A <paramref name="shared"/> expert, when
     /// given, is added for every row in the same parallel pass (one process holding both: fewer thread handoffs).
     /// </summary>
-    public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output, Mlp? shared)
+    public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output, Mlp? shared = null)
     {
         if (n == 0) return;
         int k = ids.Length / n;

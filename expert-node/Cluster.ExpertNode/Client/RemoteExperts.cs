@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Cluster.Engine.Model;
 using Cluster.ExpertNode.Codec;
@@ -39,7 +41,7 @@ public sealed class RemoteExperts : IRoutedExperts
 
     public int Layer => _layer;
 
-    public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output)
+    public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output, Mlp? shared = null)
     {
         if (n == 0) return;
         int k = ids.Length / n;
@@ -51,6 +53,13 @@ public sealed class RemoteExperts : IRoutedExperts
         ulong batch = _streams.NextBatchId();
         for (int i = 0; i < _nodes.Length; i++)
             _pending[i] = _nodes[i].Rows == 0 ? null : _streams.ExchangeAsync(i, _nodes[i].Frame(batch, _layer, _hidden, k, _dispatch, _streams.Plan.Version));
+        // The shared expert computes while the rows travel; its sum is added after the routed one, as in one process.
+        float[]? sharedOut = null;
+        if (shared is not null)
+        {
+            sharedOut = ArrayPool<float>.Shared.Rent(n * _hidden);
+            shared.Forward(rows[..(n * _hidden)], n, sharedOut.AsSpan(0, n * _hidden));
+        }
         // Every exchange must finish before the buffers they wrap are reused, failed or not.
         Exception? failure = null;
         foreach (Task<CombineFrame>? t in _pending)
@@ -62,6 +71,7 @@ public sealed class RemoteExperts : IRoutedExperts
         if (failure is not null)
         {
             Array.Clear(_pending);
+            if (sharedOut is not null) ArrayPool<float>.Shared.Return(sharedOut);
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
 
@@ -70,6 +80,11 @@ public sealed class RemoteExperts : IRoutedExperts
             if (_pending[i] is { } t) _nodes[i].AddInto(t.Result, _hidden, output, _streams.Plan.Nodes[i].Id);
         // The replies are consumed; do not keep them alive until the next step.
         Array.Clear(_pending);
+        if (sharedOut is not null)
+        {
+            TensorPrimitives.Add(output[..(n * _hidden)], sharedOut.AsSpan(0, n * _hidden), output);
+            ArrayPool<float>.Shared.Return(sharedOut);
+        }
     }
 
     /// <summary>Assigns each (row, choice) to a replica's node; a row goes once to each node it needs.</summary>
