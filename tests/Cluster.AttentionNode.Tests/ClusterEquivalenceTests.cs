@@ -82,6 +82,32 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
         Assert.True(cluster.Attention.Stats().ExpertTokens.Aggregate(0UL, (a, b) => a + b) > 0);
     }
 
+    /// <summary>
+    /// Exact mode (F32 dispatch, F32 latent cache): the single-process argmax at every position, on prompts not
+    /// screened for near ties, with logprobs equal up to the order of float sums (partial sums per node).
+    /// </summary>
+    [Fact]
+    public async Task ExactModeGivesTheSingleProcessArgmaxAtEveryPosition()
+    {
+        var (local, checkpoint) = TinyModel.Load();
+        using var _ = checkpoint;
+        await using var cluster = await InProcessCluster.StartAsync(3, 2, DispatchFormat.F32, LatentFormat.F32);
+        double worst = 0;
+        for (int seed = 0; seed < 8; seed++)
+        {
+            uint[] prompt = TinyModel.Prompt(seed, 2 + seed * 3);
+            var events = await cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { prompt }, MaxTokens = MaxTokens });
+            var (expected, _) = TinyModel.Greedy(local, prompt, MaxTokens, LatentFormat.F32);
+            int[] tokens = events.Select(e => (int)e.TokenId).ToArray();
+            float[][] logits = TeacherForcedLogits(local, prompt, tokens, LatentFormat.F32);
+            for (int t = 0; t < tokens.Length; t++)
+                worst = Math.Max(worst, Math.Abs(logits[t][tokens[t]] - LogSumExp(logits[t]) - events[t].Logprob));
+            SchedulerTests.AssertMatchesGreedy(expected, events, MaxTokens, local.Config.EosTokenIds);
+        }
+        output.WriteLine($"exact mode: chosen-token logprob change largest {worst:E2} nats");
+        Assert.True(worst < 1e-4, $"exact mode moved a logprob by {worst:E2} nats");
+    }
+
     [Fact]
     public async Task Fp8DispatchKeepsLogprobsWithinBound()
     {
@@ -153,9 +179,9 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
     }
 
     /// <summary>The logits before each of <paramref name="tokens"/>, computed as generation does (prefill, then decode steps) over the node's BF16 cache.</summary>
-    private static float[][] TeacherForcedLogits(Transformer model, uint[] prompt, int[] tokens)
+    private static float[][] TeacherForcedLogits(Transformer model, uint[] prompt, int[] tokens, LatentFormat format = LatentFormat.BF16)
     {
-        var cache = new SequenceCache(model.Config, format: LatentFormat.BF16);
+        var cache = new SequenceCache(model.Config, format: format);
         var result = new float[tokens.Length][];
         for (int t = 0; t < tokens.Length; t++) result[t] = new float[model.Config.VocabSize];
         model.Prefill(Array.ConvertAll(prompt, p => (int)p), cache, AttentionPath.Naive, result[0], lastRowOnly: true);

@@ -127,7 +127,7 @@ public sealed class ClusterUpProcessTests : IDisposable
     }
 
     [Theory]
-    [InlineData("--dispatch fp16", "--dispatch must be bf16 or fp8")]
+    [InlineData("--dispatch fp16", "--dispatch must be bf16, fp8 or f32")]
     [InlineData("--model /nonexistent/model", "/nonexistent/model: no config.json")]
     [InlineData("--port 9000 --grpc-port 9000", "--port and --grpc-port are both 9000")]
     [InlineData("--expert-nodes 2 --redundant-experts 1000", "--redundant-experts 1000 is more than 2 nodes can hold")]

@@ -56,6 +56,31 @@ public class RemoteExpertsTests
         return diff / scale;
     }
 
+    /// <summary>Exact mode's dispatch: F32 rows give the local experts' sums up to the order of float additions.</summary>
+    [Theory]
+    [InlineData(1, 0)]
+    [InlineData(3, 2)]
+    public async Task F32DispatchEqualsLocalExperts(int nodes, int redundant)
+    {
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(nodes, redundant);
+        int hidden = TinyCheckpoint.Config.HiddenSize;
+        foreach (int layer in TinyCheckpoint.MoeLayers)
+        {
+            RemoteExperts remote = cluster.Streams.ForLayer(layer, TensorDType.F32);
+            foreach (int n in new[] { 1, 9 })
+            {
+                float[] rows = TinyCheckpoint.Rows(n, seed: layer * 1000 + n);
+                (int[] ids, float[] weights) = Route(layer, rows, n);
+                var expected = new float[n * hidden];
+                Local(layer).Experts.Run(rows, n, ids, weights, expected);
+                var actual = new float[n * hidden];
+                remote.Run(rows, n, ids, weights, actual);
+                double error = RelativeError(actual, expected);
+                Assert.True(error < 1e-6, $"layer {layer}, {n} rows on {nodes} nodes: f32 dispatch relative error {error:E2}");
+            }
+        }
+    }
+
     /// <summary>
     /// The shared expert passed to Run (computed while the rows travel) adds exactly what adding it after the
     /// combine did: the same sums in the same order, bit for bit.

@@ -7,7 +7,7 @@ namespace Cluster.Cli.Commands;
 public static class ServeAttentionCommand
 {
     public const string Usage = "serve attention --model DIR [--role prefill|decode|both] [--host 127.0.0.1] [--port N] [--http-port N] [--node-id NAME] [--plan FILE] "
-        + "[--dispatch bf16|fp8] [--max-batch N] " + AttentionNodeSettings.Usage + " [--verbose]";
+        + "[--dispatch bf16|fp8|f32] [--max-batch N] " + AttentionNodeSettings.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -26,7 +26,8 @@ public static class ServeAttentionCommand
             {
                 "bf16" => DispatchFormat.Bf16,
                 "fp8" => DispatchFormat.Fp8,
-                var d => throw new CliException($"--dispatch must be bf16 or fp8 (got '{d}')"),
+                "f32" => DispatchFormat.F32,
+                var d => throw new CliException($"--dispatch must be bf16, fp8 or f32 (got '{d}')"),
             },
             MaxBatch = args.Int("max-batch", 32, 1, 1024),
             LogLevel = args.Flag("verbose") ? LogLevel.Information : LogLevel.Warning,

@@ -10,7 +10,7 @@ namespace Cluster.Cli.Commands;
 public static class UpCommand
 {
     public const string Usage = "up [--model DIR | --preset small] [--port 8000] [--grpc-port 8001] [--attention-nodes 1] "
-        + "[--prefill-nodes N --decode-nodes M] [--expert-nodes 2] [--redundant-experts 2] [--dispatch bf16|fp8] [--expert-load FILE] "
+        + "[--prefill-nodes N --decode-nodes M] [--expert-nodes 2] [--redundant-experts 2] [--dispatch bf16|fp8|f32] [--expert-load FILE] "
         + "[--max-batch 32] " + AttentionNodeSettings.Usage + " [--default-max-tokens N] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
@@ -55,7 +55,7 @@ public static class UpCommand
         // Replicas of one expert never share a node, so one expert node leaves no room for any.
         int redundant = args.Int("redundant-experts", experts == 1 ? 0 : 2, 0);
         string dispatch = args.String("dispatch", "bf16");
-        if (dispatch is not ("bf16" or "fp8")) throw new CliException($"--dispatch must be bf16 or fp8 (got '{dispatch}')");
+        if (dispatch is not ("bf16" or "fp8" or "f32")) throw new CliException($"--dispatch must be bf16, fp8 or f32 (got '{dispatch}')");
         string? load = args.String("expert-load");
         if (load is not null && !File.Exists(load)) throw new CliException($"{load}: expert-load file not found");
         int maxBatch = args.Int("max-batch", 32, 1, 1024);

@@ -27,7 +27,7 @@ public sealed class RemoteExperts : IRoutedExperts
 
     internal RemoteExperts(ExpertStreams streams, int layer, TensorDType dispatch)
     {
-        if (dispatch is not (TensorDType.Bf16 or TensorDType.Fp8E4M3)) throw new ArgumentException($"dispatch dtype must be BF16 or FP8_E4M3 (got {dispatch})");
+        if (dispatch is not (TensorDType.Bf16 or TensorDType.Fp8E4M3 or TensorDType.F32)) throw new ArgumentException($"dispatch dtype must be BF16, FP8_E4M3 or F32 (got {dispatch})");
         _streams = streams;
         _placement = streams.Plan.Layer(layer);
         _layer = layer;
@@ -156,6 +156,7 @@ public sealed class RemoteExperts : IRoutedExperts
             {
                 ReadOnlySpan<float> row = rows.Slice(_tokenOfRow[r] * hidden, hidden);
                 if (dtype == TensorDType.Bf16) RowCodec.EncodeBf16(row, _activations.AsSpan(r * hidden * 2, hidden * 2));
+                else if (dtype == TensorDType.F32) MemoryMarshal.AsBytes(row).CopyTo(_activations.AsSpan(r * hidden * 4, hidden * 4));
                 else RowCodec.EncodeFp8Row(row, _activations.AsSpan(r * hidden, hidden), scales.Slice(r * blocks, blocks));
             }
         }

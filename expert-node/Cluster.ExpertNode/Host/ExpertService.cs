@@ -71,8 +71,8 @@ public sealed class ExpertService(string nodeId, HostedExperts experts, int hidd
         if (f.Rows > int.MaxValue / Math.Max(1, hidden) / 4) return $"{f.Rows} rows is too many";
         if (f.TopK == 0 || f.TopK > experts.Plan.RoutedExperts) return $"top_k {f.TopK} out of range 1..{experts.Plan.RoutedExperts}";
         int rows = (int)f.Rows, k = (int)f.TopK;
-        if (f.Dtype is not (TensorDType.Bf16 or TensorDType.Fp8E4M3))
-            return $"activations dtype {f.Dtype} is not supported (BF16 or FP8_E4M3)";
+        if (f.Dtype is not (TensorDType.Bf16 or TensorDType.Fp8E4M3 or TensorDType.F32))
+            return $"activations dtype {f.Dtype} is not supported (BF16, FP8_E4M3 or F32)";
         if (f.Activations.Length != RowCodec.Bytes(f.Dtype, rows * hidden))
             return $"activations hold {f.Activations.Length} bytes but {rows} rows x {hidden} {f.Dtype} need {RowCodec.Bytes(f.Dtype, rows * hidden)}";
         int scaleBytes = f.Dtype == TensorDType.Fp8E4M3 ? rows * RowCodec.ScaleBlocks(hidden) * sizeof(float) : 0;
