@@ -24,7 +24,7 @@ public sealed class CompletionEndpoint(ServedModel model, Generator generator, I
         ApiRequest request;
         try
         {
-            using JsonDocument body = await ReadBodyAsync(http).ConfigureAwait(false);
+            using JsonDocument body = await JsonBody.ReadAsync(http.Request, ct).ConfigureAwait(false);
             request = parse(body.RootElement);
         }
         catch (GatewayException e)
@@ -80,18 +80,6 @@ public sealed class CompletionEndpoint(ServedModel model, Generator generator, I
                 await sse.WriteAsync(ApiErrors.Body(e), OpenAiJson.Web.ErrorBody, ct).ConfigureAwait(false);
                 await sse.DoneAsync(ct).ConfigureAwait(false);
             }
-        }
-    }
-
-    private static async Task<JsonDocument> ReadBodyAsync(HttpContext http)
-    {
-        try
-        {
-            return await JsonDocument.ParseAsync(http.Request.Body, new JsonDocumentOptions { MaxDepth = 64 }, http.RequestAborted).ConfigureAwait(false);
-        }
-        catch (JsonException e)
-        {
-            throw new GatewayException(GatewayErrorKind.InvalidRequest, $"the request body is not valid JSON ({e.Message})");
         }
     }
 
