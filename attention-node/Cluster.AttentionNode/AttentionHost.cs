@@ -1,10 +1,11 @@
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy.Services;
 using System.Net;
 using Cluster.ExpertNode.Client;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Health;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Health;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;

@@ -1,10 +1,11 @@
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy.Services;
 using System.Threading.Channels;
 using Cluster.AttentionNode.Scheduling;
 using Cluster.AttentionNode.Transfer;
 using Cluster.Engine.Cache;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 
 namespace Cluster.AttentionNode;
 

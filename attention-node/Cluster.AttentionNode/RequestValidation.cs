@@ -3,6 +3,7 @@ using Cluster.Engine.Config;
 using Cluster.Engine.Sampling;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 
 namespace Cluster.AttentionNode;
 

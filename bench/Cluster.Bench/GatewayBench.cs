@@ -1,4 +1,4 @@
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy.Services;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -9,7 +9,8 @@ using Cluster.Gateway.Grpc;
 using Cluster.Gateway.Nodes;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Health;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Health;
 
 namespace Cluster.Bench;
 

@@ -4,7 +4,8 @@ using System.Globalization;
 using System.Text.Json;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Services;
 using Google.Protobuf;
 
 namespace Cluster.Bench;

@@ -1,7 +1,8 @@
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy.Services;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Health;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Health;
 using Grpc.Health.V1;
 
 namespace Cluster.AttentionNode.Tests;

@@ -1,5 +1,6 @@
 using Cluster.Engine.Cache;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 
 namespace Cluster.AttentionNode.Tests;
 

@@ -1,6 +1,7 @@
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Services;
 
 namespace Cluster.AttentionNode.Tests;
 

@@ -1,7 +1,8 @@
 using System.Net;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Services;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;

@@ -1,9 +1,10 @@
 using Cluster.Engine.Cache;
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy.Services;
 using Cluster.ExpertNode.Host;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 
 namespace Cluster.AttentionNode.Tests;
 

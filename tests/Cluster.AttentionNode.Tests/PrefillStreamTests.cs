@@ -3,7 +3,8 @@ using Cluster.AttentionNode.Transfer;
 using Cluster.Engine.Cache;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Services;
 using Google.Protobuf;
 
 namespace Cluster.AttentionNode.Tests;

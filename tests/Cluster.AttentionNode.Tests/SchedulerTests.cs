@@ -5,6 +5,7 @@ using Cluster.Engine.Model;
 using Cluster.Engine.Sampling;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Cluster.AttentionNode.Tests;

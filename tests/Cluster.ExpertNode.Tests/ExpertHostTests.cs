@@ -1,7 +1,8 @@
 using System.Text.Json;
 using Cluster.ExpertNode.Host;
 using Cluster.Transport;
-using Cluster.Transport.Health;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Health;
 using Grpc.Health.V1;
 
 namespace Cluster.ExpertNode.Tests;

@@ -6,6 +6,7 @@ using Cluster.ExpertNode.Host;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 using Google.Protobuf;
 
 namespace Cluster.ExpertNode.Tests;

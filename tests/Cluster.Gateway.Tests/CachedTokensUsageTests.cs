@@ -3,6 +3,7 @@ using System.Text.Json;
 using Cluster.Gateway.Grpc;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 using static Cluster.Gateway.Tests.ApiClient;
 
 namespace Cluster.Gateway.Tests;

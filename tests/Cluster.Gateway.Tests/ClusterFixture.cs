@@ -1,7 +1,8 @@
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy.Services;
 using Cluster.AttentionNode;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 
 namespace Cluster.Gateway.Tests;
 

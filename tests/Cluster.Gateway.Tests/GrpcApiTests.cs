@@ -1,6 +1,7 @@
 using Cluster.Gateway.Grpc;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 
 namespace Cluster.Gateway.Tests;
 

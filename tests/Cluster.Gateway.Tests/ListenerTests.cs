@@ -2,7 +2,8 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Cluster.Transport;
-using Cluster.Transport.Health;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Health;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
 namespace Cluster.Gateway.Tests;
@@ -49,7 +50,7 @@ public class ListenerTests(ClusterFixture cluster)
         var health = await new HealthClient(cluster.Grpc).CheckAsync();
         Assert.Equal(ServingStatus.Serving, health.Status);
         var e = await Assert.ThrowsAsync<RpcException>(() => cluster.Grpc.UnaryAsync(
-            Transport.Services.EchoMethods.Unary, new Protos.V1.EchoRequest()));
+            Cluster.Transport.Legacy.Services.EchoMethods.Unary, new Protos.V1.EchoRequest()));
         Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
     }
 

@@ -1,9 +1,10 @@
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy.Services;
 using System.Net;
 using System.Text;
 using Cluster.AttentionNode;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 
 namespace Cluster.Gateway.Tests;
 

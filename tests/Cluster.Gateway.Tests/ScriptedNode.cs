@@ -1,8 +1,9 @@
 using System.Collections.Concurrent;
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy.Services;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Health;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Health;
 
 namespace Cluster.Gateway.Tests;
 

@@ -1,6 +1,8 @@
 using System.Text.Json;
 using Cluster.Tests;
-using Cluster.Transport.Services;
+using Cluster.Transport;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Services;
 
 namespace Cluster.Transport.Tests;
 

@@ -1,5 +1,7 @@
 using Cluster.Protos.V1;
-using Cluster.Transport.Services;
+using Cluster.Transport;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Services;
 using Google.Protobuf;
 
 namespace Cluster.Transport.Tests;

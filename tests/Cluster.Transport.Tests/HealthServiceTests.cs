@@ -1,4 +1,6 @@
-using Cluster.Transport.Health;
+using Cluster.Transport;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Health;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
 namespace Cluster.Transport.Tests;

@@ -1,6 +1,8 @@
 using Cluster.Protos.V1;
-using Cluster.Transport.Health;
-using Cluster.Transport.Services;
+using Cluster.Transport;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Health;
+using Cluster.Transport.Legacy.Services;
 using Google.Protobuf;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 

@@ -3,7 +3,9 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Http.Headers;
 using Cluster.Protos.V1;
-using Cluster.Transport.Services;
+using Cluster.Transport;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Services;
 
 namespace Cluster.Transport.Tests;
 

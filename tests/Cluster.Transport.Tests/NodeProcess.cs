@@ -1,3 +1,4 @@
+using Cluster.Transport.Legacy;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Cluster.Tests;

@@ -1,3 +1,4 @@
+using Cluster.Transport.Legacy;
 using System.Buffers;
 using Cluster.Protos.V1;
 using Google.Protobuf;

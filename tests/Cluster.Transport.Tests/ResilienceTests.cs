@@ -1,3 +1,4 @@
+using Cluster.Transport.Legacy;
 using Cluster.Protos.V1;
 
 namespace Cluster.Transport.Tests;

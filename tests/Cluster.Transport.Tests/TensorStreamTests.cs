@@ -1,6 +1,8 @@
 using System.Buffers;
 using Cluster.Protos.V1;
-using Cluster.Transport.Services;
+using Cluster.Transport;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Services;
 using Google.Protobuf;
 
 namespace Cluster.Transport.Tests;

@@ -1,6 +1,7 @@
 using Cluster.Transport;
-using Cluster.Transport.Health;
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Health;
+using Cluster.Transport.Legacy.Services;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
 namespace Cluster.Transport.Tests;

@@ -2,8 +2,10 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Cluster.Protos.V1;
-using Cluster.Transport.Health;
-using Cluster.Transport.Services;
+using Cluster.Transport;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Health;
+using Cluster.Transport.Legacy.Services;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
 namespace Cluster.Transport.Tests;

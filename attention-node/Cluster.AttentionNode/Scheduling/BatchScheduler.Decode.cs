@@ -1,6 +1,7 @@
 using Cluster.Engine.Cache;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.AttentionNode.Scheduling;

@@ -2,6 +2,7 @@ using Cluster.AttentionNode.Transfer;
 using Cluster.Engine.Model;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.AttentionNode.Scheduling;

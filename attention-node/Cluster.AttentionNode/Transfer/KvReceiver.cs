@@ -2,7 +2,8 @@ using Cluster.AttentionNode.Scheduling;
 using Cluster.Engine.Cache;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Services;
 
 namespace Cluster.AttentionNode.Transfer;
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 
 namespace Cluster.AttentionNode.Transfer;
 

@@ -1,4 +1,4 @@
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy.Services;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Cluster.AttentionNode;
@@ -6,6 +6,7 @@ using Cluster.Cli.Supervision;
 using Cluster.ExpertNode.Host;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 
 namespace Cluster.Cli.Commands;
 

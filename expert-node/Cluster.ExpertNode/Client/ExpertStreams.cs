@@ -3,6 +3,7 @@ using Cluster.ExpertNode.Host;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 
 namespace Cluster.ExpertNode.Client;
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 using Google.Protobuf;
 
 namespace Cluster.ExpertNode.Codec;

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Cluster.ExpertNode.Codec;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 

@@ -2,6 +2,7 @@ using System.Text;
 using Cluster.Gateway.Generation;
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 
 namespace Cluster.Gateway.Grpc;
 

@@ -1,5 +1,6 @@
 using Cluster.Protos.V1;
 using Cluster.Transport;
+using Cluster.Transport.Legacy;
 
 namespace Cluster.Gateway.Nodes;
 

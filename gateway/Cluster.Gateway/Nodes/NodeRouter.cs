@@ -1,7 +1,8 @@
 using System.Runtime.CompilerServices;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Services;
+using Cluster.Transport.Legacy;
+using Cluster.Transport.Legacy.Services;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.Gateway.Nodes;
