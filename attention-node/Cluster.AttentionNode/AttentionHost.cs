@@ -56,11 +56,11 @@ public sealed class AttentionHost : IAsyncDisposable
     {
         options.Validate();
         if (!IPAddress.TryParse(options.Host, out IPAddress? address)) throw new ArgumentException($"--host: '{options.Host}' is not an IP address");
-        var builder = GrpcHostBuilder.Create(options.LogLevel);
+        var builder = Cluster.Transport.Legacy.GrpcHostBuilder.Create(options.LogLevel);
         ListenOptions? grpcListen = null, httpListen = null;
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.ConfigureGrpcLimits();
+            Cluster.Transport.Legacy.GrpcEndpointExtensions.ConfigureGrpcLimits(k);
             k.Listen(address, options.Port, listen =>
             {
                 listen.UseGrpcProtocols(null);
@@ -78,7 +78,7 @@ public sealed class AttentionHost : IAsyncDisposable
         health.SetStatus("", ServingStatus.NotServing);
         health.SetStatus(AttentionMethods.ServiceName, ServingStatus.NotServing);
         var service = new AttentionService(options.NodeId);
-        var serverOptions = new GrpcServerOptions { MinimumLogLevel = options.LogLevel };
+        var serverOptions = new Cluster.Transport.Legacy.GrpcServerOptions { MinimumLogLevel = options.LogLevel };
         app.MapGrpcService(health, serverOptions);
         app.MapGrpcService(service, serverOptions);
         AttentionHost? started = null;

@@ -8,7 +8,6 @@ using Cluster.Gateway;
 using Cluster.Gateway.Grpc;
 using Cluster.Gateway.Nodes;
 using Cluster.Protos.V1;
-using Cluster.Transport;
 using Cluster.Transport.Legacy;
 using Cluster.Transport.Legacy.Health;
 

@@ -99,7 +99,7 @@ public sealed class GatewayHost : IAsyncDisposable
 
             grpc = Build(options, k =>
             {
-                k.ConfigureGrpcLimits();
+                Cluster.Transport.Legacy.GrpcEndpointExtensions.ConfigureGrpcLimits(k);
                 k.Listen(options.Host, options.GrpcPort, listen => listen.UseGrpcProtocols(null));
             });
             grpc.MapGrpcService(new InferenceService(model, generator));
@@ -123,7 +123,7 @@ public sealed class GatewayHost : IAsyncDisposable
 
     private static WebApplication Build(GatewayOptions options, Action<KestrelServerOptions> kestrel)
     {
-        var builder = GrpcHostBuilder.Create(options.MinimumLogLevel);
+        var builder = Cluster.Transport.Legacy.GrpcHostBuilder.Create(options.MinimumLogLevel);
         builder.Services.Configure<SimpleConsoleFormatterOptions>(o => o.TimestampFormat = "HH:mm:ss.fff ");
         // --verbose is about requests and nodes, not every hosting event.
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);

@@ -1,6 +1,5 @@
 using System.Net;
 using Cluster.Protos.V1;
-using Cluster.Transport;
 using Cluster.Transport.Legacy;
 using Cluster.Transport.Legacy.Services;
 using Microsoft.AspNetCore.Builder;

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using Cluster.Transport.Legacy.Services;
 using Cluster.Protos.V1;
-using Cluster.Transport;
 using Cluster.Transport.Legacy;
 using Cluster.Transport.Legacy.Health;
 

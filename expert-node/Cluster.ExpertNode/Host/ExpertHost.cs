@@ -68,16 +68,16 @@ public sealed class ExpertHost : IAsyncDisposable
             HostedExperts experts = HostedExperts.Load(checkpoint, checkpoint.Config, plan, node);
             cancel.ThrowIfCancellationRequested();
 
-            var builder = GrpcHostBuilder.Create(options.Verbose ? LogLevel.Information : LogLevel.Warning);
+            var builder = Cluster.Transport.Legacy.GrpcHostBuilder.Create(options.Verbose ? LogLevel.Information : LogLevel.Warning);
             builder.WebHost.ConfigureKestrel(k =>
             {
-                k.ConfigureGrpcLimits();
+                Cluster.Transport.Legacy.GrpcEndpointExtensions.ConfigureGrpcLimits(k);
                 k.Listen(address, options.Port, listen => listen.UseGrpcProtocols(null));
             });
             WebApplication app = builder.Build();
             ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.ExpertNode");
             var health = new HealthService();
-            var serverOptions = new GrpcServerOptions { MaxReceiveMessageSize = ExpertMethods.MaxFrameBytes };
+            var serverOptions = new Cluster.Transport.Legacy.GrpcServerOptions { MaxReceiveMessageSize = ExpertMethods.MaxFrameBytes };
             app.MapGrpcService(new ExpertService(options.NodeId, experts, checkpoint.Config.HiddenSize, logger), serverOptions);
             app.MapGrpcService(health, serverOptions);
             app.MapGrpcUnimplemented();

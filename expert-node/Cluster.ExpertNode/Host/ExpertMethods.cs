@@ -15,7 +15,7 @@ public static class ExpertMethods
     /// <summary>The expert node reads dispatch frames into pooled buffers (each valid until it reads the next).</summary>
     public static readonly Method<DispatchFrame, CombineFrame> Dispatch =
         new(MethodType.DuplexStreaming, ServiceName, "Dispatch", DispatchFrame.Parser, CombineFrame.Parser,
-            requestDecoder: Codec.DispatchFrameDecoder.Instance);
+            requestDecoder: DispatchFrameDecoder.Instance);
     public static readonly Method<GetExpertInfoRequest, ExpertNodeInfo> GetInfo =
         new(MethodType.Unary, ServiceName, "GetInfo", GetExpertInfoRequest.Parser, ExpertNodeInfo.Parser, idempotent: true);
 }

@@ -111,6 +111,9 @@ public ref struct ProtoWireReader(ReadOnlySequence<byte> payload)
         return true;
     }
 
+    /// <summary>A string field's text, decoded as the generated parser decodes it (invalid bytes become U+FFFD).</summary>
+    public static string Utf8(in ReadOnlySequence<byte> bytes) => System.Text.EncodingExtensions.GetString(System.Text.Encoding.UTF8, bytes);
+
     private static InvalidDataException Truncated() => Malformed("the message ends inside a field");
 
     private static InvalidDataException Malformed(string what) => new(what);

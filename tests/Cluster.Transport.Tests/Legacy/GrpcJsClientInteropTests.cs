@@ -4,7 +4,7 @@ using Cluster.Transport;
 using Cluster.Transport.Legacy;
 using Cluster.Transport.Legacy.Services;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 /// <summary>Runs node/client_cases.js (grpc-js 1.14 as the client) against our server once, then checks each case.</summary>
 public sealed class GrpcJsClientRun : IAsyncLifetime

@@ -5,7 +5,7 @@ using Cluster.Transport.Legacy;
 using Cluster.Transport.Legacy.Services;
 using Google.Protobuf;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 /// <summary>The long-lived Exchange stream: big frames both ways at once without stalls, and no per-frame garbage beyond the frames.</summary>
 public class TensorStreamTests(TestServer server) : IClassFixture<TestServer>

@@ -4,7 +4,7 @@ using Cluster.Transport.Legacy;
 using Cluster.Transport.Legacy.Services;
 using Google.Protobuf;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 /// <summary>node/echo_server.js (a grpc-js 1.14 server) as a child process; "gzip" makes it compress its replies.</summary>
 public abstract class GrpcJsServerBase(string mode) : IAsyncLifetime

@@ -1,11 +1,8 @@
 using System.Buffers;
-using Cluster.ExpertNode.Codec;
 using Cluster.Protos.V1;
-using Cluster.Transport;
-using Cluster.Transport.Legacy;
 using Google.Protobuf;
 
-namespace Cluster.ExpertNode.Tests;
+namespace Cluster.Transport.Tests;
 
 /// <summary>The pooled DispatchFrame decoder reads exactly what the generated parser reads, and fails as it does.</summary>
 public class DispatchFrameDecoderTests

@@ -4,7 +4,7 @@ using Cluster.Transport.Legacy;
 using Cluster.Transport.Legacy.Services;
 using Google.Protobuf;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 /// <summary>
 /// A client that disposes a server-streaming call mid-stream must cancel the handler's token every time, also when

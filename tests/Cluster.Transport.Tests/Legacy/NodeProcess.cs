@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Threading.Channels;
 using Cluster.Tests;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 /// <summary>A long-running node script (a grpc-js server) whose stdout lines the test can wait for; killed on dispose.</summary>
 public sealed class NodeProcess : IDisposable

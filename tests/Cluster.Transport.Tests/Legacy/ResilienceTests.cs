@@ -1,7 +1,7 @@
 using Cluster.Transport.Legacy;
 using Cluster.Protos.V1;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 /// <summary>Polly pipelines on unary calls: retry only idempotent methods on UNAVAILABLE, per-attempt timeout, circuit breaker.</summary>
 public class ResilienceTests : IAsyncLifetime

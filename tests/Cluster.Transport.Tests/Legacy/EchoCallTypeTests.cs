@@ -4,7 +4,7 @@ using Cluster.Transport.Legacy;
 using Cluster.Transport.Legacy.Services;
 using Google.Protobuf;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 /// <summary>Our client over the four call types of cluster.v1.Echo, against whichever server a subclass names.</summary>
 public abstract class EchoCallTypeTests

@@ -8,7 +8,7 @@ using Cluster.Transport.Legacy.Health;
 using Cluster.Transport.Legacy.Services;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 /// <summary>gRPC over TLS: HTTP/2 chosen by ALPN, the client trusting exactly the server's self-signed certificate.</summary>
 public class TlsTests

@@ -3,7 +3,7 @@ using System.Buffers;
 using Cluster.Protos.V1;
 using Google.Protobuf;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 public class ProtocolTests
 {

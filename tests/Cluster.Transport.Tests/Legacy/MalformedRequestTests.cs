@@ -7,7 +7,7 @@ using Cluster.Transport;
 using Cluster.Transport.Legacy;
 using Cluster.Transport.Legacy.Services;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 /// <summary>Hand-built HTTP/2 requests the typed client would never send: each gets the right status, and the server keeps serving.</summary>
 public class MalformedRequestTests(TestServer server) : IClassFixture<TestServer>, IDisposable

@@ -4,7 +4,7 @@ using Cluster.Transport.Legacy.Health;
 using Cluster.Transport.Legacy.Services;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 /// <summary>Our server with the echo, health and tensor services on a free loopback port, shared by a test class.</summary>
 public sealed class TestServer : IAsyncLifetime

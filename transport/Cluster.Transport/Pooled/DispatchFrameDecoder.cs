@@ -1,10 +1,8 @@
 using System.Buffers;
 using Cluster.Protos.V1;
-using Cluster.Transport;
-using Cluster.Transport.Legacy;
 using Google.Protobuf;
 
-namespace Cluster.ExpertNode.Codec;
+namespace Cluster.Transport;
 
 /// <summary>
 /// DispatchFrame with its byte fields in pooled buffers: a frame of a few hundred rows of a 7168-wide model is past

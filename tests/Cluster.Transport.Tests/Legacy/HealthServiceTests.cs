@@ -3,7 +3,7 @@ using Cluster.Transport.Legacy;
 using Cluster.Transport.Legacy.Health;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 public class HealthServiceTests
 {

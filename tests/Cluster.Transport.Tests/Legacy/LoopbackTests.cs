@@ -6,7 +6,7 @@ using Cluster.Transport.Legacy.Services;
 using Google.Protobuf;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 /// <summary>Our client against our server, over every call type and failure the protocol defines.</summary>
 public class LoopbackTests(TestServer server) : EchoCallTypeTests, IClassFixture<TestServer>

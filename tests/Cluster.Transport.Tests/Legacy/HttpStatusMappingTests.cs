@@ -9,7 +9,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 /// <summary>A peer that answers with a plain HTTP error (a proxy, a wrong port) gives the status the spec's table says.</summary>
 public class HttpStatusMappingTests

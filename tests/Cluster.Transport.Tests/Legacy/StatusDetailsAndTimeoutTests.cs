@@ -1,7 +1,7 @@
 using Cluster.Transport.Legacy;
 using Cluster.Protos.V1;
 
-namespace Cluster.Transport.Tests;
+namespace Cluster.Transport.Legacy.Tests;
 
 /// <summary>grpc-status-details-bin passes through untouched, handlers may end a call by setting a status, and timeouts of any size work.</summary>
 public class StatusDetailsAndTimeoutTests : IAsyncLifetime

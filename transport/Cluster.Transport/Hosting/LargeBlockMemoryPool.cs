@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Connections;
 
-namespace Cluster.Transport.Legacy;
+namespace Cluster.Transport;
 
 /// <summary>
 /// Kestrel's memory pool with 64 KB blocks instead of 4 KB. Kestrel receives into one block per socket read and
