@@ -1,32 +1,29 @@
-using Cluster.Transport.Legacy.Services;
 using System.Net;
 using Cluster.ExpertNode.Client;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Health;
+using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
 namespace Cluster.AttentionNode;
 
 /// <summary>
-/// A running attention node of one <see cref="NodeRole"/>: Kestrel serving AttentionService and grpc.health.v1
-/// (NOT_SERVING until the model is loaded and every expert stream is up), the model, its paged latent cache and
-/// its scheduler.
+/// A running attention node of one <see cref="NodeRole"/>: Kestrel serving AttentionService, grpc.health.v1
+/// (NOT_SERVING until the model is loaded and every expert stream is up) and server reflection, the model, its
+/// paged latent cache and its scheduler.
 /// </summary>
 public sealed class AttentionHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
-    private readonly HealthService _health;
+    private readonly RoleHealth _health;
     private NodeModel? _node;
 
-    private AttentionHost(WebApplication app, HealthService health, AttentionService service, string nodeId, int port, int? httpPort)
+    private AttentionHost(WebApplication app, RoleHealth health, AttentionService service, string nodeId, int port, int? httpPort)
     {
         HttpPort = httpPort;
         _app = app;
@@ -56,16 +53,13 @@ public sealed class AttentionHost : IAsyncDisposable
     {
         options.Validate();
         if (!IPAddress.TryParse(options.Host, out IPAddress? address)) throw new ArgumentException($"--host: '{options.Host}' is not an IP address");
-        var builder = Cluster.Transport.Legacy.GrpcHostBuilder.Create(options.LogLevel);
+        var builder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.LogLevel });
         ListenOptions? grpcListen = null, httpListen = null;
+        var service = new AttentionService(options.NodeId);
+        builder.Services.AddSingleton(service);
         builder.WebHost.ConfigureKestrel(k =>
         {
-            Cluster.Transport.Legacy.GrpcEndpointExtensions.ConfigureGrpcLimits(k);
-            k.Listen(address, options.Port, listen =>
-            {
-                listen.UseGrpcProtocols(null);
-                grpcListen = listen;
-            });
+            k.ListenGrpc(address, options.Port, null, listen => grpcListen = listen);
             if (options.HttpPort is int httpPort)
                 k.Listen(address, httpPort, listen =>
                 {
@@ -74,16 +68,11 @@ public sealed class AttentionHost : IAsyncDisposable
                 });
         });
         var app = builder.Build();
-        var health = new HealthService();
-        health.SetStatus("", ServingStatus.NotServing);
-        health.SetStatus(AttentionMethods.ServiceName, ServingStatus.NotServing);
-        var service = new AttentionService(options.NodeId);
-        var serverOptions = new Cluster.Transport.Legacy.GrpcServerOptions { MinimumLogLevel = options.LogLevel };
-        app.MapGrpcService(health, serverOptions);
-        app.MapGrpcService(service, serverOptions);
+        var health = new RoleHealth(app.Services.GetRequiredService<HealthServiceImpl>(), Protos.V1.AttentionService.Descriptor.FullName);
+        app.MapGrpcInfrastructure();
+        app.MapGrpcService<AttentionService>();
         AttentionHost? started = null;
-        NodeHttpEndpoints.Map(app, () => started?._node?.Stats(options.NodeId));
-        app.MapGrpcUnimplemented();
+        NodeHttpEndpoints.Map(app, () => started?._node?.Stats(options.NodeId), app.Services.GetRequiredService<CallMetrics>());
         await app.StartAsync(ct).ConfigureAwait(false);
         // Kestrel writes the bound endpoint back into the listen options, so port 0 resolves here.
         var host = new AttentionHost(app, health, service, options.NodeId, grpcListen!.IPEndPoint!.Port, httpListen?.IPEndPoint!.Port);
@@ -112,8 +101,7 @@ public sealed class AttentionHost : IAsyncDisposable
                 throw;
             }
             service.Attach(host._node);
-            health.SetStatus("", ServingStatus.Serving);
-            health.SetStatus(AttentionMethods.ServiceName, ServingStatus.Serving);
+            health.MarkServing();
             log.LogInformation("{Node}: serving as {Role}", options.NodeId, options.Role.Name());
             return host;
         }
@@ -149,7 +137,7 @@ public sealed class AttentionHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _health.SetAllNotServing();
+        _health.MarkNotServing();
         // In-flight calls end when the scheduler closes their streams; then the server stops.
         if (_node is not null) await _node.DisposeAsync().ConfigureAwait(false);
         using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));

@@ -1,11 +1,10 @@
-using Cluster.Transport.Legacy.Services;
 using System.Threading.Channels;
 using Cluster.AttentionNode.Scheduling;
 using Cluster.AttentionNode.Transfer;
 using Cluster.Engine.Cache;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode;
 
@@ -16,7 +15,7 @@ namespace Cluster.AttentionNode;
 /// token. GetStats reports load, cache and counters. All answer UNAVAILABLE until the model is loaded and the
 /// expert streams are up; a method the role does not serve is FAILED_PRECONDITION naming the role.
 /// </summary>
-public sealed class AttentionService(string nodeId) : IGrpcService
+public sealed class AttentionService(string nodeId) : Protos.V1.AttentionService.AttentionServiceBase
 {
     private NodeModel? _node;
     private long _nextId;
@@ -24,18 +23,11 @@ public sealed class AttentionService(string nodeId) : IGrpcService
     /// <summary>Opens the service to requests once the model can serve them.</summary>
     internal void Attach(NodeModel node) => Volatile.Write(ref _node, node);
 
-    public void Bind(ServiceBinder binder)
-    {
-        binder.ServerStreaming(AttentionMethods.Generate, GenerateAsync);
-        binder.ServerStreaming(AttentionMethods.Prefill, PrefillAsync);
-        binder.Unary(AttentionMethods.GetStats, GetStatsAsync);
-    }
-
-    private NodeModel Node => Volatile.Read(ref _node) ?? throw new RpcException(StatusCode.Unavailable, $"attention node {nodeId} is still loading");
+    private NodeModel Node => Volatile.Read(ref _node) ?? throw new RpcException(new Status(StatusCode.Unavailable, $"attention node {nodeId} is still loading"));
 
     private string NextId() => $"{nodeId}-{Interlocked.Increment(ref _nextId)}";
 
-    private async Task GenerateAsync(TokenGenerateRequest request, IAsyncStreamWriter<TokenEvent> responses, ServerCallContext context)
+    public override async Task Generate(TokenGenerateRequest request, IServerStreamWriter<TokenEvent> responses, ServerCallContext context)
     {
         NodeModel node = Node;
         bool remotePrefill = request.PrefillNode.Length > 0;
@@ -78,11 +70,11 @@ public sealed class AttentionService(string nodeId) : IGrpcService
         return null;
     }
 
-    private async Task PrefillAsync(PrefillRequest request, IAsyncStreamWriter<KvTransfer> responses, ServerCallContext context)
+    public override async Task Prefill(PrefillRequest request, IServerStreamWriter<KvTransfer> responses, ServerCallContext context)
     {
         NodeModel node = Node;
         if (node.Role == NodeRole.Decode) throw WrongRole(node, "it does not serve Prefill");
-        if (request.Request is null) throw new RpcException(StatusCode.InvalidArgument, "request: missing");
+        if (request.Request is null) throw new RpcException(new Status(StatusCode.InvalidArgument, "request: missing"));
         GenerationRequest valid = RequestValidation.Validate(request.Request, node.Config, NextId());
         CancellationToken ct = context.CancellationToken;
         ChannelReader<KvTransfer> parts = node.Scheduler.SubmitPrefill(valid, ct);
@@ -105,7 +97,7 @@ public sealed class AttentionService(string nodeId) : IGrpcService
     }
 
     private RpcException WrongRole(NodeModel node, string why) =>
-        new(StatusCode.FailedPrecondition, $"attention node {nodeId} has role {node.Role.Name()}: {why}");
+        new(new Status(StatusCode.FailedPrecondition, $"attention node {nodeId} has role {node.Role.Name()}: {why}"));
 
-    private Task<AttentionStats> GetStatsAsync(GetStatsRequest request, ServerCallContext context) => Task.FromResult(Node.Stats(nodeId));
+    public override Task<AttentionStats> GetStats(GetStatsRequest request, ServerCallContext context) => Task.FromResult(Node.Stats(nodeId));
 }

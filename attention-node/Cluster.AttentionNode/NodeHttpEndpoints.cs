@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Cluster.Protos.V1;
+using Cluster.Transport;
 using Google.Protobuf;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -11,16 +12,23 @@ namespace Cluster.AttentionNode;
 /// <summary>
 /// The node's statistics over plain HTTP/1.1 on its own port, for tools that do not speak gRPC: GET /stats is
 /// GetStats in protobuf's JSON mapping (proto field names; 64-bit counters as strings, as that mapping writes
-/// them), GET /metrics the same numbers in Prometheus' text format for scraping. 503 while the model loads.
+/// them), GET /metrics the same numbers in Prometheus' text format for scraping, with the gRPC calls the node has
+/// served (<see cref="CallMetrics"/>). 503 while the model loads.
 /// </summary>
 internal static class NodeHttpEndpoints
 {
     private static readonly JsonFormatter s_json = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true).WithPreserveProtoFieldNames(true));
 
-    public static void Map(IEndpointRouteBuilder app, Func<AttentionStats?> stats)
+    public static void Map(IEndpointRouteBuilder app, Func<AttentionStats?> stats, CallMetrics calls)
     {
         app.MapGet("/stats", (HttpContext http) => Write(http, stats(), "application/json", s => s_json.Format(s)));
-        app.MapGet("/metrics", (HttpContext http) => Write(http, stats(), "text/plain; version=0.0.4", Prometheus));
+        app.MapGet("/metrics", (HttpContext http) => Write(http, stats(), "text/plain; version=0.0.4", s =>
+        {
+            using var text = new StringWriter(CultureInfo.InvariantCulture);
+            text.Write(Prometheus(s));
+            calls.WritePrometheus(text);
+            return text.ToString();
+        }));
     }
 
     private static Task Write(HttpContext http, AttentionStats? stats, string contentType, Func<AttentionStats, string> render)

@@ -3,7 +3,7 @@ using Cluster.Engine.Config;
 using Cluster.Engine.Sampling;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode;
 
@@ -49,5 +49,5 @@ public static class RequestValidation
         return new GenerationRequest(id2, prompt, maxTokens, sampling, stops);
     }
 
-    private static RpcException Invalid(string message) => new(StatusCode.InvalidArgument, message);
+    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
 }

@@ -1,10 +1,9 @@
-using Cluster.Transport.Legacy.Services;
 using System.Diagnostics;
 using System.Globalization;
 using Cluster.AttentionNode;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
+using Grpc.Core;
 
 namespace Cluster.Bench;
 
@@ -42,7 +41,7 @@ public static class ClusterBench
         using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(5) };
         string endpoint = $"http://127.0.0.1:{ports[0]}";
         var completions = new CompletionClient(http, endpoint);
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{local.Port}");
+        using var channel = PeerChannel.ForAddress($"http://127.0.0.1:{local.Port}");
 
         // Warm both paths (JIT, connections) before measuring.
         await RoundAsync(n => ClusterRequest(completions, Prompt(n)), 1);
@@ -112,10 +111,11 @@ public static class ClusterBench
         return new Sample(first, c.CompletionTokens > 1 ? (last - first) / (c.CompletionTokens - 1) : 0, c.CompletionTokens);
     }
 
-    private static async Task<Sample> LocalRequest(GrpcChannel channel, uint[] prompt)
+    private static async Task<Sample> LocalRequest(PeerChannel channel, uint[] prompt)
     {
         var clock = Stopwatch.StartNew();
-        using var call = channel.ServerStreaming(AttentionMethods.Generate, new TokenGenerateRequest { PromptTokenIds = { prompt }, MaxTokens = MaxTokens });
+        using var call = new Protos.V1.AttentionService.AttentionServiceClient(channel.Invoker)
+            .Generate(new TokenGenerateRequest { PromptTokenIds = { prompt }, MaxTokens = MaxTokens });
         double first = 0, last = 0;
         int tokens = 0;
         while (await call.ResponseStream.MoveNext())

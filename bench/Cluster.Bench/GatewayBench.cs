@@ -1,4 +1,3 @@
-using Cluster.Transport.Legacy.Services;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -8,8 +7,10 @@ using Cluster.Gateway;
 using Cluster.Gateway.Grpc;
 using Cluster.Gateway.Nodes;
 using Cluster.Protos.V1;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Health;
+using Cluster.Transport;
+using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Cluster.Bench;
 
@@ -41,13 +42,14 @@ public static class GatewayBench
         int[] text = tokenizer.Encode(string.Concat(Enumerable.Repeat(
             "The gateway turns token ids into text, holds back what may start a stop string, and streams JSON chunks to each client. ", 40)));
         var node = new FastNode(text);
-        await using var server = await GrpcServer.StartAsync(new GrpcServerOptions(), node, new HealthService());
+        await using var server = await GrpcServer.StartAsync(new GrpcServerOptions(), b => b.Services.AddSingleton(node), app => app.MapGrpcService<FastNode>());
+        new RoleHealth(server.Services.GetRequiredService<Grpc.HealthCheck.HealthServiceImpl>()).MarkServing();
         await using var gateway = await GatewayHost.StartAsync(new GatewayOptions
         {
             ModelDir = dir, AttentionNodes = [$"127.0.0.1:{server.Port}"], ModelId = "bench", MaxQueue = 1024,
         });
-        using var direct = GrpcChannel.ForAddress($"http://127.0.0.1:{server.Port}");
-        using var viaGrpc = GrpcChannel.ForAddress($"http://127.0.0.1:{gateway.GrpcPort}");
+        using var direct = PeerChannel.ForAddress($"http://127.0.0.1:{server.Port}");
+        using var viaGrpc = PeerChannel.ForAddress($"http://127.0.0.1:{gateway.GrpcPort}");
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gateway.HttpPort}"), Timeout = TimeSpan.FromMinutes(2) };
         http.DefaultRequestHeaders.ConnectionClose = false;
 
@@ -100,19 +102,19 @@ public static class GatewayBench
 
     private static TokenGenerateRequest NodeRequest() => new() { RequestId = "bench", PromptTokenIds = { 0, 1 }, MaxTokens = TokensPerRequest };
 
-    private static async Task<int> DirectAsync(GrpcChannel channel)
+    private static async Task<int> DirectAsync(PeerChannel channel)
     {
         int tokens = 0;
-        using var call = channel.ServerStreaming(AttentionMethods.Generate, NodeRequest());
+        using var call = new AttentionService.AttentionServiceClient(channel.Invoker).Generate(NodeRequest());
         while (await call.ResponseStream.MoveNext()) tokens++;
         return tokens;
     }
 
-    private static async Task<int> GatewayGrpcAsync(GrpcChannel channel)
+    private static async Task<int> GatewayGrpcAsync(PeerChannel channel)
     {
         int tokens = 0;
         var request = new GenerateRequest { PromptTokenIds = { 0, 1 }, Sampling = new SamplingParams { MaxTokens = TokensPerRequest } };
-        using var call = channel.ServerStreaming(InferenceMethods.GenerateStream, request);
+        using var call = new Inference.InferenceClient(channel.Invoker).GenerateStream(request);
         while (await call.ResponseStream.MoveNext())
             tokens += call.ResponseStream.Current.TokenIds.Count;
         return tokens;
@@ -138,11 +140,9 @@ public static class GatewayBench
     }
 
     /// <summary>An attention node without a model: each request streams max_tokens ids of a fixed text, at once.</summary>
-    private sealed class FastNode(int[] text) : IGrpcService
+    private sealed class FastNode(int[] text) : AttentionService.AttentionServiceBase
     {
-        public void Bind(ServiceBinder binder) => binder.ServerStreaming(AttentionMethods.Generate, GenerateAsync);
-
-        private async Task GenerateAsync(TokenGenerateRequest request, IAsyncStreamWriter<TokenEvent> responses, ServerCallContext context)
+        public override async Task Generate(TokenGenerateRequest request, IServerStreamWriter<TokenEvent> responses, ServerCallContext context)
         {
             for (int i = 0; i < request.MaxTokens; i++)
             {

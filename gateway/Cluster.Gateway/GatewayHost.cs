@@ -3,8 +3,7 @@ using Cluster.Gateway.Grpc;
 using Cluster.Gateway.Nodes;
 using Cluster.Gateway.OpenAi;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Health;
+using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -17,17 +16,20 @@ using Microsoft.Extensions.Logging.Console;
 namespace Cluster.Gateway;
 
 /// <summary>
-/// The gateway role: the OpenAI-compatible HTTP API and probes on one port, cluster.v1.Inference and grpc.health.v1
-/// on another (cleartext HTTP/2), both in front of the attention nodes: nodes of role both, and prefill/decode pairs.
+/// The gateway role: the OpenAI-compatible HTTP API and probes on one port, cluster.v1.Inference, grpc.health.v1
+/// (SERVING once both ports listen) and server reflection on another (cleartext HTTP/2), both in front of the
+/// attention nodes: nodes of role both, and prefill/decode pairs.
 /// </summary>
 public sealed class GatewayHost : IAsyncDisposable
 {
     private readonly WebApplication _http, _grpc;
     private readonly List<AttentionNode> _nodes;
     private readonly StatsPoller _stats;
+    private readonly RoleHealth _health;
 
-    private GatewayHost(WebApplication http, WebApplication grpc, List<AttentionNode> nodes, StatsPoller stats, ServedModel model, NodeRouter router)
+    private GatewayHost(WebApplication http, WebApplication grpc, RoleHealth health, List<AttentionNode> nodes, StatsPoller stats, ServedModel model, NodeRouter router)
     {
+        _health = health;
         _http = http;
         _grpc = grpc;
         _nodes = nodes;
@@ -77,7 +79,7 @@ public sealed class GatewayHost : IAsyncDisposable
         WebApplication? http = null, grpc = null;
         try
         {
-            http = Build(options, k =>
+            http = Build(RoleHostBuilder.Create(options.MinimumLogLevel), k =>
             {
                 k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
                 k.Listen(options.Host, options.HttpPort, listen =>
@@ -97,19 +99,18 @@ public sealed class GatewayHost : IAsyncDisposable
             var generator = new Generator(router, logger);
             OpenAiRoutes.Map(http, model, new CompletionEndpoint(model, generator, logger), new Readiness(nodes, options.HealthTimeout), router, stats);
 
-            grpc = Build(options, k =>
-            {
-                Cluster.Transport.Legacy.GrpcEndpointExtensions.ConfigureGrpcLimits(k);
-                k.Listen(options.Host, options.GrpcPort, listen => listen.UseGrpcProtocols(null));
-            });
-            grpc.MapGrpcService(new InferenceService(model, generator));
-            grpc.MapGrpcService(new HealthService());
-            grpc.MapGrpcUnimplemented();
+            var grpcBuilder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.MinimumLogLevel });
+            grpcBuilder.Services.AddSingleton(new InferenceService(model, generator));
+            grpc = Build(grpcBuilder, k => k.ListenGrpc(options.Host, options.GrpcPort, null));
+            grpc.MapGrpcInfrastructure();
+            grpc.MapGrpcService<InferenceService>();
+            var health = new RoleHealth(grpc.Services.GetRequiredService<HealthServiceImpl>(), Protos.V1.Inference.Descriptor.FullName);
 
             stats.Start();
             await http.StartAsync(ct).ConfigureAwait(false);
             await grpc.StartAsync(ct).ConfigureAwait(false);
-            return new GatewayHost(http, grpc, nodes, stats, model, router);
+            health.MarkServing();
+            return new GatewayHost(http, grpc, health, nodes, stats, model, router);
         }
         catch
         {
@@ -121,9 +122,8 @@ public sealed class GatewayHost : IAsyncDisposable
         }
     }
 
-    private static WebApplication Build(GatewayOptions options, Action<KestrelServerOptions> kestrel)
+    private static WebApplication Build(WebApplicationBuilder builder, Action<KestrelServerOptions> kestrel)
     {
-        var builder = Cluster.Transport.Legacy.GrpcHostBuilder.Create(options.MinimumLogLevel);
         builder.Services.Configure<SimpleConsoleFormatterOptions>(o => o.TimestampFormat = "HH:mm:ss.fff ");
         // --verbose is about requests and nodes, not every hosting event.
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
@@ -143,6 +143,7 @@ public sealed class GatewayHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _health.MarkNotServing();
         using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         await _http.StopAsync(grace.Token).ConfigureAwait(false);
         await _grpc.StopAsync(grace.Token).ConfigureAwait(false);

@@ -1,23 +1,21 @@
-using Cluster.Transport.Legacy.Services;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Health;
 using Grpc.Health.V1;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Tests;
 
 /// <summary>The node over gRPC on loopback, with its routed experts in process.</summary>
 public sealed class AttentionHostTests : IAsyncLifetime
 {
-    private static readonly CallOptions Call = new() { Timeout = TimeSpan.FromSeconds(60) };
+    private static CallOptions Call() => new(deadline: DateTime.UtcNow.AddSeconds(60));
     private AttentionHost _host = null!;
-    private GrpcChannel _channel = null!;
+    private PeerChannel _channel = null!;
 
     public async Task InitializeAsync()
     {
         _host = await AttentionHost.StartAsync(new AttentionOptions { ModelDir = TinyModel.Directory, NodeId = "attention-test", MaxBatch = 4 });
-        _channel = GrpcChannel.ForAddress($"http://127.0.0.1:{_host.Port}");
+        _channel = PeerChannel.ForAddress($"http://127.0.0.1:{_host.Port}");
     }
 
     public async Task DisposeAsync()
@@ -28,7 +26,7 @@ public sealed class AttentionHostTests : IAsyncLifetime
 
     private async Task<List<TokenEvent>> Generate(TokenGenerateRequest request)
     {
-        using var call = _channel.ServerStreaming(AttentionMethods.Generate, request, Call);
+        using var call = new Protos.V1.AttentionService.AttentionServiceClient(_channel.Invoker).Generate(request, options: Call());
         var events = new List<TokenEvent>();
         while (await call.ResponseStream.MoveNext()) events.Add(call.ResponseStream.Current);
         return events;
@@ -39,9 +37,9 @@ public sealed class AttentionHostTests : IAsyncLifetime
     [Fact]
     public async Task HealthIsServingOnceLoaded()
     {
-        var health = new HealthClient(_channel);
-        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync("", Call)).Status);
-        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(AttentionMethods.ServiceName, Call)).Status);
+        var health = new Health.HealthClient(_channel.Invoker);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest(), Call())).Status);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest { Service = Protos.V1.AttentionService.Descriptor.FullName }, Call())).Status);
     }
 
     [Fact]
@@ -61,7 +59,7 @@ public sealed class AttentionHostTests : IAsyncLifetime
             fed += prompts[r].Length + results[r].Count - 1;
         }
 
-        var stats = await _channel.UnaryAsync(AttentionMethods.GetStats, new GetStatsRequest(), Call);
+        var stats = await new Protos.V1.AttentionService.AttentionServiceClient(_channel.Invoker).GetStatsAsync(new GetStatsRequest(), options: Call()).ResponseAsync;
         var config = TinyModel.Config;
         int moeLayers = Enumerable.Range(0, config.NumHiddenLayers).Count(config.IsMoeLayer);
         Assert.Equal("attention-test", stats.NodeId);
@@ -140,7 +138,7 @@ public sealed class AttentionHostTests : IAsyncLifetime
     public async Task ClientCancellationFreesTheCache()
     {
         using var cancel = new CancellationTokenSource();
-        using (var call = _channel.ServerStreaming(AttentionMethods.Generate, Greedy(TinyModel.Prompt(40, 8), 100_000), Call with { CancellationToken = cancel.Token }))
+        using (var call = new Protos.V1.AttentionService.AttentionServiceClient(_channel.Invoker).Generate(Greedy(TinyModel.Prompt(40, 8), 100_000), options: Call().WithCancellationToken(cancel.Token)))
         {
             for (int i = 0; i < 3; i++) Assert.True(await call.ResponseStream.MoveNext());
             Assert.True(_host.Caches.Stats().UsedBlocks > 0);

@@ -1,6 +1,6 @@
 using Cluster.Engine.Cache;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Tests;
 

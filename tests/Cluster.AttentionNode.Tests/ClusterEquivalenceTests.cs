@@ -5,6 +5,7 @@ using Cluster.ExpertNode.Client;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
 using Xunit.Abstractions;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Tests;
 
@@ -144,8 +145,8 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
         Assert.Equal(4, (await cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { Prompts[0] }, MaxTokens = 4 })).Count);
         await cluster.Experts[1].DisposeAsync();
         cluster.Experts.RemoveAt(1);
-        var e = await Assert.ThrowsAsync<Cluster.Transport.Legacy.RpcException>(() => cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { Prompts[1] }, MaxTokens = 4 }));
-        Assert.Equal(Cluster.Transport.Legacy.StatusCode.Unavailable, e.StatusCode);
+        var e = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { Prompts[1] }, MaxTokens = 4 }));
+        Assert.Equal(Grpc.Core.StatusCode.Unavailable, e.StatusCode);
         Assert.Contains("expert-1", e.Status.Detail);
         await SchedulerTests.WaitUntil(() => cluster.Attention.Caches.Stats().UsedBlocks == 0);
     }

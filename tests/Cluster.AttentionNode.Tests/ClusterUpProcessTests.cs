@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Cluster.Tests;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Tests;
 

@@ -1,7 +1,6 @@
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Services;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Tests;
 
@@ -107,7 +106,7 @@ public sealed class DisaggregationTests
 
         e = await Assert.ThrowsAsync<RpcException>(async () =>
         {
-            using var call = decode.Channel.ServerStreaming(AttentionMethods.Prefill, new PrefillRequest { Request = TestNode.Greedy(prompt, 4) });
+            using var call = new Protos.V1.AttentionService.AttentionServiceClient(decode.Channel.Invoker).Prefill(new PrefillRequest { Request = TestNode.Greedy(prompt, 4) });
             while (await call.ResponseStream.MoveNext()) { }
         });
         Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);

@@ -1,13 +1,8 @@
-using System.Net;
 using Cluster.Protos.V1;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Services;
+using Cluster.Transport;
+using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Cluster.AttentionNode.Tests;
 
@@ -15,10 +10,10 @@ namespace Cluster.AttentionNode.Tests;
 /// A prefill node that streams whatever the test scripts for the request's prompt, to show what the decode node
 /// makes of a wrong transfer.
 /// </summary>
-public sealed class FakePrefillNode : IGrpcService, IAsyncDisposable
+public sealed class FakePrefillNode : Protos.V1.AttentionService.AttentionServiceBase, IAsyncDisposable
 {
     private readonly Func<PrefillRequest, IEnumerable<KvTransfer>> _script;
-    private WebApplication _app = null!;
+    private GrpcServer _server = null!;
 
     private FakePrefillNode(Func<PrefillRequest, IEnumerable<KvTransfer>> script) => _script = script;
 
@@ -27,26 +22,18 @@ public sealed class FakePrefillNode : IGrpcService, IAsyncDisposable
     public static async Task<FakePrefillNode> StartAsync(Func<PrefillRequest, IEnumerable<KvTransfer>> script)
     {
         var node = new FakePrefillNode(script);
-        var builder = GrpcHostBuilder.Create(LogLevel.Warning);
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, listen => listen.UseGrpcProtocols(null)));
-        node._app = builder.Build();
-        node._app.MapGrpcService(node);
-        await node._app.StartAsync();
-        int port = new Uri(node._app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()).Port;
-        node.Endpoint = $"127.0.0.1:{port}";
+        node._server = await GrpcServer.StartAsync(new GrpcServerOptions(), b => b.Services.AddSingleton(node), app => app.MapGrpcService<FakePrefillNode>());
+        node.Endpoint = $"127.0.0.1:{node._server.Port}";
         return node;
     }
 
-    public void Bind(ServiceBinder binder) => binder.ServerStreaming(AttentionMethods.Prefill, PrefillAsync);
-
-    private async Task PrefillAsync(PrefillRequest request, IAsyncStreamWriter<KvTransfer> responses, ServerCallContext context)
+    public override async Task Prefill(PrefillRequest request, IServerStreamWriter<KvTransfer> responses, ServerCallContext context)
     {
         foreach (KvTransfer part in _script(request)) await responses.WriteAsync(part, context.CancellationToken);
     }
 
     public async ValueTask DisposeAsync()
     {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await _server.DisposeAsync();
     }
 }

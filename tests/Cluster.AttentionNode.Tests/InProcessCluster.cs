@@ -1,10 +1,9 @@
 using Cluster.Engine.Cache;
-using Cluster.Transport.Legacy.Services;
 using Cluster.ExpertNode.Host;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Tests;
 
@@ -18,7 +17,7 @@ public sealed class InProcessCluster : IAsyncDisposable
 
     public List<ExpertHost> Experts { get; } = [];
     public AttentionHost Attention { get; private set; } = null!;
-    public GrpcChannel Channel { get; private set; } = null!;
+    public PeerChannel Channel { get; private set; } = null!;
 
     public static async Task<InProcessCluster> StartAsync(int expertNodes, int redundant, DispatchFormat dispatch, LatentFormat cache = LatentFormat.BF16)
     {
@@ -35,7 +34,7 @@ public sealed class InProcessCluster : IAsyncDisposable
             {
                 ModelDir = TinyModel.Directory, PlanPath = attentionPlan, Dispatch = dispatch, KvCacheFormat = cache, ExpertWait = TimeSpan.FromSeconds(20),
             });
-            cluster.Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{cluster.Attention.Port}");
+            cluster.Channel = PeerChannel.ForAddress($"http://127.0.0.1:{cluster.Attention.Port}");
             return cluster;
         }
         catch
@@ -47,7 +46,7 @@ public sealed class InProcessCluster : IAsyncDisposable
 
     public async Task<List<TokenEvent>> GenerateAsync(TokenGenerateRequest request)
     {
-        using var call = Channel.ServerStreaming(AttentionMethods.Generate, request, new CallOptions { Timeout = TimeSpan.FromSeconds(60) });
+        using var call = new Protos.V1.AttentionService.AttentionServiceClient(Channel.Invoker).Generate(request, deadline: DateTime.UtcNow + TimeSpan.FromSeconds(60));
         var events = new List<TokenEvent>();
         while (await call.ResponseStream.MoveNext()) events.Add(call.ResponseStream.Current);
         return events;

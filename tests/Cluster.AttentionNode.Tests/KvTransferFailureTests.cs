@@ -1,8 +1,7 @@
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Services;
 using Google.Protobuf;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Tests;
 
@@ -18,10 +17,10 @@ public sealed class KvTransferFailureTests
         await using var doomed = await TestNode.StartAsync("decode-0", NodeRole.Decode);
         await using var survivor = await TestNode.StartAsync("decode-1", NodeRole.Decode);
         // Its own channel, so that the caller outlives the node it called.
-        using var caller = GrpcChannel.ForAddress($"http://127.0.0.1:{doomed.Host.Port}");
+        using var caller = PeerChannel.ForAddress($"http://127.0.0.1:{doomed.Host.Port}");
         Task<List<TokenEvent>> request = Task.Run(async () =>
         {
-            using var call = caller.ServerStreaming(AttentionMethods.Generate, TestNode.Greedy(TinyModel.Prompt(90, 3000), 8, prefill.Endpoint), new CallOptions { Timeout = TimeSpan.FromSeconds(60) });
+            using var call = new Protos.V1.AttentionService.AttentionServiceClient(caller.Invoker).Generate(TestNode.Greedy(TinyModel.Prompt(90, 3000), 8, prefill.Endpoint), deadline: DateTime.UtcNow + TimeSpan.FromSeconds(60));
             var events = new List<TokenEvent>();
             while (await call.ResponseStream.MoveNext()) events.Add(call.ResponseStream.Current);
             return events;

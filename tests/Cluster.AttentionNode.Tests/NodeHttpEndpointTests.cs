@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Cluster.Protos.V1;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Tests;
 
@@ -40,9 +41,13 @@ public sealed class NodeHttpEndpointTests
         Assert.Contains($"cluster_attention_prompt_tokens_total{labels} 80\n", metrics);
         Assert.Contains($"cluster_attention_prefix_hit_tokens_total{labels} 32\n", metrics);
         Assert.Contains($"cluster_attention_kv_blocks{{node=\"attention-7\",role=\"both\",state=\"total\"}} {grpc.BlocksTotal}\n", metrics);
-        // Every sample line is "name{labels} integer".
+        // The gRPC calls the node served, GetStats among them, by method and status.
+        Assert.Matches("cluster_grpc_server_handled_total\\{grpc_method=\"/cluster.v1.AttentionService/GetStats\",grpc_code=\"OK\"\\} [1-9]\\d*\n", metrics);
+        // Every sample line is "name{labels} number" (integers but for the seconds spent in calls).
         foreach (string line in metrics.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            Assert.Matches(line.StartsWith('#') ? @"^# (HELP|TYPE) cluster_attention_\w+ .+$" : @"^cluster_attention_\w+\{[^}]*\} \d+$", line);
+            Assert.Matches(line.StartsWith('#') ? @"^# (HELP|TYPE) cluster_(attention|grpc_server)_\w+ .+$"
+                : line.StartsWith("cluster_grpc_server_handling_seconds", StringComparison.Ordinal) ? @"^cluster_grpc_server_\w+\{[^}]*\} [0-9.E+-]+$"
+                : @"^cluster_(attention|grpc_server)_\w+\{[^}]*\} \d+$", line);
     }
 
     [Fact]

@@ -3,9 +3,8 @@ using Cluster.AttentionNode.Transfer;
 using Cluster.Engine.Cache;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Services;
 using Google.Protobuf;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Tests;
 
@@ -62,8 +61,7 @@ public sealed class PrefillStreamTests
 
     private static async Task<List<KvTransfer>> ReadAsync(TestNode node, uint[] prompt)
     {
-        using var call = node.Channel.ServerStreaming(AttentionMethods.Prefill, new PrefillRequest { Request = TestNode.Greedy(prompt, 4), DecodeNode = "test" },
-            new CallOptions { Timeout = TimeSpan.FromSeconds(60) });
+        using var call = new Protos.V1.AttentionService.AttentionServiceClient(node.Channel.Invoker).Prefill(new PrefillRequest { Request = TestNode.Greedy(prompt, 4), DecodeNode = "test" }, deadline: DateTime.UtcNow + TimeSpan.FromSeconds(60));
         var parts = new List<KvTransfer>();
         // A slice read from the stream is valid until the next read (pooled buffer): keep copies.
         while (await call.ResponseStream.MoveNext()) parts.Add(KvTransfer.Parser.ParseFrom(call.ResponseStream.Current.ToByteArray()));

@@ -5,8 +5,8 @@ using Cluster.Engine.Model;
 using Cluster.Engine.Sampling;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
 using Microsoft.Extensions.Logging.Abstractions;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Tests;
 

@@ -1,7 +1,6 @@
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Services;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Tests;
 
@@ -14,11 +13,11 @@ public sealed class TestNode : IAsyncDisposable
     private TestNode(AttentionHost host)
     {
         Host = host;
-        Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{host.Port}");
+        Channel = PeerChannel.ForAddress($"http://127.0.0.1:{host.Port}");
     }
 
     public AttentionHost Host { get; }
-    public GrpcChannel Channel { get; }
+    public PeerChannel Channel { get; }
     /// <summary>What a decode node puts in prefill_node to reach this node.</summary>
     public string Endpoint => $"127.0.0.1:{Host.Port}";
 
@@ -33,13 +32,13 @@ public sealed class TestNode : IAsyncDisposable
 
     public async Task<List<TokenEvent>> GenerateAsync(TokenGenerateRequest request, CancellationToken cancel = default)
     {
-        using var call = Channel.ServerStreaming(AttentionMethods.Generate, request, new CallOptions { Timeout = Patience, CancellationToken = cancel });
+        using var call = new Protos.V1.AttentionService.AttentionServiceClient(Channel.Invoker).Generate(request, deadline: DateTime.UtcNow + Patience, cancellationToken: cancel);
         var events = new List<TokenEvent>();
         while (await call.ResponseStream.MoveNext()) events.Add(call.ResponseStream.Current);
         return events;
     }
 
-    public Task<AttentionStats> StatsAsync() => Channel.UnaryAsync(AttentionMethods.GetStats, new GetStatsRequest(), new CallOptions { Timeout = Patience });
+    public Task<AttentionStats> StatsAsync() => new Protos.V1.AttentionService.AttentionServiceClient(Channel.Invoker).GetStatsAsync(new GetStatsRequest(), deadline: DateTime.UtcNow + Patience).ResponseAsync;
 
     public async ValueTask DisposeAsync()
     {

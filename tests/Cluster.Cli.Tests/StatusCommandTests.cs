@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using Grpc.Core;
 
 namespace Cluster.Cli.Tests;
 

@@ -1,8 +1,6 @@
 using System.Text.Json;
 using Cluster.ExpertNode.Host;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Health;
 using Grpc.Health.V1;
 
 namespace Cluster.ExpertNode.Tests;
@@ -25,8 +23,8 @@ public class ExpertHostTests
     public async Task ServesHealthAndReportsItsSlots()
     {
         await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 1);
-        using var channel = GrpcChannel.ForAddress(cluster.Plan.Nodes[1].Uri);
-        HealthCheckResponse health = await channel.UnaryAsync(HealthMethods.Check, new HealthCheckRequest());
+        using var channel = PeerChannel.ForAddress(cluster.Plan.Nodes[1].Uri);
+        HealthCheckResponse health = await new global::Grpc.Health.V1.Health.HealthClient(channel.Invoker).CheckAsync(new HealthCheckRequest()).ResponseAsync;
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
 
         Protos.V1.ExpertNodeInfo info = (await cluster.Streams.GetInfoAsync())[1];

@@ -6,8 +6,8 @@ using Cluster.ExpertNode.Host;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
 using Google.Protobuf;
+using Grpc.Core;
 
 namespace Cluster.ExpertNode.Tests;
 
@@ -33,7 +33,7 @@ public class ExpertNodeFailureTests
         };
     }
 
-    private static async Task<CombineFrame> ExchangeAsync(GrpcCall<DispatchFrame, CombineFrame> call, DispatchFrame frame)
+    private static async Task<CombineFrame> ExchangeAsync(AsyncDuplexStreamingCall<DispatchFrame, CombineFrame> call, DispatchFrame frame)
     {
         await call.RequestStream.WriteAsync(frame);
         Assert.True(await call.ResponseStream.MoveNext());
@@ -47,8 +47,8 @@ public class ExpertNodeFailureTests
         int layer = TinyCheckpoint.MoeLayers[0];
         int hosted = cluster.Plan.Layer(layer).SlotsOn(0)[0], foreign = cluster.Plan.Layer(layer).SlotsOn(1)[0];
         ulong version = cluster.Plan.Version;
-        using var channel = GrpcChannel.ForAddress(cluster.Plan.Nodes[0].Uri);
-        using var call = channel.DuplexStreaming(ExpertMethods.Dispatch);
+        using var channel = PeerChannel.ForAddress(cluster.Plan.Nodes[0].Uri);
+        using var call = new Protos.V1.ExpertService.ExpertServiceClient(channel.Invoker).Dispatch();
 
         CombineFrame wrongVersion = await ExchangeAsync(call, Frame(1, layer, version + 1, hosted));
         Assert.Equal("expert node expert-0: frame routed with plan version 2 but this node holds version 1", wrongVersion.Error);
@@ -152,8 +152,8 @@ public class ExpertNodeFailureTests
         long expertBytes = mine.Sum(name => clean.Get(name).TotalBytes);
         Assert.Equal(expertBytes, host.LoadedBytes);
 
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{host.Port}");
-        using var call = channel.DuplexStreaming(ExpertMethods.Dispatch);
+        using var channel = PeerChannel.ForAddress($"http://127.0.0.1:{host.Port}");
+        using var call = new Protos.V1.ExpertService.ExpertServiceClient(channel.Invoker).Dispatch();
         foreach (int layer in TinyCheckpoint.MoeLayers)
         {
             int[] hosted = plan.Layer(layer).SlotsOn(0).ToArray();

@@ -3,8 +3,8 @@ using System.Text.Json;
 using Cluster.Gateway.Grpc;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
 using static Cluster.Gateway.Tests.ApiClient;
+using Grpc.Core;
 
 namespace Cluster.Gateway.Tests;
 
@@ -84,9 +84,9 @@ public sealed class AdmissionTests
         Assert.Contains("at most 2 blocks", message);
         Assert.Equal(0, node.Requests);
 
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{gateway.GrpcPort}");
+        using var channel = PeerChannel.ForAddress($"http://127.0.0.1:{gateway.GrpcPort}");
         var e = await Assert.ThrowsAsync<RpcException>(() =>
-            channel.UnaryAsync(InferenceMethods.Generate, new GenerateRequest { PromptTokenIds = { 0, 1 }, Sampling = new SamplingParams { MaxTokens = 100 } }));
+            new Inference.InferenceClient(channel.Invoker).GenerateAsync(new GenerateRequest { PromptTokenIds = { 0, 1 }, Sampling = new SamplingParams { MaxTokens = 100 } }).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
 
         // Exactly the node's two blocks fit.
@@ -147,12 +147,12 @@ public sealed class AdmissionTests
     {
         await using ScriptedNode node = await ScriptedNode.StartAsync(Model);
         await using GatewayHost gateway = await GatewayHost.StartAsync(ClusterFixture.Options([node.Endpoint]) with { DefaultMaxTokens = 100 });
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{gateway.GrpcPort}");
+        using var channel = PeerChannel.ForAddress($"http://127.0.0.1:{gateway.GrpcPort}");
 
-        await channel.UnaryAsync(InferenceMethods.Generate, new GenerateRequest { PromptTokenIds = { 0, 1 } });
+        await new Inference.InferenceClient(channel.Invoker).GenerateAsync(new GenerateRequest { PromptTokenIds = { 0, 1 } }).ResponseAsync;
         var longPrompt = new GenerateRequest();
         longPrompt.PromptTokenIds.Add(Enumerable.Range(1000, 450).Select(i => (uint)i));
-        await channel.UnaryAsync(InferenceMethods.Generate, longPrompt);
+        await new Inference.InferenceClient(channel.Invoker).GenerateAsync(longPrompt).ResponseAsync;
         using HttpClient http = Client(gateway);
         Assert.Equal(HttpStatusCode.OK, (await PostAsync(http, "/v1/chat/completions", new { model = "tiny-test", messages = new[] { new { role = "user", content = "hi" } } })).Status);
 

@@ -3,8 +3,8 @@ using System.Text.Json;
 using Cluster.Gateway.Grpc;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
 using static Cluster.Gateway.Tests.ApiClient;
+using Grpc.Core;
 
 namespace Cluster.Gateway.Tests;
 
@@ -56,13 +56,13 @@ public sealed class CachedTokensUsageTests : IAsyncLifetime
     [Fact]
     public async Task Grpc_usage_reports_cached_tokens_whole_and_streamed()
     {
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{_gateway.GrpcPort}");
+        using var channel = PeerChannel.ForAddress($"http://127.0.0.1:{_gateway.GrpcPort}");
         var request = new GenerateRequest { PromptTokenIds = { 0, 1 } };
-        Assert.Equal(Cached, (await channel.UnaryAsync(InferenceMethods.Generate, request)).Usage.CachedPromptTokens);
+        Assert.Equal(Cached, (await new Inference.InferenceClient(channel.Invoker).GenerateAsync(request).ResponseAsync).Usage.CachedPromptTokens);
 
-        using var call = channel.ServerStreaming(InferenceMethods.GenerateStream, request);
+        using var call = new Inference.InferenceClient(channel.Invoker).GenerateStream(request);
         GenerateChunk? last = null;
-        while (await call.MoveNext()) last = call.Current;
+        while (await call.ResponseStream.MoveNext()) last = call.ResponseStream.Current;
         Assert.Equal(Cached, last!.Usage.CachedPromptTokens);
     }
 }

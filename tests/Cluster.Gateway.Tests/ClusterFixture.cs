@@ -1,8 +1,6 @@
-using Cluster.Transport.Legacy.Services;
 using Cluster.AttentionNode;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
 
 namespace Cluster.Gateway.Tests;
 
@@ -17,7 +15,7 @@ public sealed class ClusterFixture : IAsyncLifetime
     public AttentionHost Node { get; private set; } = null!;
     public GatewayHost Gateway { get; private set; } = null!;
     public HttpClient Http { get; private set; } = null!;
-    public GrpcChannel Grpc { get; private set; } = null!;
+    public PeerChannel Grpc { get; private set; } = null!;
     public string ModelId => Gateway.Model.Id;
     public string NodeEndpoint => $"127.0.0.1:{Node.Port}";
 
@@ -26,7 +24,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         Node = await AttentionHost.StartAsync(new AttentionOptions { ModelDir = TestModel.Dir, NodeId = "attention-test", MaxBatch = 8 });
         Gateway = await StartGatewayAsync([NodeEndpoint]);
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Gateway.HttpPort}"), Timeout = TimeSpan.FromSeconds(60) };
-        Grpc = GrpcChannel.ForAddress($"http://127.0.0.1:{Gateway.GrpcPort}");
+        Grpc = PeerChannel.ForAddress($"http://127.0.0.1:{Gateway.GrpcPort}");
     }
 
     public static Task<GatewayHost> StartGatewayAsync(IReadOnlyList<string> nodes, int maxQueue = 64, long maxBody = 1 << 20) =>
@@ -47,8 +45,8 @@ public sealed class ClusterFixture : IAsyncLifetime
     /// <summary>The node's own count of running and queued requests.</summary>
     public async Task<AttentionStats> NodeStatsAsync()
     {
-        using var channel = GrpcChannel.ForAddress($"http://{NodeEndpoint}");
-        return await channel.UnaryAsync(AttentionMethods.GetStats, new GetStatsRequest());
+        using var channel = PeerChannel.ForAddress($"http://{NodeEndpoint}");
+        return await new Protos.V1.AttentionService.AttentionServiceClient(channel.Invoker).GetStatsAsync(new GetStatsRequest()).ResponseAsync;
     }
 
     /// <summary>Waits until the node holds no request, failing after a few seconds.</summary>

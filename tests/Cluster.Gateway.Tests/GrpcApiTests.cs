@@ -1,14 +1,14 @@
 using Cluster.Gateway.Grpc;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
+using Grpc.Core;
 
 namespace Cluster.Gateway.Tests;
 
 [Collection("cluster")]
 public class GrpcApiTests(ClusterFixture cluster)
 {
-    private GrpcChannel Channel => cluster.Grpc;
+    private PeerChannel Channel => cluster.Grpc;
 
     private static GenerateRequest Ids(uint maxTokens, params uint[] ids)
     {
@@ -20,21 +20,21 @@ public class GrpcApiTests(ClusterFixture cluster)
     [Fact]
     public async Task ListModels_names_the_served_model()
     {
-        var models = await Channel.UnaryAsync(InferenceMethods.ListModels, new ListModelsRequest());
+        var models = await new Inference.InferenceClient(Channel.Invoker).ListModelsAsync(new ListModelsRequest()).ResponseAsync;
         Assert.Equal("tiny-test", Assert.Single(models.Models).Id);
     }
 
     [Fact]
     public async Task Generate_returns_the_greedy_tokens_their_text_and_usage()
     {
-        var response = await Channel.UnaryAsync(InferenceMethods.Generate, Ids(9, 0, 500, 600));
+        var response = await new Inference.InferenceClient(Channel.Invoker).GenerateAsync(Ids(9, 0, 500, 600)).ResponseAsync;
         Assert.Equal(9, response.TokenIds.Count);
         Assert.Equal("length", response.FinishReason);
         Assert.Equal(3u, response.Usage.PromptTokens);
         Assert.Equal(9u, response.Usage.CompletionTokens);
         Assert.Equal(cluster.Gateway.Model.Tokenizer.Decode(response.TokenIds.Select(i => (int)i).ToArray(), skipSpecialTokens: true), response.Text);
         // Greedy is deterministic.
-        var again = await Channel.UnaryAsync(InferenceMethods.Generate, Ids(9, 0, 500, 600));
+        var again = await new Inference.InferenceClient(Channel.Invoker).GenerateAsync(Ids(9, 0, 500, 600)).ResponseAsync;
         Assert.Equal(response.TokenIds, again.TokenIds);
     }
 
@@ -43,9 +43,9 @@ public class GrpcApiTests(ClusterFixture cluster)
     {
         var request = new GenerateRequest { Sampling = new SamplingParams { MaxTokens = 10, Stop = { "\u0007" } } };
         request.Messages.Add(new ChatMessage { Role = "user", Content = "What is 2+2?" });
-        var whole = await Channel.UnaryAsync(InferenceMethods.Generate, request);
+        var whole = await new Inference.InferenceClient(Channel.Invoker).GenerateAsync(request).ResponseAsync;
 
-        using var call = Channel.ServerStreaming(InferenceMethods.GenerateStream, request);
+        using var call = new Inference.InferenceClient(Channel.Invoker).GenerateStream(request);
         var chunks = new List<GenerateChunk>();
         await foreach (var chunk in call.ResponseStream.ReadAllAsync()) chunks.Add(chunk);
         GenerateChunk last = chunks[^1];
@@ -61,8 +61,8 @@ public class GrpcApiTests(ClusterFixture cluster)
     public async Task Text_prompts_get_bos_and_seeded_sampling_repeats()
     {
         var request = new GenerateRequest { Prompt = "Hello", Sampling = new SamplingParams { MaxTokens = 8, Temperature = 0.9f, TopP = 0.95f, TopK = 50, Seed = 5 } };
-        var a = await Channel.UnaryAsync(InferenceMethods.Generate, request);
-        var b = await Channel.UnaryAsync(InferenceMethods.Generate, request);
+        var a = await new Inference.InferenceClient(Channel.Invoker).GenerateAsync(request).ResponseAsync;
+        var b = await new Inference.InferenceClient(Channel.Invoker).GenerateAsync(request).ResponseAsync;
         Assert.Equal(a.TokenIds, b.TokenIds);
         Assert.Equal((uint)cluster.Gateway.Model.Tokenizer.Encode("Hello").Length + 1, a.Usage.PromptTokens);
     }
@@ -97,11 +97,11 @@ public class GrpcApiTests(ClusterFixture cluster)
             case "role": r.PromptTokenIds.Clear(); r.Messages.Add(new ChatMessage { Role = "robot", Content = "x" }); break;
             case "context": r.Sampling.MaxTokens = 511; break;
         }
-        var e = await Assert.ThrowsAsync<RpcException>(() => Channel.UnaryAsync(InferenceMethods.Generate, r));
+        var e = await Assert.ThrowsAsync<RpcException>(() => new Inference.InferenceClient(Channel.Invoker).GenerateAsync(r).ResponseAsync);
         Assert.Equal(code, e.StatusCode);
         Assert.Contains(mentioned, e.Status.Detail);
 
-        using var call = Channel.ServerStreaming(InferenceMethods.GenerateStream, r);
+        using var call = new Inference.InferenceClient(Channel.Invoker).GenerateStream(r);
         var s = await Assert.ThrowsAsync<RpcException>(async () => await call.ResponseStream.MoveNext());
         Assert.Equal(code, s.StatusCode);
     }
@@ -112,17 +112,17 @@ public class GrpcApiTests(ClusterFixture cluster)
         await using (ScriptedNode node = await ScriptedNode.StartAsync(cluster.Gateway.Model))
         await using (GatewayHost gateway = await GatewayHost.StartAsync(ClusterFixture.Options([node.Endpoint]) with { MaxQueue = 1, MaxQueuedRequests = 0 }))
         {
-            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{gateway.GrpcPort}");
-            using var hold = channel.ServerStreaming(InferenceMethods.GenerateStream, Ids(4, 0, ScriptedNode.Hang));
+            using var channel = PeerChannel.ForAddress($"http://127.0.0.1:{gateway.GrpcPort}");
+            using var hold = new Inference.InferenceClient(channel.Invoker).GenerateStream(Ids(4, 0, ScriptedNode.Hang));
             Assert.True(await hold.ResponseStream.MoveNext());
-            var e = await Assert.ThrowsAsync<RpcException>(() => channel.UnaryAsync(InferenceMethods.Generate, Ids(2, 0, 8)));
+            var e = await Assert.ThrowsAsync<RpcException>(() => new Inference.InferenceClient(channel.Invoker).GenerateAsync(Ids(2, 0, 8)).ResponseAsync);
             Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
         }
 
         await using (GatewayHost gateway = await ClusterFixture.StartGatewayAsync([$"127.0.0.1:{ApiClient.DeadPort()}"]))
         {
-            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{gateway.GrpcPort}", new GrpcChannelOptions { Resilience = null });
-            var e = await Assert.ThrowsAsync<RpcException>(() => channel.UnaryAsync(InferenceMethods.Generate, Ids(2, 0, 8)));
+            using var channel = PeerChannel.ForAddress($"http://127.0.0.1:{gateway.GrpcPort}", new GrpcClientOptions { Resilience = null });
+            var e = await Assert.ThrowsAsync<RpcException>(() => new Inference.InferenceClient(channel.Invoker).GenerateAsync(Ids(2, 0, 8)).ResponseAsync);
             Assert.Equal(StatusCode.Unavailable, e.StatusCode);
         }
     }
@@ -132,7 +132,7 @@ public class GrpcApiTests(ClusterFixture cluster)
     {
         using (var cts = new CancellationTokenSource())
         {
-            using var call = Channel.ServerStreaming(InferenceMethods.GenerateStream, Ids(400, 0, 12), new CallOptions { CancellationToken = cts.Token });
+            using var call = new Inference.InferenceClient(Channel.Invoker).GenerateStream(Ids(400, 0, 12), cancellationToken: cts.Token);
             for (int i = 0; i < 3; i++) Assert.True(await call.ResponseStream.MoveNext());
             var stats = await cluster.NodeStatsAsync();
             Assert.Equal(1u, stats.Running + stats.Queued);

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Cluster.Protos.V1;
 using Cluster.Gateway.Grpc;
 using static Cluster.Gateway.Tests.ApiClient;
+using Grpc.Core;
 
 namespace Cluster.Gateway.Tests;
 
@@ -31,7 +32,7 @@ public class HttpApiTests(ClusterFixture cluster)
     {
         var request = new GenerateRequest { Sampling = new SamplingParams { MaxTokens = maxTokens } };
         fill(request);
-        return await cluster.Grpc.UnaryAsync(InferenceMethods.Generate, request);
+        return await new Inference.InferenceClient(cluster.Grpc.Invoker).GenerateAsync(request).ResponseAsync;
     }
 
     [Fact]

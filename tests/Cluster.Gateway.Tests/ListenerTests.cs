@@ -2,9 +2,9 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Health;
+using Grpc.Health.V1;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
+using Grpc.Core;
 
 namespace Cluster.Gateway.Tests;
 
@@ -47,10 +47,11 @@ public class ListenerTests(ClusterFixture cluster)
     [Fact]
     public async Task The_grpc_port_answers_health_checks_and_unimplemented_methods()
     {
-        var health = await new HealthClient(cluster.Grpc).CheckAsync();
+        var health = await new Health.HealthClient(cluster.Grpc.Invoker).CheckAsync(new HealthCheckRequest());
         Assert.Equal(ServingStatus.Serving, health.Status);
-        var e = await Assert.ThrowsAsync<RpcException>(() => cluster.Grpc.UnaryAsync(
-            Cluster.Transport.Legacy.Services.EchoMethods.Unary, new Protos.V1.EchoRequest()));
+        health = await new Health.HealthClient(cluster.Grpc.Invoker).CheckAsync(new HealthCheckRequest { Service = "cluster.v1.Inference" });
+        Assert.Equal(ServingStatus.Serving, health.Status);
+        var e = await Assert.ThrowsAsync<RpcException>(() => new Protos.V1.Echo.EchoClient(cluster.Grpc.Invoker).UnaryAsync(new Protos.V1.EchoRequest()).ResponseAsync);
         Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
     }
 
@@ -58,9 +59,9 @@ public class ListenerTests(ClusterFixture cluster)
     public async Task The_http_port_does_not_serve_grpc_and_the_grpc_port_not_http11()
     {
         // HTTP/1.1 only on the OpenAI port: a gRPC client (HTTP/2 prior knowledge) cannot talk to it.
-        using (var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{cluster.Gateway.HttpPort}", new GrpcChannelOptions { Resilience = null }))
+        using (var channel = PeerChannel.ForAddress($"http://127.0.0.1:{cluster.Gateway.HttpPort}", new GrpcClientOptions { Resilience = null }))
         {
-            var e = await Assert.ThrowsAsync<RpcException>(() => channel.UnaryAsync(Grpc.InferenceMethods.ListModels, new Protos.V1.ListModelsRequest()));
+            var e = await Assert.ThrowsAsync<RpcException>(() => new Protos.V1.Inference.InferenceClient(channel.Invoker).ListModelsAsync(new Protos.V1.ListModelsRequest()).ResponseAsync);
             Assert.NotEqual(StatusCode.OK, e.StatusCode);
         }
         // HTTP/2 only on the gRPC port: an HTTP/1.1 request gets no answer from the API.

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Cluster.AttentionNode;
 using static Cluster.Gateway.Tests.ApiClient;
+using Grpc.Core;
 
 namespace Cluster.Gateway.Tests;
 

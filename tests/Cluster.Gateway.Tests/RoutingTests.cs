@@ -1,10 +1,9 @@
-using Cluster.Transport.Legacy.Services;
 using System.Net;
 using System.Text;
 using Cluster.AttentionNode;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
+using Grpc.Core;
 
 namespace Cluster.Gateway.Tests;
 
@@ -13,8 +12,8 @@ public class RoutingTests(ClusterFixture cluster)
 {
     private static async Task<AttentionStats> StatsAsync(string endpoint)
     {
-        using var channel = GrpcChannel.ForAddress($"http://{endpoint}");
-        return await channel.UnaryAsync(AttentionMethods.GetStats, new GetStatsRequest());
+        using var channel = PeerChannel.ForAddress($"http://{endpoint}");
+        return await new Protos.V1.AttentionService.AttentionServiceClient(channel.Invoker).GetStatsAsync(new GetStatsRequest()).ResponseAsync;
     }
 
     [Fact]

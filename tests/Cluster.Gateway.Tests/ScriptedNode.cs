@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
-using Cluster.Transport.Legacy.Services;
 using Cluster.Protos.V1;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Health;
+using Cluster.Transport;
+using Grpc.Core;
+using Grpc.HealthCheck;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Cluster.Gateway.Tests;
 
@@ -12,7 +14,7 @@ namespace Cluster.Gateway.Tests;
 /// last id. It answers GetStats with <see cref="Stats"/>, records every Generate it gets, and when
 /// <see cref="Full"/> refuses them all as a node whose cache has no room.
 /// </summary>
-public sealed class ScriptedNode : IGrpcService, IAsyncDisposable
+public sealed class ScriptedNode : AttentionService.AttentionServiceBase, IAsyncDisposable
 {
     /// <summary>Scripts: fail after 3 tokens; refuse as invalid; one token then wait for the caller to leave; wait
     /// before any token for the caller to leave; one token then wait for <see cref="OpenGate"/>.</summary>
@@ -62,35 +64,32 @@ public sealed class ScriptedNode : IGrpcService, IAsyncDisposable
     {
         var stats = new AttentionStats { NodeId = $"scripted-{role}", Role = role, BlockSize = 16, BlocksTotal = blocks, BlocksAvailable = blocks };
         var node = new ScriptedNode(model, stats);
-        node._server = await GrpcServer.StartAsync(new GrpcServerOptions(), node, new HealthService());
+        node._server = await GrpcServer.StartAsync(new GrpcServerOptions(), b => b.Services.AddSingleton(node), app => app.MapGrpcService<ScriptedNode>());
+        new RoleHealth(node._server.Services.GetRequiredService<HealthServiceImpl>(), AttentionService.Descriptor.FullName).MarkServing();
         return node;
     }
 
     /// <summary>Lets every request held by the <see cref="Held"/> script, now and later, finish.</summary>
     public void OpenGate() => _gate.TrySetResult();
 
-    public void Bind(ServiceBinder binder)
+    public override Task<AttentionStats> GetStats(GetStatsRequest request, ServerCallContext context)
     {
-        binder.ServerStreaming(AttentionMethods.Generate, GenerateAsync);
-        binder.Unary(AttentionMethods.GetStats, (GetStatsRequest _, ServerCallContext _) =>
-        {
-            AttentionStats stats = Stats.Clone();
-            stats.Running = (uint)Volatile.Read(ref _running);
-            return Task.FromResult(stats);
-        });
+        AttentionStats stats = Stats.Clone();
+        stats.Running = (uint)Volatile.Read(ref _running);
+        return Task.FromResult(stats);
     }
 
-    private async Task GenerateAsync(TokenGenerateRequest request, IAsyncStreamWriter<TokenEvent> responses, ServerCallContext context)
+    public override async Task Generate(TokenGenerateRequest request, IServerStreamWriter<TokenEvent> responses, ServerCallContext context)
     {
         Interlocked.Increment(ref _requests);
         _received.Enqueue(request);
-        if (UnavailableDetail is { } detail) throw new RpcException(StatusCode.Unavailable, detail);
+        if (UnavailableDetail is { } detail) throw new RpcException(new Status(StatusCode.Unavailable, detail));
         if (UnreachablePrefill is { } prefill && request.PrefillNode == prefill)
-            throw new RpcException(StatusCode.Unavailable, $"kv transfer from prefill node {prefill} failed: connection refused");
+            throw new RpcException(new Status(StatusCode.Unavailable, $"kv transfer from prefill node {prefill} failed: connection refused"));
         if (Full)
         {
             Interlocked.Increment(ref _refused);
-            throw new RpcException(StatusCode.ResourceExhausted, "the scripted cache has no room for the request");
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, "the scripted cache has no room for the request"));
         }
         Interlocked.Increment(ref _running);
         try { await PlayAsync(request, responses, context.CancellationToken); }
@@ -108,7 +107,7 @@ public sealed class ScriptedNode : IGrpcService, IAsyncDisposable
             await responses.WriteAsync(First(_thinking[0]), ct);
             await Task.Delay(Timeout.Infinite, ct);
         }
-        if (last == Refuse) throw new RpcException(StatusCode.InvalidArgument, "prompt_token_ids: refused by the script");
+        if (last == Refuse) throw new RpcException(new Status(StatusCode.InvalidArgument, "prompt_token_ids: refused by the script"));
         int[] tokens = last == FailMidStream ? _thinking[..3] : [.. _thinking, _eos];
         for (int i = 0; i < tokens.Length; i++)
         {
@@ -117,7 +116,7 @@ public sealed class ScriptedNode : IGrpcService, IAsyncDisposable
             await responses.WriteAsync(e, ct);
             if (i == 0 && last == Held) await _gate.Task.WaitAsync(ct);
         }
-        if (last == FailMidStream) throw new RpcException(StatusCode.Internal, "the script failed mid-stream");
+        if (last == FailMidStream) throw new RpcException(new Status(StatusCode.Internal, "the script failed mid-stream"));
     }
 
     public async ValueTask DisposeAsync()

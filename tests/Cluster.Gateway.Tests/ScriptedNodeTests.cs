@@ -3,8 +3,8 @@ using System.Text.Json;
 using Cluster.Gateway.Grpc;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
 using static Cluster.Gateway.Tests.ApiClient;
+using Grpc.Core;
 
 namespace Cluster.Gateway.Tests;
 
@@ -93,18 +93,18 @@ public sealed class ScriptedNodeTests(ScriptedCluster cluster) : IClassFixture<S
         var reply = await PostAsync(Http, "/v1/completions", new { model = "tiny-test", prompt = new[] { 0, (int)ScriptedNode.Refuse }, stream = true });
         Assert.Contains("refused by the script", AssertError(reply, HttpStatusCode.BadRequest).GetProperty("message").GetString());
 
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{Gateway.GrpcPort}");
+        using var channel = PeerChannel.ForAddress($"http://127.0.0.1:{Gateway.GrpcPort}");
         var request = new GenerateRequest { PromptTokenIds = { 0, ScriptedNode.Refuse } };
-        var e = await Assert.ThrowsAsync<RpcException>(() => channel.UnaryAsync(InferenceMethods.Generate, request));
+        var e = await Assert.ThrowsAsync<RpcException>(() => new Inference.InferenceClient(channel.Invoker).GenerateAsync(request).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
     }
 
     [Fact]
     public async Task Grpc_streams_reasoning_text_apart_from_text()
     {
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{Gateway.GrpcPort}");
+        using var channel = PeerChannel.ForAddress($"http://127.0.0.1:{Gateway.GrpcPort}");
         var request = new GenerateRequest { Messages = { new ChatMessage { Role = "user", Content = "2+2?" } } };
-        var whole = await channel.UnaryAsync(InferenceMethods.Generate, request);
+        var whole = await new Inference.InferenceClient(channel.Invoker).GenerateAsync(request).ResponseAsync;
         Assert.Equal(ScriptedNode.Reasoning, whole.ReasoningText);
         Assert.Equal(ScriptedNode.Answer, whole.Text);
         Assert.Equal("stop", whole.FinishReason);

@@ -1,8 +1,8 @@
 using Cluster.Engine.Cache;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
 using Microsoft.Extensions.Logging;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Scheduling;
 
@@ -26,7 +26,7 @@ public sealed partial class BatchScheduler
         catch (Exception e)
         {
             _log.LogWarning(e, "decode step of {Count} sequences failed", n);
-            for (int i = n - 1; i >= 0; i--) FinishRunning(i, new RpcException(CodeFor(e), $"request {_running[i].Request.Id}: decode step failed: {e.Message}"));
+            for (int i = n - 1; i >= 0; i--) FinishRunning(i, new RpcException(new Status(CodeFor(e), $"request {_running[i].Request.Id}: decode step failed: {e.Message}")));
             return;
         }
         Counters.AddStep(n);
@@ -37,7 +37,7 @@ public sealed partial class BatchScheduler
             try { ev = Sample(_running[i], _logits.AsSpan(i * _vocab, _vocab), first: false); }
             catch (Exception e)
             {
-                FinishRunning(i, new RpcException(StatusCode.Internal, $"request {_running[i].Request.Id}: sampling failed: {e.Message}"));
+                FinishRunning(i, new RpcException(new Status(StatusCode.Internal, $"request {_running[i].Request.Id}: sampling failed: {e.Message}")));
                 continue;
             }
             _running[i].Events!.Writer.TryWrite(ev);

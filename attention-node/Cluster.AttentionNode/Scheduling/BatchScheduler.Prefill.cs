@@ -2,8 +2,8 @@ using Cluster.AttentionNode.Transfer;
 using Cluster.Engine.Model;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
 using Microsoft.Extensions.Logging;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Scheduling;
 
@@ -38,7 +38,7 @@ public sealed partial class BatchScheduler
         catch (Exception e)
         {
             _log.LogWarning(e, "request {Id}: prefill failed", seq.Request.Id);
-            FinishPrefill(_nextPrefill, new RpcException(CodeFor(e), $"request {seq.Request.Id}: prefill failed: {e.Message}"));
+            FinishPrefill(_nextPrefill, new RpcException(new Status(CodeFor(e), $"request {seq.Request.Id}: prefill failed: {e.Message}")));
             return;
         }
         finally { _chunkSequence = null; }
@@ -54,7 +54,7 @@ public sealed partial class BatchScheduler
         Counters.AddPrompt(prompt.Length);
         if (_options.PrefixCache) _caches.Publish(cache, prompt);
         try { CompletePrompt(seq, logits); }
-        catch (Exception e) { Close(seq, new RpcException(StatusCode.Internal, $"request {seq.Request.Id}: sampling failed: {e.Message}")); }
+        catch (Exception e) { Close(seq, new RpcException(new Status(StatusCode.Internal, $"request {seq.Request.Id}: sampling failed: {e.Message}"))); }
     }
 
     /// <summary>The first token: streamed to the client and the sequence joins the batch, or sent in KvDone and the Prefill call ends.</summary>

@@ -5,8 +5,8 @@ using Cluster.Engine.Model;
 using Cluster.Engine.Sampling;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
 using Microsoft.Extensions.Logging;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Scheduling;
 
@@ -117,9 +117,9 @@ public sealed partial class BatchScheduler : IAsyncDisposable
     {
         int need = _caches.BlocksFor(maxLength);
         if (need > _caches.TotalBlocks)
-            throw new RpcException(StatusCode.ResourceExhausted, $"attention node {_options.NodeId}: kv cache too small: request needs {need} blocks, the cache has {_caches.TotalBlocks}");
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, $"attention node {_options.NodeId}: kv cache too small: request needs {need} blocks, the cache has {_caches.TotalBlocks}"));
         return _caches.TryStart(prompt, maxLength, reusePrefix)
-            ?? throw new RpcException(StatusCode.ResourceExhausted, $"attention node {_options.NodeId}: kv cache full: request needs {need} blocks, {_caches.Stats().AvailableBlocks} available");
+            ?? throw new RpcException(new Status(StatusCode.ResourceExhausted, $"attention node {_options.NodeId}: kv cache full: request needs {need} blocks, {_caches.Stats().AvailableBlocks} available"));
     }
 
     /// <summary>
@@ -185,7 +185,7 @@ public sealed partial class BatchScheduler : IAsyncDisposable
             {
                 // Not a request's fault (those are caught where they happen): fail what runs and keep serving.
                 _log.LogError(e, "engine loop failed");
-                FailAll(new RpcException(StatusCode.Internal, $"attention node {_options.NodeId}: {e.Message}"));
+                FailAll(new RpcException(new Status(StatusCode.Internal, $"attention node {_options.NodeId}: {e.Message}")));
             }
         }
         FailAll(ShuttingDown());
@@ -204,7 +204,7 @@ public sealed partial class BatchScheduler : IAsyncDisposable
         _waiting.Clear();
     }
 
-    private RpcException ShuttingDown() => new(StatusCode.Unavailable, $"attention node {_options.NodeId} is shutting down");
+    private RpcException ShuttingDown() => new(new Status(StatusCode.Unavailable, $"attention node {_options.NodeId} is shutting down"));
 
     private void FailAll(Exception error)
     {

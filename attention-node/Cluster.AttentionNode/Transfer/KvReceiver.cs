@@ -2,8 +2,7 @@ using Cluster.AttentionNode.Scheduling;
 using Cluster.Engine.Cache;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Services;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Transfer;
 
@@ -24,7 +23,7 @@ internal sealed class KvReceiver(string nodeId, PrefillPeers peers, LatentCacheM
     public async Task<TokenEvent> ReceiveAsync(TokenGenerateRequest request, GenerationRequest valid, PagedLatentCache cache, CancellationToken ct)
     {
         string endpoint = request.PrefillNode;
-        GrpcChannel channel = peers.For(endpoint);
+        var client = new Protos.V1.AttentionService.AttentionServiceClient(peers.For(endpoint).Invoker);
         TokenGenerateRequest forward = request.Clone();
         // The same id and seed on both nodes, so the decode side's sampler continues the prefill side's draws.
         forward.RequestId = valid.Id;
@@ -33,19 +32,21 @@ internal sealed class KvReceiver(string nodeId, PrefillPeers peers, LatentCacheM
         using var callCancel = CancellationTokenSource.CreateLinkedTokenSource(ct, peers.Closing);
         try
         {
-            using var call = channel.ServerStreaming(AttentionMethods.Prefill, new PrefillRequest { Request = forward, DecodeNode = nodeId }, new CallOptions { CancellationToken = callCancel.Token });
-            return await ReadAsync(call.ResponseStream, valid.Prompt.Length, cache, callCancel.Token).ConfigureAwait(false);
+            using var call = client.Prefill(new PrefillRequest { Request = forward, DecodeNode = nodeId }, cancellationToken: callCancel.Token);
+            // Slices arrive in pooled buffers (PooledMethods.Prefill); each is copied into the cache before the next read.
+            using var parts = new PooledReader<KvTransfer>(call.ResponseStream, KvTransferDecoder.Instance);
+            return await ReadAsync(parts, valid.Prompt.Length, cache, callCancel.Token).ConfigureAwait(false);
         }
         catch (InvalidTransfer e)
         {
-            throw new RpcException(StatusCode.DataLoss, $"kv transfer from prefill node {endpoint}: {e.Message}");
+            throw new RpcException(new Status(StatusCode.DataLoss, $"kv transfer from prefill node {endpoint}: {e.Message}"));
         }
         // Whatever else ends the call early (the peer's status, a reset, this node's channels closing at shutdown) is the transport's.
         catch (Exception e) when (!ct.IsCancellationRequested)
         {
             string why = peers.Closing.IsCancellationRequested ? $"attention node {nodeId} is shutting down"
                 : e is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : e.Message;
-            throw new RpcException(StatusCode.Unavailable, $"kv transfer from prefill node {endpoint} failed: {why}");
+            throw new RpcException(new Status(StatusCode.Unavailable, $"kv transfer from prefill node {endpoint} failed: {why}"));
         }
     }
 

@@ -2,7 +2,6 @@ using System.Threading.Channels;
 using Cluster.Engine.Cache;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
 
 namespace Cluster.AttentionNode.Transfer;
 

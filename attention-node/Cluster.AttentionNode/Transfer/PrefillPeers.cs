@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
+using Grpc.Core;
 
 namespace Cluster.AttentionNode.Transfer;
 
@@ -12,24 +12,24 @@ namespace Cluster.AttentionNode.Transfer;
 internal sealed class PrefillPeers : IDisposable
 {
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(3);
-    private readonly ConcurrentDictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, PeerChannel> _channels = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _closing = new();
 
     /// <summary>Fires when the node shuts down: closing a channel does not end the calls in flight on it.</summary>
     public CancellationToken Closing => _closing.Token;
 
     /// <summary>The channel to "host:port" (or an http:// or https:// address); INVALID_ARGUMENT naming prefill_node otherwise.</summary>
-    public GrpcChannel For(string endpoint)
+    public PeerChannel For(string endpoint)
     {
         if (_channels.TryGetValue(endpoint, out var channel)) return channel;
         string address = endpoint.Contains("://", StringComparison.Ordinal) ? endpoint : "http://" + endpoint;
         if (!Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
             || uri.IsDefaultPort || uri.AbsolutePath != "/")
-            throw new RpcException(StatusCode.InvalidArgument, $"prefill_node: '{endpoint}' is not host:port");
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"prefill_node: '{endpoint}' is not host:port"));
         lock (_channels)
         {
             if (_channels.TryGetValue(endpoint, out channel)) return channel;
-            channel = GrpcChannel.ForAddress(uri, new GrpcChannelOptions { ConnectTimeout = ConnectTimeout, Resilience = null });
+            channel = PeerChannel.ForAddress(uri, new GrpcClientOptions { ConnectTimeout = ConnectTimeout, Resilience = null });
             _channels[endpoint] = channel;
             return channel;
         }
@@ -40,7 +40,7 @@ internal sealed class PrefillPeers : IDisposable
         _closing.Cancel();
         lock (_channels)
         {
-            foreach (GrpcChannel channel in _channels.Values) channel.Dispose();
+            foreach (PeerChannel channel in _channels.Values) channel.Dispose();
             _channels.Clear();
         }
     }

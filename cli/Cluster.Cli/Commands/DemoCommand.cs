@@ -1,12 +1,9 @@
-using Cluster.Transport.Legacy.Services;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Cluster.AttentionNode;
 using Cluster.Cli.Supervision;
-using Cluster.ExpertNode.Host;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
 
 namespace Cluster.Cli.Commands;
 
@@ -89,20 +86,21 @@ public static class DemoCommand
 
     private static async Task PrintStatisticsAsync(ClusterSupervisor cluster, CancellationToken cancel)
     {
-        var options = new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = cancel };
         Console.WriteLine($"{"node",-14} {"role",-10} {"prompt tok",10} {"generated",10} {"expert rows",12}  busiest expert slot");
         foreach (var (id, role, endpoint, _) in cluster.AttentionNodes)
         {
-            using var channel = GrpcChannel.ForAddress($"http://{endpoint}");
-            AttentionStats s = await channel.UnaryAsync(AttentionMethods.GetStats, new GetStatsRequest(), options);
+            using var channel = PeerChannel.ForAddress($"http://{endpoint}");
+            AttentionStats s = await new Protos.V1.AttentionService.AttentionServiceClient(channel.Invoker)
+                .GetStatsAsync(new GetStatsRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancel);
             ulong routed = 0;
             foreach (ulong n in s.ExpertTokens) routed += n;
             Console.WriteLine($"{id,-14} {role,-10} {s.PromptTokens,10} {s.GeneratedTokens,10} {routed,12}");
         }
         foreach (var (id, endpoint) in cluster.ExpertNodes)
         {
-            using var channel = GrpcChannel.ForAddress($"http://{endpoint}");
-            ExpertNodeInfo info = await channel.UnaryAsync(ExpertMethods.GetInfo, new GetExpertInfoRequest(), options);
+            using var channel = PeerChannel.ForAddress($"http://{endpoint}");
+            ExpertNodeInfo info = await new ExpertService.ExpertServiceClient(channel.Invoker)
+                .GetInfoAsync(new GetExpertInfoRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancel);
             ulong rows = 0, most = 0;
             int busiest = -1;
             for (int i = 0; i < info.SlotTokens.Count; i++)

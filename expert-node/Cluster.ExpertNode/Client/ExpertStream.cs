@@ -1,28 +1,30 @@
-using Cluster.ExpertNode.Host;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
+using Grpc.Core;
 
 namespace Cluster.ExpertNode.Client;
 
 /// <summary>
 /// The persistent Dispatch stream to one expert node. Exchanges are one at a time (a frame, then its combine); a
-/// broken stream fails the exchange with the node's name and is reopened by the next one.
+/// broken stream fails the exchange with the node's name and is reopened by the next one. Combine frames arrive in
+/// pooled buffers (<see cref="PooledMethods.Dispatch"/>): the caller releases each reply
+/// (<see cref="CombineFrameDecoder.Release"/>) when it has added it, since another layer's exchange may read the
+/// next frame of this stream before then.
 /// </summary>
-internal sealed class ExpertStream(ExpertNodeAddress node, GrpcChannel channel, TimeSpan timeout) : IDisposable
+internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, TimeSpan timeout) : IDisposable
 {
     private readonly SemaphoreSlim _turn = new(1, 1);
-    private GrpcCall<DispatchFrame, CombineFrame>? _call;
+    private AsyncDuplexStreamingCall<DispatchFrame, CombineFrame>? _call;
 
     public ExpertNodeAddress Node => node;
-    public GrpcChannel Channel => channel;
+    public Protos.V1.ExpertService.ExpertServiceClient Client { get; } = new(channel.Invoker);
     public bool IsOpen => _call is not null;
 
     public void Open()
     {
         _call?.Dispose();
-        _call = channel.DuplexStreaming(ExpertMethods.Dispatch);
+        _call = Client.Dispatch();
     }
 
     public async Task<CombineFrame> ExchangeAsync(DispatchFrame frame)
@@ -53,10 +55,15 @@ internal sealed class ExpertStream(ExpertNodeAddress node, GrpcChannel channel, 
             }
             if (reply.BatchId != frame.BatchId || reply.Layer != frame.Layer)
             {
+                CombineFrameDecoder.Instance.Release(reply);
                 Reset();
                 throw new ExpertNodeException(node.Id, $"expert node {node.Id} ({node.Endpoint}) answered batch {reply.BatchId} layer {reply.Layer} to batch {frame.BatchId} layer {frame.Layer}");
             }
-            if (reply.Error.Length > 0) throw new ExpertNodeException(node.Id, reply.Error);
+            if (reply.Error.Length > 0)
+            {
+                CombineFrameDecoder.Instance.Release(reply);
+                throw new ExpertNodeException(node.Id, reply.Error);
+            }
             return reply;
         }
         finally

@@ -3,7 +3,7 @@ using Cluster.ExpertNode.Host;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
+using Grpc.Core;
 
 namespace Cluster.ExpertNode.Client;
 
@@ -46,9 +46,9 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
             for (int i = 0; i < streams.Length; i++)
             {
                 ExpertNodeAddress node = plan.Nodes[i];
-                var channel = GrpcChannel.ForAddress(node.Uri, new GrpcChannelOptions { MaxReceiveMessageSize = ExpertMethods.MaxFrameBytes });
+                var channel = PeerChannel.ForAddress(node.Uri, new GrpcClientOptions { MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes });
                 streams[i] = new ExpertStream(node, channel, exchangeTimeout ?? TimeSpan.FromSeconds(60));
-                await WaitReadyAsync(node, channel, plan.Version, until, cancel).ConfigureAwait(false);
+                await WaitReadyAsync(node, streams[i].Client, plan.Version, until, cancel).ConfigureAwait(false);
                 streams[i].Open();
             }
             return new ExpertStreams(plan, config, streams);
@@ -60,15 +60,14 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
         }
     }
 
-    private static async Task WaitReadyAsync(ExpertNodeAddress node, GrpcChannel channel, ulong version, DateTime until, CancellationToken cancel)
+    private static async Task WaitReadyAsync(ExpertNodeAddress node, Protos.V1.ExpertService.ExpertServiceClient client, ulong version, DateTime until, CancellationToken cancel)
     {
         while (true)
         {
             string problem;
             try
             {
-                ExpertNodeInfo info = await channel.UnaryAsync(ExpertMethods.GetInfo, new GetExpertInfoRequest(),
-                    new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = cancel }).ConfigureAwait(false);
+                ExpertNodeInfo info = await client.GetInfoAsync(new GetExpertInfoRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancel).ConfigureAwait(false);
                 if (info.NodeId != node.Id)
                     throw new ExpertNodeException(node.Id, $"{node.Endpoint} is expert node '{info.NodeId}', not '{node.Id}' as the plan says");
                 if (info.PlanVersion != version)
@@ -104,8 +103,7 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
     {
         var calls = new Task<ExpertNodeInfo>[_streams.Length];
         for (int i = 0; i < calls.Length; i++)
-            calls[i] = _streams[i].Channel.UnaryAsync(ExpertMethods.GetInfo, new GetExpertInfoRequest(),
-                new CallOptions { Timeout = TimeSpan.FromSeconds(5), CancellationToken = cancel });
+            calls[i] = _streams[i].Client.GetInfoAsync(new GetExpertInfoRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancel).ResponseAsync;
         return await Task.WhenAll(calls).ConfigureAwait(false);
     }
 

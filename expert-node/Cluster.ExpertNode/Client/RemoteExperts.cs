@@ -5,6 +5,7 @@ using Cluster.Engine.Model;
 using Cluster.ExpertNode.Codec;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
+using Cluster.Transport;
 using Google.Protobuf;
 
 namespace Cluster.ExpertNode.Client;
@@ -70,21 +71,34 @@ public sealed class RemoteExperts : IRoutedExperts
         }
         if (failure is not null)
         {
-            Array.Clear(_pending);
+            ReleaseReplies();
             if (sharedOut is not null) ArrayPool<float>.Shared.Return(sharedOut);
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
 
         output[..(n * _hidden)].Clear();
-        for (int i = 0; i < _nodes.Length; i++)
-            if (_pending[i] is { } t) _nodes[i].AddInto(t.Result, _hidden, output, _streams.Plan.Nodes[i].Id);
-        // The replies are consumed; do not keep them alive until the next step.
-        Array.Clear(_pending);
+        try
+        {
+            for (int i = 0; i < _nodes.Length; i++)
+                if (_pending[i] is { } t) _nodes[i].AddInto(t.Result, _hidden, output, _streams.Plan.Nodes[i].Id);
+        }
+        finally
+        {
+            ReleaseReplies();
+        }
         if (sharedOut is not null)
         {
             TensorPrimitives.Add(output[..(n * _hidden)], sharedOut.AsSpan(0, n * _hidden), output);
             ArrayPool<float>.Shared.Return(sharedOut);
         }
+    }
+
+    /// <summary>Gives the replies' pooled buffers back and forgets the exchanges (they must not outlive the step).</summary>
+    private void ReleaseReplies()
+    {
+        foreach (Task<CombineFrame>? t in _pending)
+            if (t is { IsCompletedSuccessfully: true }) CombineFrameDecoder.Instance.Release(t.Result);
+        Array.Clear(_pending);
     }
 
     /// <summary>Assigns each (row, choice) to a replica's node; a row goes once to each node it needs.</summary>

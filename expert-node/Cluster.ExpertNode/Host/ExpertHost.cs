@@ -3,12 +3,10 @@ using System.Text.Json;
 using Cluster.Engine.Checkpoints;
 using Cluster.ExpertNode.Placement;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Health;
+using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -16,14 +14,15 @@ namespace Cluster.ExpertNode.Host;
 
 /// <summary>
 /// An expert node: loads exactly its slots' experts from the checkpoint (other experts' bytes are never read) and
-/// serves ExpertService and grpc.health.v1 on one HTTP/2 port.
+/// serves ExpertService, grpc.health.v1 (SERVING once the experts are loaded and the port is open) and server
+/// reflection on one HTTP/2 port.
 /// </summary>
 public sealed class ExpertHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly Checkpoint _checkpoint;
 
-    private ExpertHost(WebApplication app, Checkpoint checkpoint, string nodeId, int port, HostedExperts experts, HealthService health)
+    private ExpertHost(WebApplication app, Checkpoint checkpoint, string nodeId, int port, HostedExperts experts, RoleHealth health)
     {
         _app = app;
         _checkpoint = checkpoint;
@@ -36,7 +35,7 @@ public sealed class ExpertHost : IAsyncDisposable
     public string NodeId { get; }
     public int Port { get; }
     public HostedExperts Experts { get; }
-    public HealthService Health { get; }
+    public RoleHealth Health { get; }
     /// <summary>Bytes of the checkpoint tensors this node mapped: its experts only.</summary>
     public long LoadedBytes => _checkpoint.LoadedBytes;
 
@@ -48,7 +47,7 @@ public sealed class ExpertHost : IAsyncDisposable
         Console.Out.Flush();
         try { await Task.Delay(Timeout.Infinite, cancel).ConfigureAwait(false); }
         catch (OperationCanceledException) { }
-        host.Health.SetAllNotServing();
+        host.Health.MarkNotServing();
         return 0;
     }
 
@@ -68,22 +67,20 @@ public sealed class ExpertHost : IAsyncDisposable
             HostedExperts experts = HostedExperts.Load(checkpoint, checkpoint.Config, plan, node);
             cancel.ThrowIfCancellationRequested();
 
-            var builder = Cluster.Transport.Legacy.GrpcHostBuilder.Create(options.Verbose ? LogLevel.Information : LogLevel.Warning);
-            builder.WebHost.ConfigureKestrel(k =>
-            {
-                Cluster.Transport.Legacy.GrpcEndpointExtensions.ConfigureGrpcLimits(k);
-                k.Listen(address, options.Port, listen => listen.UseGrpcProtocols(null));
-            });
+            var builder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.Verbose ? LogLevel.Information : LogLevel.Warning });
+            ListenOptions? bound = null;
+            builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(address, options.Port, null, l => bound = l));
+            builder.Services.AddGrpc().AddServiceOptions<ExpertService>(o => o.MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes);
+            builder.Services.AddSingleton(sp => new ExpertService(options.NodeId, experts, checkpoint.Config.HiddenSize, sp.GetRequiredService<ILogger<ExpertService>>()));
             WebApplication app = builder.Build();
-            ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.ExpertNode");
-            var health = new HealthService();
-            var serverOptions = new Cluster.Transport.Legacy.GrpcServerOptions { MaxReceiveMessageSize = ExpertMethods.MaxFrameBytes };
-            app.MapGrpcService(new ExpertService(options.NodeId, experts, checkpoint.Config.HiddenSize, logger), serverOptions);
-            app.MapGrpcService(health, serverOptions);
-            app.MapGrpcUnimplemented();
+            app.MapGrpcInfrastructure();
+            app.MapGrpcService<ExpertService>();
+            var health = new RoleHealth(app.Services.GetRequiredService<HealthServiceImpl>(), Protos.V1.ExpertService.Descriptor.FullName);
             await app.StartAsync(cancel).ConfigureAwait(false);
-            var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
-            int port = new Uri(addresses.First()).Port;
+            // Kestrel writes the bound endpoint back into the listen options, so port 0 resolves here.
+            int port = bound!.IPEndPoint!.Port;
+            health.MarkServing();
+            ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.ExpertNode");
             logger.LogInformation("expert node {Node} serving {Slots} slots ({Bytes:N0} bytes) on port {Port}, plan version {Version}",
                 options.NodeId, names.Count / 3, checkpoint.LoadedBytes, port, plan.Version);
             return new ExpertHost(app, checkpoint, options.NodeId, port, experts, health);
@@ -97,7 +94,7 @@ public sealed class ExpertHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        Health.SetAllNotServing();
+        Health.MarkNotServing();
         using (var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2)))
             await _app.StopAsync(grace.Token).ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);

@@ -2,8 +2,8 @@ using System.Runtime.InteropServices;
 using Cluster.ExpertNode.Codec;
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
 using Google.Protobuf;
+using Grpc.Core;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.ExpertNode.Host;
@@ -12,30 +12,33 @@ namespace Cluster.ExpertNode.Host;
 /// cluster.v1.ExpertService: each Dispatch stream (one per attention node) is answered frame by frame, in order,
 /// with the weighted partial sums of this node's experts as F32. F32 rather than BF16 so that the combine adds no
 /// rounding of its own: the attention node's result differs from local experts only by the dispatch's rounding.
-/// A frame that cannot be served gets a CombineFrame with <c>error</c> and the stream stays open.
+/// A frame that cannot be served gets a CombineFrame with <c>error</c> and the stream stays open. Dispatch frames
+/// arrive in pooled buffers (<see cref="PooledMethods.Dispatch"/>), each valid until the next is read.
 /// </summary>
-public sealed class ExpertService(string nodeId, HostedExperts experts, int hidden, ILogger logger) : IGrpcService
+[BindServiceMethod(typeof(ExpertService), nameof(BindService))]
+public sealed class ExpertService(string nodeId, HostedExperts experts, int hidden, ILogger<ExpertService> logger) : Protos.V1.ExpertService.ExpertServiceBase
 {
-    public void Bind(ServiceBinder binder)
-    {
-        binder.DuplexStreaming(ExpertMethods.Dispatch, DispatchAsync);
-        binder.Unary(ExpertMethods.GetInfo, GetInfoAsync);
-    }
+    /// <summary>For server reflection, which finds a service's descriptor beside its bind method.</summary>
+    public static Google.Protobuf.Reflection.ServiceDescriptor Descriptor => Protos.V1.ExpertService.Descriptor;
 
-    private async Task DispatchAsync(IAsyncStreamReader<DispatchFrame> requests, IAsyncStreamWriter<CombineFrame> responses, ServerCallContext context)
+    public static void BindService(ServiceBinderBase binder, Protos.V1.ExpertService.ExpertServiceBase? service) =>
+        Protos.V1.ExpertService.BindService(new PooledMethodBinder(binder), service);
+
+    public override async Task Dispatch(IAsyncStreamReader<DispatchFrame> requestStream, IServerStreamWriter<CombineFrame> responseStream, ServerCallContext context)
     {
         logger.LogInformation("dispatch stream opened by {Peer}", context.Peer);
         var buffers = new StreamBuffers();
+        using var frames = new PooledReader<DispatchFrame>(requestStream, DispatchFrameDecoder.Instance);
         try
         {
-            while (await requests.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            while (await frames.MoveNext(context.CancellationToken).ConfigureAwait(false))
             {
                 // The reply wraps this stream's output buffer; WriteAsync has flushed it before the next frame reuses it.
-                CombineFrame reply = Serve(requests.Current, buffers);
-                await responses.WriteAsync(reply, context.CancellationToken).ConfigureAwait(false);
+                CombineFrame reply = Serve(frames.Current, buffers);
+                await responseStream.WriteAsync(reply, context.CancellationToken).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        catch (Exception) when (context.CancellationToken.IsCancellationRequested)
         {
             logger.LogInformation("dispatch stream from {Peer} closed", context.Peer);
         }
@@ -88,7 +91,7 @@ public sealed class ExpertService(string nodeId, HostedExperts experts, int hidd
         return null;
     }
 
-    private Task<ExpertNodeInfo> GetInfoAsync(GetExpertInfoRequest request, ServerCallContext context)
+    public override Task<ExpertNodeInfo> GetInfo(GetExpertInfoRequest request, ServerCallContext context)
     {
         var info = new ExpertNodeInfo { NodeId = nodeId, PlanVersion = experts.Plan.Version };
         foreach ((int layer, int expert, long tokens) in experts.Slots())

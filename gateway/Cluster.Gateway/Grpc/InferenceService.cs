@@ -1,8 +1,7 @@
 using System.Text;
 using Cluster.Gateway.Generation;
 using Cluster.Protos.V1;
-using Cluster.Transport;
-using Cluster.Transport.Legacy;
+using Grpc.Core;
 
 namespace Cluster.Gateway.Grpc;
 
@@ -10,19 +9,12 @@ namespace Cluster.Gateway.Grpc;
 /// cluster.v1.Inference: the same generation as the HTTP API, over gRPC. Greedy unless a temperature is given
 /// (proto3 has no "unset" for it); max_tokens 0 means the gateway's default, capped by what the context leaves.
 /// </summary>
-public sealed class InferenceService(ServedModel model, Generator generator) : IGrpcService
+public sealed class InferenceService(ServedModel model, Generator generator) : Inference.InferenceBase
 {
-    public void Bind(ServiceBinder binder)
-    {
-        binder.Unary(InferenceMethods.Generate, GenerateAsync);
-        binder.ServerStreaming(InferenceMethods.GenerateStream, GenerateStreamAsync);
-        binder.Unary(InferenceMethods.ListModels, ListModelsAsync);
-    }
-
-    private Task<ListModelsResponse> ListModelsAsync(ListModelsRequest request, ServerCallContext context) =>
+    public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context) =>
         Task.FromResult(new ListModelsResponse { Models = { new ModelInfo { Id = model.Id } } });
 
-    private async Task<GenerateResponse> GenerateAsync(GenerateRequest request, ServerCallContext context)
+    public override async Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context)
     {
         GenerationRequest generation = Validate(request);
         var output = new OutputAssembler(model, generation);
@@ -46,7 +38,7 @@ public sealed class InferenceService(ServedModel model, Generator generator) : I
         return response;
     }
 
-    private async Task GenerateStreamAsync(GenerateRequest request, IAsyncStreamWriter<GenerateChunk> responses, ServerCallContext context)
+    public override async Task GenerateStream(GenerateRequest request, IServerStreamWriter<GenerateChunk> responses, ServerCallContext context)
     {
         GenerationRequest generation = Validate(request);
         var output = new OutputAssembler(model, generation);
@@ -124,12 +116,12 @@ public sealed class InferenceService(ServedModel model, Generator generator) : I
         CachedPromptTokens = (uint)output.CachedPromptTokens,
     };
 
-    private static RpcException ToRpc(GatewayException e) => new(e.Kind switch
+    private static RpcException ToRpc(GatewayException e) => new(new Status(e.Kind switch
     {
         GatewayErrorKind.InvalidRequest => StatusCode.InvalidArgument,
         GatewayErrorKind.ModelNotFound => StatusCode.NotFound,
         GatewayErrorKind.QueueFull => StatusCode.ResourceExhausted,
         GatewayErrorKind.Unavailable => StatusCode.Unavailable,
         _ => StatusCode.Internal,
-    }, e.Message);
+    }, e.Message));
 }

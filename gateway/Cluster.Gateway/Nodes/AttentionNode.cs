@@ -1,6 +1,7 @@
 using Cluster.Protos.V1;
 using Cluster.Transport;
-using Cluster.Transport.Legacy;
+using Grpc.Core;
+using HealthClient = Grpc.Health.V1.Health.HealthClient;
 
 namespace Cluster.Gateway.Nodes;
 
@@ -26,13 +27,17 @@ public sealed class AttentionNode : IDisposable
         Role = role;
         Address = ParseAddress(endpoint);
         // Streams are never retried by the channel; the gateway itself moves a refused request to another node.
-        Channel = GrpcChannel.ForAddress(Address, new GrpcChannelOptions { Resilience = null, ConnectTimeout = TimeSpan.FromSeconds(2) });
+        Channel = PeerChannel.ForAddress(Address, new GrpcClientOptions { Resilience = null, ConnectTimeout = TimeSpan.FromSeconds(2) });
+        Client = new AttentionService.AttentionServiceClient(Channel.Invoker);
+        Health = new HealthClient(Channel.Invoker);
     }
 
     public string Endpoint { get; }
     public NodeRole Role { get; }
     public Uri Address { get; }
-    public GrpcChannel Channel { get; }
+    public PeerChannel Channel { get; }
+    public AttentionService.AttentionServiceClient Client { get; }
+    public HealthClient Health { get; }
     public PrefixAffinity Affinity { get; } = new(AffinityCapacity);
     public NodeState State => Volatile.Read(ref _state);
 

@@ -1,8 +1,6 @@
 using System.Runtime.CompilerServices;
 using Cluster.Protos.V1;
-using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Services;
+using Grpc.Core;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.Gateway.Nodes;
@@ -26,17 +24,18 @@ public sealed class NodeRouter(IReadOnlyList<AttentionNode> nodes, Admission adm
         AttentionNode node = placement.Node;
         try
         {
-            yield return call.Current;
-            if (call.Current.FinishReason.Length > 0) yield break;
+            IAsyncStreamReader<TokenEvent> events = call.ResponseStream;
+            yield return events.Current;
+            if (events.Current.FinishReason.Length > 0) yield break;
             while (true)
             {
                 try
                 {
-                    if (!await call.MoveNext(ct).ConfigureAwait(false)) break;
+                    if (!await events.MoveNext(ct).ConfigureAwait(false)) break;
                 }
                 catch (RpcException e) { throw Failure(e, node, ct); }
-                yield return call.Current;
-                if (call.Current.FinishReason.Length > 0) yield break;
+                yield return events.Current;
+                if (events.Current.FinishReason.Length > 0) yield break;
             }
             throw new GatewayException(GatewayErrorKind.Internal, $"attention node {node.Endpoint} ended the stream before the last token");
         }
@@ -49,7 +48,7 @@ public sealed class NodeRouter(IReadOnlyList<AttentionNode> nodes, Admission adm
     }
 
     /// <summary>Gets the request admitted, opens its stream and waits for the first event, moving on when a node refuses.</summary>
-    private async Task<(Placement, GrpcCall<TokenGenerateRequest, TokenEvent>)> StartAsync(TokenGenerateRequest request, CancellationToken ct)
+    private async Task<(Placement, AsyncServerStreamingCall<TokenEvent>)> StartAsync(TokenGenerateRequest request, CancellationToken ct)
     {
         var wanted = new AdmissionRequest(request.PromptTokenIds, (int)request.MaxTokens);
         await stats.FirstRound.WaitAsync(ct).ConfigureAwait(false);
@@ -61,11 +60,11 @@ public sealed class NodeRouter(IReadOnlyList<AttentionNode> nodes, Admission adm
         while (true)
         {
             request.PrefillNode = placement.Prefill?.Endpoint ?? "";
-            var call = placement.Node.Channel.ServerStreaming(AttentionMethods.Generate, request, new CallOptions { CancellationToken = ct });
+            var call = placement.Node.Client.Generate(request, cancellationToken: ct);
             RpcException refusal;
             try
             {
-                if (await call.MoveNext(ct).ConfigureAwait(false))
+                if (await call.ResponseStream.MoveNext(ct).ConfigureAwait(false))
                 {
                     placement.Node.MarkUp();
                     Admission.FirstToken(placement);

@@ -1,6 +1,5 @@
-using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Health;
+using Grpc.Core;
+using Grpc.Health.V1;
 using ServingStatus = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus;
 
 namespace Cluster.Gateway.Nodes;
@@ -25,7 +24,7 @@ public sealed class Readiness(IReadOnlyList<AttentionNode> nodes, TimeSpan timeo
     {
         try
         {
-            var answer = await new HealthClient(node.Channel).CheckAsync("", new CallOptions { Timeout = timeout, CancellationToken = ct }).ConfigureAwait(false);
+            var answer = await node.Health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow + timeout, cancellationToken: ct).ConfigureAwait(false);
             bool ready = answer.Status == ServingStatus.Serving;
             if (ready) node.MarkUp();
             return new NodeReadiness(node.Endpoint, ready, ready ? "SERVING" : StatusName(answer.Status));

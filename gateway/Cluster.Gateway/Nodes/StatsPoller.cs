@@ -1,7 +1,5 @@
 using Cluster.Protos.V1;
-using Cluster.Transport;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Services;
+using Grpc.Core;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.Gateway.Nodes;
@@ -78,8 +76,7 @@ public sealed class StatsPoller : IAsyncDisposable
         bool wasUsable = node.State.Usable;
         try
         {
-            var options = new CallOptions { Timeout = _timeout, CancellationToken = _stop.Token };
-            node.Observe(await node.Channel.UnaryAsync(AttentionMethods.GetStats, new GetStatsRequest(), options).ConfigureAwait(false));
+            node.Observe(await node.Client.GetStatsAsync(new GetStatsRequest(), deadline: DateTime.UtcNow + _timeout, cancellationToken: _stop.Token).ConfigureAwait(false));
         }
         catch (RpcException e) when (!_stop.IsCancellationRequested)
         {
