@@ -43,9 +43,40 @@ public sealed class ClusterUpProcessTests : IDisposable
         using var json = JsonDocument.Parse(text);
         Assert.Equal(4, json.RootElement.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
 
+        ProbeEveryRoleWithGrpcJs(up.Stdout);
+
         Assert.Equal(0, up.Signal("TERM"));
         Assert.Equal(0, await up.WaitExitAsync(TimeSpan.FromSeconds(30)));
         foreach (int pid in children) Assert.False(UpProcess.Alive(pid), $"child {pid} outlived cluster up");
+    }
+
+    /// <summary>
+    /// What operators' tools see on every role `cluster up` printed (gateway, attention and expert nodes): grpc-js's
+    /// health check answers SERVING, and server reflection lists the role's service beside health and reflection.
+    /// </summary>
+    private static void ProbeEveryRoleWithGrpcJs(string stdout)
+    {
+        var expected = new Dictionary<string, string>();
+        foreach (string line in stdout.Split('\n'))
+        {
+            if (Regex.Match(line, @"^gRPC Inference:\s+(?:http://)?(\S+)") is { Success: true } gateway) expected[gateway.Groups[1].Value] = "cluster.v1.Inference";
+            else if (Regex.Match(line, @"^\S+\s+(?:both|prefill|decode) attention\s+(\S+)") is { Success: true } attention) expected[attention.Groups[1].Value] = "cluster.v1.AttentionService";
+            else if (Regex.Match(line, @"^\S+\s+expert\s+(\S+)") is { Success: true } expert) expected[expert.Groups[1].Value] = "cluster.v1.ExpertService";
+        }
+        Assert.True(expected.Count == 4, $"expected the gateway, one attention and two expert endpoints in:\n{stdout}");
+        string output = Repo.RunNode(Path.Combine(Repo.Root, "tests/Shared/node/role_probe.js"), string.Join('\n', expected.Keys), timeoutMs: 60_000);
+        var seen = new HashSet<string>();
+        foreach (string line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            using var probe = JsonDocument.Parse(line);
+            string target = probe.RootElement.GetProperty("target").GetString()!;
+            Assert.False(probe.RootElement.TryGetProperty("error", out var error), $"{target}: {error}");
+            Assert.Equal("SERVING", probe.RootElement.GetProperty("health").GetString());
+            string[] services = [.. probe.RootElement.GetProperty("services").EnumerateArray().Select(e => e.GetString()!)];
+            Assert.Equal([expected[target], "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"], services.Where(n => n != "grpc.reflection.v1.ServerReflection").Order(StringComparer.Ordinal));
+            seen.Add(target);
+        }
+        Assert.Equal(expected.Count, seen.Count);
     }
 
     [Fact]
