@@ -186,7 +186,7 @@ public class PlacementPlannerTests
     [InlineData("[]", "the top level must be an object")]
     [InlineData("""{"routed_experts":2,"nodes":[],"layers":[]}""", "missing version")]
     [InlineData("""{"version":0,"routed_experts":2,"nodes":[],"layers":[]}""", "version must be at least 1")]
-    [InlineData("""{"version":1,"routed_experts":2,"nodes":[{"id":"a","endpoint":"nohost"}],"layers":[]}""", "nodes[0].endpoint: endpoint 'nohost' is not host:port")]
+    [InlineData("""{"version":1,"routed_experts":2,"nodes":[{"id":"a","endpoint":"nohost"}],"layers":[]}""", "nodes[0].endpoint: 'nohost' is not host:port")]
     [InlineData("""{"version":1,"routed_experts":2,"nodes":[{"id":"a","endpoint":"h:1"},{"id":"a","endpoint":"h:2"}],"layers":[]}""", "nodes[1].id node 'a' appears twice")]
     [InlineData("""{"version":1,"routed_experts":2,"nodes":NODES,"layers":[{"layer":1,"experts":[[{"node":"a","slot":0}]]}]}""", "layers[0].experts has 1 entries but routed_experts is 2")]
     [InlineData("""{"version":1,"routed_experts":2,"nodes":NODES,"layers":[{"layer":1,"experts":[[{"node":"a","slot":0}],[{"node":"c","slot":0}]]}]}""", "layers[0].experts[1][0].node unknown node 'c'")]

@@ -22,9 +22,7 @@ internal sealed class PrefillPeers : IDisposable
     public PeerChannel For(string endpoint)
     {
         if (_channels.TryGetValue(endpoint, out var channel)) return channel;
-        string address = endpoint.Contains("://", StringComparison.Ordinal) ? endpoint : "http://" + endpoint;
-        if (!Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
-            || uri.IsDefaultPort || uri.AbsolutePath != "/")
+        if (!PeerAddress.TryParse(endpoint, out Uri? uri))
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"prefill_node: '{endpoint}' is not host:port"));
         lock (_channels)
         {

@@ -25,7 +25,7 @@ public sealed class AttentionNode : IDisposable
     {
         Endpoint = endpoint;
         Role = role;
-        Address = ParseAddress(endpoint);
+        Address = PeerAddress.TryParse(endpoint, out Uri? address) ? address : throw new ArgumentException($"attention node '{endpoint}' is not host:port");
         // Streams are never retried by the channel; the gateway itself moves a refused request to another node.
         Channel = PeerChannel.ForAddress(Address, new GrpcClientOptions { Resilience = null, ConnectTimeout = TimeSpan.FromSeconds(2) });
         Client = new AttentionService.AttentionServiceClient(Channel.Invoker);
@@ -58,16 +58,6 @@ public sealed class AttentionNode : IDisposable
             NodeState s = State;
             return s.KnowsCapacity ? s.BlocksTotal - ReservedBlocks : long.MaxValue;
         }
-    }
-
-    /// <summary>"host:port" (cleartext) or an http:// or https:// address.</summary>
-    public static Uri ParseAddress(string endpoint)
-    {
-        string text = endpoint.Contains("://", StringComparison.Ordinal) ? endpoint : "http://" + endpoint;
-        if (!Uri.TryCreate(text, UriKind.Absolute, out Uri? uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
-            || uri.IsDefaultPort || uri.AbsolutePath != "/")
-            throw new ArgumentException($"attention node '{endpoint}' is not host:port");
-        return uri;
     }
 
     internal void Reserve(int blocks)
