@@ -88,12 +88,7 @@ public sealed class AttentionHost : IAsyncDisposable
                 remote = await ExpertStreams.ConnectAsync(PlacementPlan.Load(planPath), config, options.ExpertWait, cancel: ct).ConfigureAwait(false);
                 log.LogInformation("{Node}: dispatch streams open to {Count} expert nodes", options.NodeId, remote.Nodes.Count);
             }
-            TensorDType dispatch = options.Dispatch switch
-            {
-                DispatchFormat.Fp8 => TensorDType.Fp8E4M3,
-                DispatchFormat.F32 => TensorDType.F32,
-                _ => TensorDType.Bf16,
-            };
+            TensorDType dispatch = options.Dispatch.WireType();
             try { host._node = await Task.Run(() => NodeModel.Load(options, remote, dispatch, log, progress), ct).ConfigureAwait(false); }
             catch
             {

@@ -3,12 +3,6 @@ using Microsoft.Extensions.Logging;
 
 namespace Cluster.AttentionNode;
 
-/// <summary>
-/// How routed expert rows travel to the expert nodes. F32 is the exact mode: with an F32 latent cache the
-/// distributed run gives the single-process engine's argmax, so a difference is a bug, not rounding.
-/// </summary>
-public enum DispatchFormat { Bf16, Fp8, F32 }
-
 /// <summary>Settings of one attention node.</summary>
 public sealed record AttentionOptions
 {

@@ -22,13 +22,7 @@ public static class ServeAttentionCommand
             HttpPort = args.Has("http-port") ? args.Int("http-port", 0, 0, 65535) : null,
             NodeId = args.String("node-id", "attention-0"),
             PlanPath = args.String("plan"),
-            Dispatch = args.String("dispatch", "bf16") switch
-            {
-                "bf16" => DispatchFormat.Bf16,
-                "fp8" => DispatchFormat.Fp8,
-                "f32" => DispatchFormat.F32,
-                var d => throw new CliException($"--dispatch must be bf16, fp8 or f32 (got '{d}')"),
-            },
+            Dispatch = ParseDispatch(args.String("dispatch", "bf16")),
             MaxBatch = args.Int("max-batch", 32, 1, 1024),
             LogLevel = args.Flag("verbose") ? LogLevel.Information : LogLevel.Warning,
         };
@@ -51,5 +45,12 @@ public static class ServeAttentionCommand
     {
         try { return NodeRoles.Parse(name); }
         catch (ArgumentException e) { throw new CliException(e.Message); }
+    }
+
+    /// <summary>--dispatch as a one-line CLI error when it names no format.</summary>
+    internal static DispatchFormat ParseDispatch(string name)
+    {
+        try { return DispatchFormats.Parse(name); }
+        catch (FormatException e) { throw new CliException(e.Message); }
     }
 }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Cluster.AttentionNode;
 using Cluster.Cli.Supervision;
 
 namespace Cluster.Cli.Commands;
@@ -54,8 +55,7 @@ public static class UpCommand
         int experts = args.Int("expert-nodes", 2, 1, 64);
         // Replicas of one expert never share a node, so one expert node leaves no room for any.
         int redundant = args.Int("redundant-experts", experts == 1 ? 0 : 2, 0);
-        string dispatch = args.String("dispatch", "bf16");
-        if (dispatch is not ("bf16" or "fp8" or "f32")) throw new CliException($"--dispatch must be bf16, fp8 or f32 (got '{dispatch}')");
+        DispatchFormat dispatch = ServeAttentionCommand.ParseDispatch(args.String("dispatch", "bf16"));
         string? load = args.String("expert-load");
         if (load is not null && !File.Exists(load)) throw new CliException($"{load}: expert-load file not found");
         int maxBatch = args.Int("max-batch", 32, 1, 1024);

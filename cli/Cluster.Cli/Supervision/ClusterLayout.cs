@@ -1,3 +1,5 @@
+using Cluster.AttentionNode;
+
 namespace Cluster.Cli.Supervision;
 
 /// <summary>
@@ -15,7 +17,7 @@ public sealed record ClusterLayout
     public required int DecodeNodes { get; init; }
     public required int ExpertNodes { get; init; }
     public required int RedundantExperts { get; init; }
-    public required string Dispatch { get; init; }
+    public required DispatchFormat Dispatch { get; init; }
     public string? ExpertLoadPath { get; init; }
     public required int MaxBatch { get; init; }
     /// <summary>Prefill chunk and latent cache settings for every attention node.</summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Cluster.AttentionNode;
 using Cluster.Engine.Checkpoints;
 using Cluster.Engine.Config;
 using Cluster.ExpertNode.Placement;
@@ -88,7 +89,7 @@ public sealed class ClusterSupervisor : IAsyncDisposable
     /// <summary>What every attention node is started with besides its id, port and role.</summary>
     private static List<string> AttentionSettings(ClusterLayout layout)
     {
-        List<string> args = ["--dispatch", layout.Dispatch, "--max-batch", Invariant(layout.MaxBatch)];
+        List<string> args = ["--dispatch", layout.Dispatch.Name(), "--max-batch", Invariant(layout.MaxBatch)];
         args.AddRange(layout.NodeSettings.ToArgs());
         return args;
     }
