@@ -179,7 +179,7 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
         return shifts;
     }
 
-    /// <summary>The logits before each of <paramref name="tokens"/>, computed as generation does (prefill, then decode steps) over the node's BF16 cache.</summary>
+    /// <summary>The logits before each of <paramref name="tokens"/>, computed as generation does (prefill, then decode steps) over a cache in <paramref name="format"/> (the node's BF16 by default).</summary>
     private static float[][] TeacherForcedLogits(Transformer model, uint[] prompt, int[] tokens, LatentFormat format = LatentFormat.BF16)
     {
         var cache = new SequenceCache(model.Config, format: format);
