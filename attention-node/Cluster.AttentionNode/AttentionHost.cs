@@ -85,7 +85,7 @@ public sealed class AttentionHost : IAsyncDisposable
             if (options.PlanPath is { } planPath)
             {
                 var config = Engine.Config.ModelConfig.Load(Path.Combine(options.ModelDir, Engine.Checkpoints.Checkpoint.ConfigFile));
-                remote = await ExpertStreams.ConnectAsync(PlacementPlan.Load(planPath), config, options.ExpertWait, cancel: ct).ConfigureAwait(false);
+                remote = await ExpertStreams.ConnectAsync(PlacementPlan.Load(planPath), config, options.ExpertWait, logger: log, cancel: ct).ConfigureAwait(false);
                 log.LogInformation("{Node}: dispatch streams open to {Count} expert nodes", options.NodeId, remote.Nodes.Count);
             }
             TensorDType dispatch = options.Dispatch.WireType();

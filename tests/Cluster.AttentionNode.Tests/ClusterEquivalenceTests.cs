@@ -138,6 +138,34 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
         Assert.True(worst > 1e-6, "fp8 rounding should be visible in the logprobs");
     }
 
+    /// <summary>
+    /// With every expert on two nodes, killing an expert node while 8 requests stream costs none of them a token:
+    /// in exact mode each output equals the run without the kill.
+    /// </summary>
+    [Fact]
+    public async Task WithTwoReplicasAKilledExpertNodeCostsNoRequestAToken()
+    {
+        await using var cluster = await InProcessCluster.StartAsync(3, 0, DispatchFormat.F32, LatentFormat.F32, replicas: 2);
+        const int tokens = 32;
+        uint[][] prompts = [.. Enumerable.Range(0, 8).Select(i => TinyModel.Prompt(20 + i, 3 + i))];
+        TokenGenerateRequest Request(uint[] p) => new() { PromptTokenIds = { p }, MaxTokens = tokens };
+        var healthy = await Task.WhenAll(prompts.Select(p => cluster.GenerateAsync(Request(p))));
+
+        long before = cluster.Attention.Counters.GeneratedTokens;
+        var running = prompts.Select(p => cluster.GenerateAsync(Request(p))).ToArray();
+        await SchedulerTests.WaitUntil(() => cluster.Attention.Counters.GeneratedTokens >= before + 8 * 4);
+        int runningAtKill = cluster.Attention.Counters.Running;
+        await cluster.Experts[1].DisposeAsync();
+        cluster.Experts.RemoveAt(1);
+        var degraded = await Task.WhenAll(running);
+
+        Assert.True(runningAtKill > 0, "the kill came after the requests finished");
+        Assert.True(degraded.All(d => d.Count > 4), $"every request streamed on after the kill: {string.Join(' ', degraded.Select(d => d.Count))}");
+        Assert.NotNull(cluster.Attention.Experts!.DownReason(1));
+        for (int r = 0; r < prompts.Length; r++)
+            Assert.Equal(healthy[r].Select(e => e.TokenId), degraded[r].Select(e => e.TokenId));
+    }
+
     [Fact]
     public async Task ALostExpertNodeFailsRequestsAsUnavailableNamingIt()
     {

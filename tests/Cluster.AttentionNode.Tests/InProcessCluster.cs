@@ -19,12 +19,12 @@ public sealed class InProcessCluster : IAsyncDisposable
     public AttentionHost Attention { get; private set; } = null!;
     public PeerChannel Channel { get; private set; } = null!;
 
-    public static async Task<InProcessCluster> StartAsync(int expertNodes, int redundant, DispatchFormat dispatch, LatentFormat cache = LatentFormat.BF16)
+    public static async Task<InProcessCluster> StartAsync(int expertNodes, int redundant, DispatchFormat dispatch, LatentFormat cache = LatentFormat.BF16, int replicas = 1)
     {
         var cluster = new InProcessCluster();
         try
         {
-            PlacementPlan plan = PlacementPlanner.Plan(TinyModel.Config, PlacementPlanner.LoopbackNodes(expertNodes, 1), null, redundant);
+            PlacementPlan plan = PlacementPlanner.Plan(TinyModel.Config, PlacementPlanner.LoopbackNodes(expertNodes, 1), null, redundant, replicas: replicas);
             string expertPlan = Path.Combine(cluster._dir, "plan.json"), attentionPlan = Path.Combine(cluster._dir, "plan-bound.json");
             plan.Save(expertPlan);
             foreach (ExpertNodeAddress node in plan.Nodes)

@@ -19,9 +19,9 @@ public sealed class ExpertCluster : IAsyncDisposable
     public List<ExpertHost> Hosts { get; } = [];
     public ExpertStreams Streams { get; private set; } = null!;
 
-    public static async Task<ExpertCluster> StartAsync(int nodes, int redundant, string? modelDir = null)
+    public static async Task<ExpertCluster> StartAsync(int nodes, int redundant, string? modelDir = null, int replicas = 1)
     {
-        PlacementPlan plan = PlacementPlanner.Plan(TinyCheckpoint.Config, PlacementPlanner.LoopbackNodes(nodes, 1), null, redundant);
+        PlacementPlan plan = PlacementPlanner.Plan(TinyCheckpoint.Config, PlacementPlanner.LoopbackNodes(nodes, 1), null, redundant, replicas: replicas);
         var cluster = new ExpertCluster(plan);
         try
         {

@@ -21,6 +21,27 @@ public class PlacementPlannerTests
     }
 
     [Fact]
+    public void MinimumReplicasPutEveryExpertOnThatManyNodesBeforeTheRedundantOnes()
+    {
+        PlacementPlan plan = PlacementPlanner.Plan(Small, PlacementPlanner.LoopbackNodes(3, 7100), null, 6, replicas: 2);
+        PlacementPlan.Parse(plan.ToJson()).CheckFits(Small);
+        foreach (LayerPlacement layer in plan.Layers)
+        {
+            for (int e = 0; e < layer.Experts; e++)
+            {
+                int[] nodes = [.. layer.ReplicasOf(e).ToArray().Select(r => r.Node)];
+                Assert.True(nodes.Length >= 2, $"layer {layer.Layer} expert {e} has {nodes.Length} replicas");
+                Assert.Equal(nodes.Length, nodes.Distinct().Count());
+            }
+            Assert.Equal(Small.NRoutedExperts * 2 + 6, layer.ReplicaCount);
+        }
+        var e1 = Assert.Throws<ArgumentException>(() => PlacementPlanner.Plan(Small, PlacementPlanner.LoopbackNodes(3, 7100), null, 0, replicas: 4));
+        Assert.Contains("--expert-replicas 4 needs 1..3", e1.Message);
+        var e2 = Assert.Throws<ArgumentException>(() => PlacementPlanner.Plan(Small, PlacementPlanner.LoopbackNodes(3, 7100), null, 1, replicas: 3));
+        Assert.Contains("at most 0 extra with 3 replicas each", e2.Message);
+    }
+
+    [Fact]
     public void WithoutLoadEveryExpertOnceAndNodesEvenlyFilled()
     {
         PlacementPlan plan = PlanChecked(Small, nodes: 4, redundant: 0);

@@ -11,7 +11,7 @@ namespace Cluster.Cli.Commands;
 public static class UpCommand
 {
     public const string Usage = "up [--model DIR | --preset small] [--port 8000] [--grpc-port 8001] [--attention-nodes 1] "
-        + "[--prefill-nodes N --decode-nodes M] [--expert-nodes 2] [--redundant-experts 2] [--dispatch bf16|fp8|f32] [--expert-load FILE] "
+        + "[--prefill-nodes N --decode-nodes M] [--expert-nodes 2] [--expert-replicas 1] [--redundant-experts 2] [--dispatch bf16|fp8|f32] [--expert-load FILE] "
         + "[--max-batch 32] " + AttentionNodeSettings.Usage + " [--default-max-tokens N] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
@@ -54,7 +54,8 @@ public static class UpCommand
         (int attention, int prefill, int decode) = ParseAttentionCounts(args);
         int experts = args.Int("expert-nodes", 2, 1, 64);
         // Replicas of one expert never share a node, so one expert node leaves no room for any.
-        int redundant = args.Int("redundant-experts", experts == 1 ? 0 : 2, 0);
+        int replicas = args.Int("expert-replicas", 1, 1, experts);
+        int redundant = args.Int("redundant-experts", replicas == experts ? 0 : 2, 0);
         DispatchFormat dispatch = ServeAttentionCommand.ParseDispatch(args.String("dispatch", "bf16"));
         string? load = args.String("expert-load");
         if (load is not null && !File.Exists(load)) throw new CliException($"{load}: expert-load file not found");
@@ -74,6 +75,7 @@ public static class UpCommand
             DecodeNodes = decode,
             ExpertNodes = experts,
             RedundantExperts = redundant,
+            ExpertReplicas = replicas,
             Dispatch = dispatch,
             ExpertLoadPath = load,
             MaxBatch = maxBatch,

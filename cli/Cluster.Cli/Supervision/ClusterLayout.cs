@@ -17,6 +17,8 @@ public sealed record ClusterLayout
     public required int DecodeNodes { get; init; }
     public required int ExpertNodes { get; init; }
     public required int RedundantExperts { get; init; }
+    /// <summary>Distinct expert nodes each logical expert is on at least.</summary>
+    public int ExpertReplicas { get; init; } = 1;
     public required DispatchFormat Dispatch { get; init; }
     public string? ExpertLoadPath { get; init; }
     public required int MaxBatch { get; init; }

@@ -42,7 +42,7 @@ public sealed class ClusterSupervisor : IAsyncDisposable
         int[] ports = FreePorts.Take(layout.ExpertNodes + 2 * attentionNodes);
         var experts = new ExpertNodeAddress[layout.ExpertNodes];
         for (int i = 0; i < experts.Length; i++) experts[i] = new ExpertNodeAddress($"expert-{i}", $"127.0.0.1:{ports[i]}");
-        PlacementPlan plan = PlacementPlanner.Plan(config, experts, null, layout.RedundantExperts, load);
+        PlacementPlan plan = PlacementPlanner.Plan(config, experts, null, layout.RedundantExperts, load, replicas: layout.ExpertReplicas);
 
         var cluster = new ClusterSupervisor(Directory.CreateTempSubdirectory("cluster-up-").FullName);
         try

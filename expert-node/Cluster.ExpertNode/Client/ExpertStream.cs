@@ -16,6 +16,7 @@ internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, 
 {
     private readonly SemaphoreSlim _turn = new(1, 1);
     private AsyncDuplexStreamingCall<DispatchFrame, CombineFrame>? _call;
+    private string? _abortedFor;
 
     public ExpertNodeAddress Node => node;
     public Protos.V1.ExpertService.ExpertServiceClient Client { get; } = new(channel.Invoker);
@@ -33,20 +34,22 @@ internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, 
         try
         {
             if (_call is null) Open();
+            var call = _call!;
             using var deadline = new CancellationTokenSource(timeout);
             CombineFrame reply;
             try
             {
-                await _call!.RequestStream.WriteAsync(frame, deadline.Token).ConfigureAwait(false);
-                if (!await _call.ResponseStream.MoveNext(deadline.Token).ConfigureAwait(false))
-                    throw new ExpertNodeException(node.Id, $"expert node {node.Id} ({node.Endpoint}) ended its dispatch stream: {_call.GetStatus().Detail}");
-                reply = _call.ResponseStream.Current;
+                await call.RequestStream.WriteAsync(frame, deadline.Token).ConfigureAwait(false);
+                if (!await call.ResponseStream.MoveNext(deadline.Token).ConfigureAwait(false))
+                    throw new ExpertNodeException(node.Id, $"expert node {node.Id} ({node.Endpoint}) ended its dispatch stream: {call.GetStatus().Detail}", lost: true);
+                reply = call.ResponseStream.Current;
             }
             catch (Exception e) when (e is not ExpertNodeException)
             {
                 Reset();
-                string why = e is OperationCanceledException && deadline.IsCancellationRequested ? $"no combine within {timeout.TotalSeconds:0.#} s" : e.Message;
-                throw new ExpertNodeException(node.Id, $"expert node {node.Id} ({node.Endpoint}) failed layer {frame.Layer}: {why}", e);
+                string why = e is OperationCanceledException && deadline.IsCancellationRequested ? $"no combine within {timeout.TotalSeconds:0.#} s"
+                    : Volatile.Read(ref _abortedFor) is { } aborted ? aborted : e.Message;
+                throw new ExpertNodeException(node.Id, $"expert node {node.Id} ({node.Endpoint}) failed layer {frame.Layer}: {why}", e, lost: true);
             }
             catch
             {
@@ -74,8 +77,15 @@ internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, 
 
     private void Reset()
     {
-        _call?.Dispose();
-        _call = null;
+        Interlocked.Exchange(ref _call, null)?.Dispose();
+        Volatile.Write(ref _abortedFor, null);
+    }
+
+    /// <summary>Ends the stream from outside, failing the exchange in flight (a node that answers too late is given up).</summary>
+    public void Abort(string why)
+    {
+        Volatile.Write(ref _abortedFor, why);
+        Volatile.Read(ref _call)?.Dispose();
     }
 
     public void Dispose()

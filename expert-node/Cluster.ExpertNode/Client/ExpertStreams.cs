@@ -4,24 +4,36 @@ using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
 using Cluster.Transport;
 using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Cluster.ExpertNode.Client;
 
 /// <summary>
 /// An attention node's side of dispatch/combine: one persistent Dispatch stream per expert node of the plan,
-/// shared by the <see cref="RemoteExperts"/> of every MoE layer, and the tokens routed to each logical expert.
+/// shared by the <see cref="RemoteExperts"/> of every MoE layer, the tokens routed to each logical expert, and
+/// which nodes are down. A node is marked down when its stream breaks or it answers too late; rows then go to
+/// live replicas of its experts, and the node is probed (GetInfo) until it answers with the plan's version.
 /// </summary>
 public sealed class ExpertStreams : IDisposable, IAsyncDisposable
 {
+    private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(200);
     private readonly ExpertStream[] _streams;
     private readonly long[][] _tokens;
+    private readonly string?[] _down;
+    private readonly double[] _secondsPerRow;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _closing = new();
     private long _batch;
 
-    private ExpertStreams(PlacementPlan plan, ModelConfig config, ExpertStream[] streams)
+    private ExpertStreams(PlacementPlan plan, ModelConfig config, ExpertStream[] streams, ILogger logger)
     {
         Plan = plan;
         Config = config;
         _streams = streams;
+        _logger = logger;
+        _down = new string?[streams.Length];
+        _secondsPerRow = new double[streams.Length];
         _tokens = new long[config.NumHiddenLayers][];
         foreach (LayerPlacement l in plan.Layers) _tokens[l.Layer] = new long[plan.RoutedExperts];
     }
@@ -36,7 +48,7 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
     /// <paramref name="wait"/>, or when a node holds another plan.
     /// </summary>
     public static async Task<ExpertStreams> ConnectAsync(PlacementPlan plan, ModelConfig config, TimeSpan wait,
-        TimeSpan? exchangeTimeout = null, CancellationToken cancel = default)
+        TimeSpan? exchangeTimeout = null, ILogger? logger = null, CancellationToken cancel = default)
     {
         plan.CheckFits(config);
         var streams = new ExpertStream[plan.Nodes.Count];
@@ -51,7 +63,7 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
                 await WaitReadyAsync(node, streams[i].Client, plan.Version, until, cancel).ConfigureAwait(false);
                 streams[i].Open();
             }
-            return new ExpertStreams(plan, config, streams);
+            return new ExpertStreams(plan, config, streams, logger ?? NullLogger.Instance);
         }
         catch
         {
@@ -83,9 +95,100 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
 
     internal int NodeCount => _streams.Length;
 
+    /// <summary>Why <paramref name="node"/> is down, or null while it is up.</summary>
+    public string? DownReason(int node) => Volatile.Read(ref _down[node]);
+
+    internal bool IsDown(int node) => Volatile.Read(ref _down[node]) is not null;
+
+    /// <summary>
+    /// Takes the node out of routing (failing its exchange in flight, if any) and probes it until it is back.
+    /// Logs which experts are left without a live replica.
+    /// </summary>
+    internal void MarkDown(int node, string why)
+    {
+        if (Interlocked.CompareExchange(ref _down[node], why, null) is not null) return;
+        _streams[node].Abort(why);
+        ExpertNodeAddress address = Plan.Nodes[node];
+        string uncovered = Uncovered();
+        _logger.LogWarning("expert node {Node} ({Endpoint}) is down: {Why}; {Uncovered}", address.Id, address.Endpoint, why,
+            uncovered.Length == 0 ? "every expert has a live replica" : "without a live replica: " + uncovered);
+        _ = ProbeAsync(node);
+    }
+
+    /// <summary>"layer L: e1 e2; ..." for the experts whose every replica is on a down node.</summary>
+    public string Uncovered()
+    {
+        var parts = new List<string>();
+        foreach (LayerPlacement layer in Plan.Layers)
+        {
+            var missing = new List<int>();
+            for (int e = 0; e < layer.Experts; e++)
+            {
+                bool live = false;
+                foreach (ExpertReplica r in layer.ReplicasOf(e)) live |= !IsDown(r.Node);
+                if (!live) missing.Add(e);
+            }
+            if (missing.Count > 0) parts.Add($"layer {layer.Layer}: {string.Join(' ', missing)}");
+        }
+        return string.Join("; ", parts);
+    }
+
+    private async Task ProbeAsync(int node)
+    {
+        ExpertNodeAddress address = Plan.Nodes[node];
+        while (!_closing.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(ProbeInterval, _closing.Token).ConfigureAwait(false);
+                ExpertNodeInfo info = await _streams[node].Client.GetInfoAsync(new GetExpertInfoRequest(),
+                    deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: _closing.Token).ConfigureAwait(false);
+                if (info.PlanVersion != Plan.Version || info.NodeId != address.Id) continue;
+                Volatile.Write(ref _down[node], null);
+                _logger.LogWarning("expert node {Node} ({Endpoint}) is back", address.Id, address.Endpoint);
+                return;
+            }
+            catch (RpcException) { }
+            catch (OperationCanceledException) { return; }
+        }
+    }
+
     internal ulong NextBatchId() => (ulong)Interlocked.Increment(ref _batch);
 
-    internal Task<CombineFrame> ExchangeAsync(int node, DispatchFrame frame) => _streams[node].ExchangeAsync(frame);
+    internal async Task<CombineFrame> ExchangeAsync(int node, DispatchFrame frame)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        CombineFrame reply = await _streams[node].ExchangeAsync(frame).ConfigureAwait(false);
+        Observe(node, (int)frame.Rows, System.Diagnostics.Stopwatch.GetElapsedTime(start));
+        return reply;
+    }
+
+    /// <summary>
+    /// How long to wait for <paramref name="rows"/> rows from <paramref name="node"/> before giving up on it when
+    /// replicas can take over: <see cref="FailoverFloor"/> plus <see cref="FailoverMultiplier"/> times what the node
+    /// has taken per row (an average that follows its recent exchanges); the first exchanges, with nothing measured,
+    /// get <see cref="FailoverFirst"/>.
+    /// </summary>
+    internal TimeSpan GiveUpAfter(int node, int rows)
+    {
+        double perRow = Volatile.Read(ref _secondsPerRow[node]);
+        if (perRow == 0) return FailoverFirst;
+        return FailoverFloor + TimeSpan.FromSeconds(FailoverMultiplier * perRow * Math.Max(1, rows));
+    }
+
+    /// <summary>The least time a node may take to answer before its rows go to replicas (default 1 s).</summary>
+    public TimeSpan FailoverFloor { get; set; } = TimeSpan.FromSeconds(1);
+    public double FailoverMultiplier { get; set; } = 8;
+    /// <summary>The patience before anything is measured (a node's first frames also warm it up).</summary>
+    public TimeSpan FailoverFirst { get; set; } = TimeSpan.FromSeconds(30);
+
+    private void Observe(int node, int rows, TimeSpan elapsed)
+    {
+        double perRow = elapsed.TotalSeconds / Math.Max(1, rows);
+        double old = Volatile.Read(ref _secondsPerRow[node]);
+        // One exchange at a time per node (its stream serializes them), so read-modify-write needs no lock.
+        Volatile.Write(ref _secondsPerRow[node], old == 0 ? perRow : 0.8 * old + 0.2 * perRow);
+    }
 
     internal long[] TokenCounters(int layer) => _tokens[layer];
 
@@ -112,6 +215,7 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
 
     public void Dispose()
     {
+        _closing.Cancel();
         foreach (ExpertStream s in _streams) s.Dispose();
     }
 

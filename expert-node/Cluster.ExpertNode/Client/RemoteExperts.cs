@@ -12,9 +12,12 @@ namespace Cluster.ExpertNode.Client;
 
 /// <summary>
 /// One MoE layer's routed experts on the expert nodes. Run dispatches each row once to every node holding one
-/// of its chosen experts (picking replicas round robin per expert, so replicas share the work and the choice is
-/// deterministic), sends one frame per node concurrently, and adds the nodes' partial sums in node order.
-/// Like <see cref="RoutedExperts"/>, one instance is not safe to run concurrently.
+/// of its chosen experts (picking live replicas round robin per expert, so replicas share the work and the choice
+/// is deterministic), sends one frame per node concurrently, and adds the nodes' partial sums in node order.
+/// Failover: a node whose stream breaks, or that has not answered when <see cref="ExpertStreams.GiveUpAfter"/>
+/// passes while every expert it was sent has a live replica elsewhere, is marked down and its rows go again to
+/// those replicas within the same step; an expert with no live replica fails the step naming layer, expert and
+/// node. Like <see cref="RoutedExperts"/>, one instance is not safe to run concurrently.
 /// </summary>
 public sealed class RemoteExperts : IRoutedExperts
 {
@@ -23,8 +26,10 @@ public sealed class RemoteExperts : IRoutedExperts
     private readonly int _layer, _hidden;
     private readonly TensorDType _dispatch;
     private readonly int[] _nextReplica;
-    private readonly NodeBatch[] _nodes;
+    // Two sets of per-node batches: a round's failed rows are routed into the other set while this one's are still read.
+    private readonly NodeBatch[][] _rounds;
     private readonly Task<CombineFrame>?[] _pending;
+    private readonly bool[] _lost;
 
     internal RemoteExperts(ExpertStreams streams, int layer, TensorDType dispatch)
     {
@@ -35,9 +40,14 @@ public sealed class RemoteExperts : IRoutedExperts
         _hidden = streams.Config.HiddenSize;
         _dispatch = dispatch;
         _nextReplica = new int[_placement.Experts];
-        _nodes = new NodeBatch[streams.NodeCount];
-        for (int i = 0; i < _nodes.Length; i++) _nodes[i] = new NodeBatch();
-        _pending = new Task<CombineFrame>?[_nodes.Length];
+        _rounds = new NodeBatch[2][];
+        for (int s = 0; s < 2; s++)
+        {
+            _rounds[s] = new NodeBatch[streams.NodeCount];
+            for (int i = 0; i < streams.NodeCount; i++) _rounds[s][i] = new NodeBatch();
+        }
+        _pending = new Task<CombineFrame>?[streams.NodeCount];
+        _lost = new bool[streams.NodeCount];
     }
 
     public int Layer => _layer;
@@ -47,13 +57,10 @@ public sealed class RemoteExperts : IRoutedExperts
         if (n == 0) return;
         int k = ids.Length / n;
         if (ids.Length != n * k || weights.Length != ids.Length) throw new ArgumentException($"experts: {ids.Length} ids and {weights.Length} weights for {n} rows");
-        Route(n, k, ids, weights);
-        foreach (NodeBatch b in _nodes)
-            if (b.Rows > 0) b.Encode(rows, _hidden, _dispatch);
-
-        ulong batch = _streams.NextBatchId();
-        for (int i = 0; i < _nodes.Length; i++)
-            _pending[i] = _nodes[i].Rows == 0 ? null : _streams.ExchangeAsync(i, _nodes[i].Frame(batch, _layer, _hidden, k, _dispatch, _streams.Plan.Version));
+        NodeBatch[] batches = _rounds[0];
+        foreach (NodeBatch b in batches) b.Reset(n, k);
+        Route(n, k, ids, weights, batches);
+        Send(rows, k, batches);
         // The shared expert computes while the rows travel; its sum is added after the routed one, as in one process.
         float[]? sharedOut = null;
         if (shared is not null)
@@ -61,36 +68,162 @@ public sealed class RemoteExperts : IRoutedExperts
             sharedOut = ArrayPool<float>.Shared.Rent(n * _hidden);
             shared.Forward(rows[..(n * _hidden)], n, sharedOut.AsSpan(0, n * _hidden));
         }
-        // Every exchange must finish before the buffers they wrap are reused, failed or not.
-        Exception? failure = null;
-        foreach (Task<CombineFrame>? t in _pending)
-        {
-            if (t is null) continue;
-            try { t.GetAwaiter().GetResult(); }
-            catch (Exception e) { failure ??= e; }
-        }
-        if (failure is not null)
-        {
-            ReleaseReplies();
-            if (sharedOut is not null) ArrayPool<float>.Shared.Return(sharedOut);
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
-        }
-
         output[..(n * _hidden)].Clear();
         try
         {
-            for (int i = 0; i < _nodes.Length; i++)
-                if (_pending[i] is { } t) _nodes[i].AddInto(t.Result, _hidden, output, _streams.Plan.Nodes[i].Id);
+            // Each round adds what its nodes sent back and routes a lost node's rows to live replicas for the next;
+            // a node is lost at most once per step, so the rounds end.
+            for (int round = 0; ; round++)
+            {
+                bool lost = Collect(batches, output);
+                if (!lost) break;
+                NodeBatch[] next = _rounds[(round + 1) % 2];
+                foreach (NodeBatch b in next) b.Reset(n, k);
+                Reroute(batches, next);
+                batches = next;
+                Send(rows, k, batches);
+            }
+        }
+        finally
+        {
+            if (sharedOut is not null)
+            {
+                TensorPrimitives.Add(output[..(n * _hidden)], sharedOut.AsSpan(0, n * _hidden), output);
+                ArrayPool<float>.Shared.Return(sharedOut);
+            }
+        }
+    }
+
+    private void Send(ReadOnlySpan<float> rows, int k, NodeBatch[] batches)
+    {
+        ulong batch = _streams.NextBatchId();
+        for (int i = 0; i < batches.Length; i++)
+        {
+            if (batches[i].Rows == 0)
+            {
+                _pending[i] = null;
+                continue;
+            }
+            batches[i].Encode(rows, _hidden, _dispatch);
+            _pending[i] = _streams.ExchangeAsync(i, batches[i].Frame(batch, _layer, _hidden, k, _dispatch, _streams.Plan.Version));
+        }
+    }
+
+    /// <summary>
+    /// Waits for the round's exchanges (every one must finish before the buffers they wrap are reused), gives up on
+    /// a late node whose experts all have live replicas, adds every reply into <paramref name="output"/>, and says
+    /// whether a node was lost (its rows still to be routed). Any other failure is thrown once all have finished.
+    /// </summary>
+    private bool Collect(NodeBatch[] batches, Span<float> output)
+    {
+        for (int i = 0; i < _pending.Length; i++)
+        {
+            if (_pending[i] is not { } t) continue;
+            TimeSpan patience = _streams.GiveUpAfter(i, batches[i].Rows);
+            if (!Finished(t, patience) && FirstUncovered(batches[i], i) < 0)
+                _streams.MarkDown(i, $"no combine within {patience.TotalMilliseconds:0} ms");
+        }
+        Exception? failure = null;
+        bool lost = false;
+        Array.Clear(_lost);
+        for (int i = 0; i < _pending.Length; i++)
+        {
+            if (_pending[i] is not { } t) continue;
+            try { t.GetAwaiter().GetResult(); }
+            catch (ExpertNodeException e) when (e.Lost && failure is null)
+            {
+                _streams.MarkDown(i, e.InnerException?.Message ?? e.Message);
+                int uncovered = FirstUncovered(batches[i], i);
+                if (uncovered < 0) lost = _lost[i] = true;
+                else failure = new ExpertNodeException(e.NodeId, $"{e.Message}; layer {_layer}: expert {uncovered} has no live replica", e.InnerException, lost: true);
+                _pending[i] = null;
+            }
+            catch (Exception e)
+            {
+                failure ??= e;
+                _pending[i] = null;
+            }
+        }
+        try
+        {
+            if (failure is null)
+                for (int i = 0; i < _pending.Length; i++)
+                    if (_pending[i] is { } t) batches[i].AddInto(t.Result, _hidden, output, _streams.Plan.Nodes[i].Id);
         }
         finally
         {
             ReleaseReplies();
         }
-        if (sharedOut is not null)
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        // A lost node's batch stays in place for Reroute; the others are done.
+        for (int i = 0; i < batches.Length; i++)
+            if (!_lost[i]) batches[i].Clear();
+        return lost;
+    }
+
+    /// <summary>Whether the exchange ended within <paramref name="patience"/>, failed or not (its failure is read later).</summary>
+    private static bool Finished(Task<CombineFrame> exchange, TimeSpan patience)
+    {
+        try { return exchange.Wait(patience); }
+        catch (AggregateException) { return true; }
+    }
+
+    /// <summary>An expert <paramref name="batch"/> asks of <paramref name="node"/> that has no live replica on another node; -1 when all have one.</summary>
+    private int FirstUncovered(NodeBatch batch, int node)
+    {
+        for (int r = 0; r < batch.Rows; r++)
+            foreach (int e in batch.IdsOf(r))
+                if (e >= 0 && LiveReplica(e, node, advance: false) < 0) return e;
+        return -1;
+    }
+
+    /// <summary>
+    /// A live replica's node of <paramref name="expert"/> other than <paramref name="except"/>, the next in round
+    /// robin order (which <paramref name="advance"/> moves on); -1 when none.
+    /// </summary>
+    private int LiveReplica(int expert, int except, bool advance = true)
+    {
+        ReadOnlySpan<ExpertReplica> replicas = _placement.ReplicasOf(expert);
+        int start = _nextReplica[expert];
+        for (int t = 0; t < replicas.Length; t++)
         {
-            TensorPrimitives.Add(output[..(n * _hidden)], sharedOut.AsSpan(0, n * _hidden), output);
-            ArrayPool<float>.Shared.Return(sharedOut);
+            int pick = (start + t) % replicas.Length;
+            int node = replicas[pick].Node;
+            if (node == except || _streams.IsDown(node)) continue;
+            if (advance) _nextReplica[expert] = pick + 1 == replicas.Length ? 0 : pick + 1;
+            return node;
         }
+        return -1;
+    }
+
+    /// <summary>Sends the rows of every node lost this round to live replicas of their experts.</summary>
+    private void Reroute(NodeBatch[] from, NodeBatch[] to)
+    {
+        for (int node = 0; node < from.Length; node++)
+        {
+            if (!_lost[node]) continue;
+            NodeBatch lost = from[node];
+            for (int r = 0; r < lost.Rows; r++)
+            {
+                ReadOnlySpan<int> choices = lost.IdsOf(r);
+                ReadOnlySpan<float> weights = lost.WeightsOf(r);
+                for (int j = 0; j < choices.Length; j++)
+                {
+                    if (choices[j] < 0) continue;
+                    int target = LiveReplica(choices[j], node);
+                    if (target < 0) throw Uncovered(choices[j], node);
+                    to[target].Add(lost.TokenOf(r), j, choices[j], weights[j]);
+                }
+            }
+            lost.Clear();
+        }
+    }
+
+    private ExpertNodeException Uncovered(int expert, int node)
+    {
+        ExpertNodeAddress address = _streams.Plan.Nodes[node];
+        return new ExpertNodeException(address.Id,
+            $"layer {_layer}: expert {expert} has no live replica (expert node {address.Id} ({address.Endpoint}) is down: {_streams.DownReason(node)})");
     }
 
     /// <summary>Gives the replies' pooled buffers back and forgets the exchanges (they must not outlive the step).</summary>
@@ -101,10 +234,13 @@ public sealed class RemoteExperts : IRoutedExperts
         Array.Clear(_pending);
     }
 
-    /// <summary>Assigns each (row, choice) to a replica's node; a row goes once to each node it needs.</summary>
-    private void Route(int n, int k, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights)
+    /// <summary>
+    /// Assigns each (row, choice) to a live replica's node (round robin); a row goes once to each node it needs.
+    /// An expert whose every replica is down is still sent to one of them: the node may be back, and if not the
+    /// step fails naming it, as it would have to anyway.
+    /// </summary>
+    private void Route(int n, int k, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, NodeBatch[] batches)
     {
-        foreach (NodeBatch b in _nodes) b.Reset(n, k);
         long[] counts = _streams.TokenCounters(_layer);
         for (int r = 0; r < n; r++)
         {
@@ -114,10 +250,15 @@ public sealed class RemoteExperts : IRoutedExperts
                 if (e < 0) continue;
                 if (e >= _placement.Experts) throw new ArgumentException($"layer {_layer}: expert id {e} out of range 0..{_placement.Experts - 1}");
                 counts[e]++;
-                ReadOnlySpan<ExpertReplica> replicas = _placement.ReplicasOf(e);
-                int pick = _nextReplica[e];
-                _nextReplica[e] = pick + 1 == replicas.Length ? 0 : pick + 1;
-                _nodes[replicas[pick].Node].Add(r, j, e, weights[r * k + j]);
+                int node = LiveReplica(e, -1);
+                if (node < 0)
+                {
+                    ReadOnlySpan<ExpertReplica> replicas = _placement.ReplicasOf(e);
+                    int pick = _nextReplica[e];
+                    _nextReplica[e] = pick + 1 == replicas.Length ? 0 : pick + 1;
+                    node = replicas[pick].Node;
+                }
+                batches[node].Add(r, j, e, weights[r * k + j]);
             }
         }
     }
@@ -134,6 +275,17 @@ public sealed class RemoteExperts : IRoutedExperts
 
         private Span<int> Ids => MemoryMarshal.Cast<byte, int>(_ids.AsSpan());
         private Span<float> Weights => MemoryMarshal.Cast<byte, float>(_weights.AsSpan());
+
+        public int TokenOf(int row) => _tokenOfRow[row];
+        public ReadOnlySpan<int> IdsOf(int row) => Ids.Slice(row * _k, _k);
+        public ReadOnlySpan<float> WeightsOf(int row) => Weights.Slice(row * _k, _k);
+
+        /// <summary>Forgets the rows (after they were added or moved), keeping the buffers.</summary>
+        public void Clear()
+        {
+            for (int r = 0; r < Rows; r++) _rowOfToken[_tokenOfRow[r]] = -1;
+            Rows = 0;
+        }
 
         public void Reset(int n, int k)
         {

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.ExpertNode.Host;
@@ -71,7 +72,8 @@ public sealed class ExpertHost : IAsyncDisposable
             ListenOptions? bound = null;
             builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(address, options.Port, null, l => bound = l));
             builder.Services.AddGrpc().AddServiceOptions<ExpertService>(o => o.MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes);
-            builder.Services.AddSingleton(sp => new ExpertService(options.NodeId, experts, checkpoint.Config.HiddenSize, sp.GetRequiredService<ILogger<ExpertService>>()));
+            builder.Services.AddSingleton(sp => new ExpertService(options.NodeId, experts, checkpoint.Config.HiddenSize, sp.GetRequiredService<ILogger<ExpertService>>(),
+                sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping));
             WebApplication app = builder.Build();
             app.MapGrpcInfrastructure();
             app.MapGrpcService<ExpertService>();

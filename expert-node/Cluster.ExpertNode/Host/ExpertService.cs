@@ -16,7 +16,8 @@ namespace Cluster.ExpertNode.Host;
 /// arrive in pooled buffers (<see cref="PooledMethods.Dispatch"/>), each valid until the next is read.
 /// </summary>
 [BindServiceMethod(typeof(ExpertService), nameof(BindService))]
-public sealed class ExpertService(string nodeId, HostedExperts experts, int hidden, ILogger<ExpertService> logger) : Protos.V1.ExpertService.ExpertServiceBase
+public sealed class ExpertService(string nodeId, HostedExperts experts, int hidden, ILogger<ExpertService> logger, CancellationToken stopping)
+    : Protos.V1.ExpertService.ExpertServiceBase
 {
     /// <summary>For server reflection, which finds a service's descriptor beside its bind method.</summary>
     public static Google.Protobuf.Reflection.ServiceDescriptor Descriptor => Protos.V1.ExpertService.Descriptor;
@@ -29,14 +30,21 @@ public sealed class ExpertService(string nodeId, HostedExperts experts, int hidd
         logger.LogInformation("dispatch stream opened by {Peer}", context.Peer);
         var buffers = new StreamBuffers();
         using var frames = new PooledReader<DispatchFrame>(requestStream, DispatchFrameDecoder.Instance);
+        // A dispatch stream never ends by itself: at shutdown it is ended at once, so that attention nodes move its
+        // rows to replicas now instead of after the server's grace period.
+        using var open = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
         try
         {
-            while (await frames.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            while (await frames.MoveNext(open.Token).ConfigureAwait(false))
             {
                 // The reply wraps this stream's output buffer; WriteAsync has flushed it before the next frame reuses it.
                 CombineFrame reply = Serve(frames.Current, buffers);
-                await responseStream.WriteAsync(reply, context.CancellationToken).ConfigureAwait(false);
+                await responseStream.WriteAsync(reply, open.Token).ConfigureAwait(false);
             }
+        }
+        catch (Exception) when (stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, $"expert node {nodeId} is shutting down"));
         }
         catch (Exception) when (context.CancellationToken.IsCancellationRequested)
         {

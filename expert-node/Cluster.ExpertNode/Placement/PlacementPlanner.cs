@@ -12,21 +12,25 @@ public static class PlacementPlanner
     /// <param name="slotsPerNode">Slots per node per layer; null = just enough for every expert and replica.</param>
     /// <param name="redundantExperts">Extra replicas per MoE layer, on top of one slot per logical expert.</param>
     /// <param name="load">Measured tokens per expert; null treats every expert as equally loaded.</param>
+    /// <param name="replicas">Distinct nodes every logical expert is on at least (--expert-replicas), so that losing
+    /// <paramref name="replicas"/> - 1 nodes loses no expert.</param>
     public static PlacementPlan Plan(ModelConfig config, IReadOnlyList<ExpertNodeAddress> nodes, int? slotsPerNode = null,
-        int redundantExperts = 0, ExpertLoad? load = null, ulong version = 1)
+        int redundantExperts = 0, ExpertLoad? load = null, ulong version = 1, int replicas = 1)
     {
         int experts = config.NRoutedExperts, n = nodes.Count;
         if (experts <= 0) throw new ArgumentException("the model has no routed experts to place");
         if (n == 0) throw new ArgumentException("at least one expert node is needed");
         if (nodes.Select(x => x.Id).Distinct(StringComparer.Ordinal).Count() != n) throw new ArgumentException("expert node ids must be unique");
         if (redundantExperts < 0) throw new ArgumentException($"--redundant-experts must not be negative (got {redundantExperts})");
-        if (redundantExperts > experts * (n - 1))
-            throw new ArgumentException($"--redundant-experts {redundantExperts} is more than {n} nodes can hold: no two replicas of one expert share a node, so at most {experts * (n - 1)} extra");
-        int total = experts + redundantExperts;
+        if (replicas < 1 || replicas > n)
+            throw new ArgumentException($"--expert-replicas {replicas} needs 1..{n}: replicas of one expert never share a node, and there are {n} expert nodes");
+        if (redundantExperts > experts * (n - replicas))
+            throw new ArgumentException($"--redundant-experts {redundantExperts} is more than {n} nodes can hold: no two replicas of one expert share a node, so at most {experts * (n - replicas)} extra with {replicas} replicas each");
+        int total = experts * replicas + redundantExperts;
         int slots = slotsPerNode ?? (total + n - 1) / n;
         if (slots < 1) throw new ArgumentException($"slots per node must be at least 1 (got {slots})");
         if ((long)slots * n < total)
-            throw new ArgumentException($"{n} nodes x {slots} slots hold {slots * n} experts but each layer needs {total} ({experts} experts + {redundantExperts} redundant)");
+            throw new ArgumentException($"{n} nodes x {slots} slots hold {slots * n} experts but each layer needs {total} ({experts} experts x {replicas} + {redundantExperts} redundant)");
         if (slots > experts) slots = experts;
 
         var layers = new List<LayerPlacement>();
@@ -34,7 +38,7 @@ public static class PlacementPlanner
         {
             if (!config.IsMoeLayer(layer)) continue;
             double[] weights = LayerWeights(load, layer, experts);
-            int[] copies = Replicate(weights, redundantExperts, n, rotation: (int)((long)layer * redundantExperts % experts));
+            int[] copies = Replicate(weights, replicas, redundantExperts, n, rotation: (int)((long)layer * redundantExperts % experts));
             layers.Add(Pack(layer, weights, copies, n, slots, rotation: layers.Count % n));
         }
         return new PlacementPlan(version, experts, nodes, layers);
@@ -53,12 +57,12 @@ public static class PlacementPlanner
         return w;
     }
 
-    /// <summary>Replica counts: each extra replica goes to the expert with the highest load per replica.</summary>
-    private static int[] Replicate(double[] weights, int redundant, int nodes, int rotation)
+    /// <summary>Replica counts: <paramref name="replicas"/> each, then each extra replica to the expert with the highest load per replica.</summary>
+    private static int[] Replicate(double[] weights, int replicas, int redundant, int nodes, int rotation)
     {
         int experts = weights.Length;
         var copies = new int[experts];
-        Array.Fill(copies, 1);
+        Array.Fill(copies, replicas);
         for (int r = 0; r < redundant; r++)
         {
             int best = -1;
