@@ -79,10 +79,60 @@ public sealed class ClusterUpProcessTests : IDisposable
         Assert.Equal(expected.Count, seen.Count);
     }
 
+    /// <summary>
+    /// As a kubelet would: with every expert on two nodes, an expert node killed with SIGKILL while 8 streams run is
+    /// restarted, and every stream completes with the tokens of a run without the kill (exact mode).
+    /// </summary>
     [Fact]
-    public async Task ADyingExpertNodeIsReportedAndTheRestStop()
+    public async Task AKilledExpertNodeIsRestartedAndWithTwoReplicasNoStreamLosesAToken()
     {
-        using var up = UpProcess.Start(_model);
+        using var up = UpProcess.Start(_model, "--expert-nodes", "3", "--expert-replicas", "2", "--redundant-experts", "0",
+            "--dispatch", "f32", "--kv-cache-dtype", "f32");
+        await up.WaitReadyAsync(Patience);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(120) };
+        string model = JsonSerializer.Serialize(Path.GetFileName(_model));
+        int chunks = 0;
+        async Task<string> Stream(int i)
+        {
+            var body = new StringContent($$"""{"model":{{model}},"prompt":[0,{{5 + i}},6,7],"max_tokens":64,"temperature":0,"stream":true}""", Encoding.UTF8, "application/json");
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"http://127.0.0.1:{up.HttpPort}/v1/completions") { Content = body };
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            var text = new StringBuilder();
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                if (!line.StartsWith("data: {", StringComparison.Ordinal)) continue;
+                using var chunk = JsonDocument.Parse(line.AsMemory(6));
+                Assert.False(chunk.RootElement.TryGetProperty("error", out var error), $"stream {i} failed: {error}");
+                text.Append(chunk.RootElement.GetProperty("choices")[0].GetProperty("text").GetString());
+                Interlocked.Increment(ref chunks);
+            }
+            return text.ToString();
+        }
+        string[] healthy = await Task.WhenAll(Enumerable.Range(0, 8).Select(Stream));
+
+        int expert = up.ChildPids().Single(p => UpProcess.CommandLine(p).Contains("--node-id expert-1", StringComparison.Ordinal));
+        int before = Volatile.Read(ref chunks);
+        Task<string>[] running = [.. Enumerable.Range(0, 8).Select(Stream)];
+        var until = DateTime.UtcNow.AddSeconds(60);
+        while (Volatile.Read(ref chunks) < before + 8 * 4 && DateTime.UtcNow < until) await Task.Delay(5);
+        Process.GetProcessById(expert).Kill();
+        string[] degraded = await Task.WhenAll(running);
+        Assert.Equal(healthy, degraded);
+
+        until = DateTime.UtcNow.AddSeconds(120);
+        while (!up.Stderr.Contains("expert-1 is back", StringComparison.Ordinal) && DateTime.UtcNow < until) await Task.Delay(100);
+        Assert.Contains("restarting expert-1 in 1 s (restart 1)", up.Stderr);
+        Assert.Contains("expert-1 is back", up.Stderr);
+        Assert.Equal(healthy[0], await Stream(0));
+        Assert.Contains(up.ChildPids(), p => p != expert && UpProcess.CommandLine(p).Contains("--node-id expert-1", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task WithFailFastADyingExpertNodeIsReportedAndTheRestStop()
+    {
+        using var up = UpProcess.Start(_model, "--expert-nodes", "2", "--redundant-experts", "1", "--fail-fast");
         await up.WaitReadyAsync(Patience);
         int[] children = up.ChildPids();
         int expert = children.Single(p => UpProcess.CommandLine(p).Contains("--node-id expert-1", StringComparison.Ordinal));

@@ -6,17 +6,19 @@ namespace Cluster.Cli.Commands;
 
 /// <summary>
 /// <c>cluster up</c>: every role as its own process on 127.0.0.1 until Ctrl-C or SIGTERM. A child that dies is
-/// reported with its last log lines and the rest are stopped (exit code 1).
+/// reported with its last log lines and restarted with backoff while the rest serve on; with --fail-fast the rest
+/// are stopped instead (exit code 1).
 /// </summary>
 public static class UpCommand
 {
     public const string Usage = "up [--model DIR | --preset small] [--port 8000] [--grpc-port 8001] [--attention-nodes 1] "
         + "[--prefill-nodes N --decode-nodes M] [--expert-nodes 2] [--expert-replicas 1] [--redundant-experts 2] [--dispatch bf16|fp8|f32] [--expert-load FILE] "
-        + "[--max-batch 32] " + AttentionNodeSettings.Usage + " [--default-max-tokens N] [--verbose]";
+        + "[--max-batch 32] " + AttentionNodeSettings.Usage + " [--default-max-tokens N] [--fail-fast] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
         ClusterLayout layout = ParseLayout(args, cancel);
+        bool failFast = args.Flag("fail-fast");
         args.RejectUnknown();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         using var sigterm = StopOnSigterm(stop);
@@ -30,6 +32,13 @@ public static class UpCommand
         await using (cluster)
         {
             PrintEndpoints(cluster);
+            if (!failFast)
+            {
+                try { await cluster.SuperviseAsync(stop.Token); }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
+                Console.Error.WriteLine("cluster up: stopping every node");
+                return 0;
+            }
             Task<ChildProcess> died = cluster.FirstExitAsync();
             try { await died.WaitAsync(stop.Token); }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)

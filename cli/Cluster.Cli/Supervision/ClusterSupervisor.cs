@@ -10,14 +10,20 @@ namespace Cluster.Cli.Supervision;
 /// <summary>
 /// A whole cluster on this machine, one OS process per role: computes the placement plan on free loopback ports,
 /// starts the expert nodes, attention nodes and gateway together, reports each as it becomes ready, and is up
-/// when the gateway's /readyz answers 200. A child that dies during start or later is reported with its last log
-/// lines. Disposing stops every child (SIGTERM, then the process tree is killed).
+/// when the gateway's /readyz answers 200. A child that dies during start fails the start with its last log lines;
+/// one that dies later is restarted by <see cref="SuperviseAsync"/> as a kubelet would, with backoff, while the rest
+/// serve on. Disposing stops every child (SIGTERM, then the process tree is killed).
 /// </summary>
 public sealed class ClusterSupervisor : IAsyncDisposable
 {
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(1), MaxBackoff = TimeSpan.FromSeconds(30);
+    /// <summary>A child that ran this long before dying starts again from the first backoff, as kubelet's CrashLoopBackOff resets.</summary>
+    private static readonly TimeSpan HealthyRun = TimeSpan.FromMinutes(1);
 
     private readonly List<ChildProcess> _children = [];
+    private readonly List<string[]> _args = [];
+    private readonly List<int> _restarts = [];
     private readonly string _runDir;
 
     private ClusterSupervisor(string runDir) => _runDir = runDir;
@@ -29,6 +35,8 @@ public sealed class ClusterSupervisor : IAsyncDisposable
     public List<(string Id, string Role, string Endpoint, string StatsUrl)> AttentionNodes { get; } = [];
     public List<(string Id, string Endpoint)> ExpertNodes { get; } = [];
     public IReadOnlyList<ChildProcess> Children => _children;
+    /// <summary>How often each child (in <see cref="Children"/> order) has been restarted.</summary>
+    public IReadOnlyList<int> Restarts => _restarts;
     public string PlanPath => Path.Combine(_runDir, "plan.json");
 
     public static async Task<ClusterSupervisor> StartAsync(ClusterLayout layout, CancellationToken cancel)
@@ -108,7 +116,53 @@ public sealed class ClusterSupervisor : IAsyncDisposable
 
     private static string Invariant(long n) => n.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    private void Spawn(string name, string[] args) => _children.Add(ChildProcess.Start(name, args, echoLogs: true));
+    private void Spawn(string name, string[] args)
+    {
+        _children.Add(ChildProcess.Start(name, args, echoLogs: true));
+        _args.Add(args);
+        _restarts.Add(0);
+    }
+
+    /// <summary>
+    /// Restarts every child that exits, with the same arguments (so on the same ports), after a backoff that doubles
+    /// from 1 s to 30 s while it keeps dying and starts over once it has run for a minute; runs until
+    /// <paramref name="cancel"/>. The other roles serve on meanwhile: the attention nodes send a dead expert node's
+    /// rows to replicas and probe it back, the gateway routes around a dead attention node.
+    /// </summary>
+    public async Task SuperviseAsync(CancellationToken cancel)
+    {
+        var started = _children.Select(_ => Stopwatch.StartNew()).ToList();
+        var backoff = _children.Select(_ => FirstBackoff).ToList();
+        while (true)
+        {
+            Task[] exits = [.. _children.Select(c => c.Exited)];
+            Task exited = await Task.WhenAny(exits).WaitAsync(cancel).ConfigureAwait(false);
+            int i = Array.IndexOf(exits, exited);
+            ChildProcess dead = _children[i];
+            if (started[i].Elapsed >= HealthyRun) backoff[i] = FirstBackoff;
+            TimeSpan delay = backoff[i];
+            backoff[i] = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, delay.Ticks * 2));
+            _restarts[i]++;
+            Console.Error.WriteLine($"cluster up: {PostMortem(dead)}");
+            Console.Error.WriteLine($"cluster up: restarting {dead.Name} in {delay.TotalSeconds:0.#} s (restart {_restarts[i]})");
+            await Task.Delay(delay, cancel).ConfigureAwait(false);
+            dead.Dispose();
+            ChildProcess fresh = ChildProcess.Start(dead.Name, _args[i], echoLogs: true);
+            _children[i] = fresh;
+            started[i].Restart();
+            _ = ReportBackAsync(fresh);
+        }
+    }
+
+    private static async Task ReportBackAsync(ChildProcess child)
+    {
+        try
+        {
+            await child.Ready.ConfigureAwait(false);
+            Console.Error.WriteLine($"cluster up: {child.Name} is back (pid {child.Id})");
+        }
+        catch (CliException) { /* it died again; the supervisor reports that */ }
+    }
 
     private async Task WaitUpAsync(CancellationToken cancel)
     {
