@@ -1,172 +1,101 @@
-using System.Buffers;
-using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
-using Cluster.Protos.V1;
-using Cluster.Transport.Legacy;
-using Cluster.Transport.Legacy.Services;
-using Google.Protobuf;
+using Cluster.Bench.Transport;
 
 namespace Cluster.Bench;
 
 /// <summary>
-/// Loopback gRPC throughput of Cluster.Transport (client and server in this process) beside grpc-js 1.14
-/// (node echo server and node client, two processes), in one run: a bidirectional stream's messages/s for 1 KB
-/// frames and GB/s for 1 MB frames, and unary calls/s with 32 calls in flight.
+/// Loopback gRPC throughput, in one run and side by side: the hand-written layer (old, Cluster.Transport.Legacy), the
+/// stack on Grpc.AspNetCore / Grpc.Net.Client (new, Cluster.Transport) and grpc-js 1.14 (node server and node
+/// client, two processes). Each measures a bidirectional stream's messages/s for 1 KB frames and GB/s for 1 MB
+/// frames, and unary calls/s with 32 calls in flight; the new client against the grpc-js server and the grpc-js
+/// client against the new server add a 1 MB row. The old and new sides run in this process (workstation GC).
 /// </summary>
 public static class TransportBench
 {
     private const int Concurrency = 32;
-    private const int OneMb = 1024 * 1024;
+    private const int MaxMessageSize = 64 * TransportMeasurement.OneMb;
     private const int Rounds = 3;
 
     public static async Task<int> Run(string[] args)
     {
         double seconds = args.Length > 0 ? double.Parse(args[0], CultureInfo.InvariantCulture) : 2;
         string root = BenchEnvironment.RepoRoot();
-        string nodeDir = Path.Combine(root, "tests", "Cluster.Transport.Tests", "node");
-        if (!Directory.Exists(Path.Combine(root, "node_modules", "@grpc", "grpc-js")))
+        if (!GrpcJsSide.Installed(root))
         {
             Console.Error.WriteLine("transport bench: node_modules/@grpc/grpc-js not found (run 'npm ci' at the repository root)");
             return 1;
         }
 
-        var serverOptions = new GrpcServerOptions { MaxReceiveMessageSize = 64 * OneMb };
-        await using var server = await GrpcServer.StartAsync(serverOptions, TensorStreamService.Echo(), new EchoService());
-        using var channel = GrpcChannel.ForAddress(server.Address, new GrpcChannelOptions { MaxReceiveMessageSize = 64 * OneMb, Resilience = null });
+        // The new side is the one compared with every other; deleting the old side is deleting its line here.
+        await using var legacy = await LegacySide.StartAsync(MaxMessageSize);
+        await using var fresh = await NewSide.StartAsync(MaxMessageSize);
+        await using var js = await GrpcJsSide.StartAsync(root);
+        ITransportSide[] sides = [legacy, fresh, js];
+        await using var newToJs = NewSide.ConnectTo("new client -> grpc-js server", js.Address, MaxMessageSize);
+        await using var jsToNew = GrpcJsSide.ClientTo("grpc-js client -> new server", root, fresh.Address);
+        ITransportSide[] crossed = [newToJs, jsToNew];
 
-        Console.Error.WriteLine($"transport bench: {Rounds} rounds of {seconds} s per measurement, ours and grpc-js alternating");
-        using var js = StartNode(root, Path.Combine(nodeDir, "echo_server.js"));
-        string target = "127.0.0.1:" + await ReadPort(js);
-        string client = Path.Combine(nodeDir, "bench_client.js");
-        string mb = OneMb.ToString(CultureInfo.InvariantCulture), concurrency = Concurrency.ToString(CultureInfo.InvariantCulture);
+        TransportMeasurement[] measurements = [TransportMeasurement.Bidi1K, TransportMeasurement.Bidi1M, TransportMeasurement.Unary(Concurrency)];
+        var best = new Dictionary<(TransportMeasurement, ITransportSide), TransportResult>();
 
-        // Warm-up: JIT on our side, connection set-up and V8 optimisation on theirs.
-        await Bidi(channel, 1024, 0.5);
-        await Bidi(channel, OneMb, 0.5);
-        await Unary(channel, 0.5);
-        await RunNode(root, client, target, "bidi", "1024", "0.5");
+        Console.Error.WriteLine($"transport bench: {Rounds} rounds of {S(seconds)} s per measurement, {string.Join(", ", sides.Select(s => s.Name))} alternating");
+        // Warm-up: JIT on the .NET sides, connection set-up and V8 optimisation on grpc-js.
+        foreach (var side in sides.Concat(crossed))
+            foreach (var m in side is GrpcJsSide ? [TransportMeasurement.Bidi1K] : measurements)
+                await m.Run(side, 0.5);
 
-        // The machine is shared, so each side keeps its best of several alternating rounds.
-        Result ours1K = default, ours1M = default, oursUnary = default, js1K = default, js1M = default, jsUnary = default;
+        // The machine is shared, so each side keeps its best of several rounds; within a round the sides take
+        // turns on each measurement, and the side that goes first rotates from round to round.
         for (int round = 0; round < Rounds; round++)
         {
-            Console.Error.WriteLine($"transport bench: round {round + 1}/{Rounds}");
-            ours1K = Best(ours1K, await Bidi(channel, 1024, seconds));
-            js1K = Best(js1K, await RunNode(root, client, target, "bidi", "1024", S(seconds)));
-            ours1M = Best(ours1M, await Bidi(channel, OneMb, seconds));
-            js1M = Best(js1M, await RunNode(root, client, target, "bidi", mb, S(seconds)));
-            oursUnary = Best(oursUnary, await Unary(channel, seconds));
-            jsUnary = Best(jsUnary, await RunNode(root, client, target, "unary", "16", S(seconds), concurrency));
+            Console.Error.WriteLine($"transport bench: round {round + 1}/{Rounds} (load average {BenchEnvironment.LoadAverage()})");
+            foreach (var m in measurements)
+                for (int i = 0; i < sides.Length; i++)
+                    await Measure(best, m, sides[(i + round) % sides.Length], seconds);
+            foreach (var side in crossed) await Measure(best, TransportMeasurement.Bidi1M, side, seconds);
         }
-        js.StandardInput.Close();
-        if (!js.WaitForExit(5000)) js.Kill(true);
 
-        Console.WriteLine("## Transport");
+        Console.WriteLine("## Transport: old vs new vs grpc-js");
         Console.WriteLine();
-        Console.WriteLine($"Loopback gRPC over cleartext HTTP/2, best of {Rounds} alternating rounds of {S(seconds)} s per measurement after a warm-up:");
+        Console.WriteLine($"Loopback gRPC over cleartext HTTP/2, best of {Rounds} alternating rounds of {S(seconds)} s per measurement after a warm-up; " +
+                          $"grpc-js 1.14 on node {BenchEnvironment.NodeVersion()}; load average {BenchEnvironment.LoadAverage()} at the end:");
         Console.WriteLine();
-        Console.WriteLine("| measurement | grpc-js 1.14.7 (node " + BenchEnvironment.NodeVersion() + ") | Cluster.Transport | ratio |");
-        Console.WriteLine("|---|---:|---:|---:|");
-        Row("bidi stream, 1 KB frames, messages/s", js1K.PerSecond, ours1K.PerSecond, "N0");
-        Row("bidi stream, 1 MB frames, GB/s (payload echoed)", js1M.BytesPerSecond / 1e9, ours1M.BytesPerSecond / 1e9, "F2");
-        Row($"unary calls/s ({Concurrency} in flight)", jsUnary.PerSecond, oursUnary.PerSecond, "N0");
+        var others = sides.Where(s => s != fresh).ToArray();
+        Console.WriteLine("| measurement | " + string.Join(" | ", sides.Select(s => s.Name)) + " | " + string.Join(" | ", others.Select(o => "new / " + Short(o))) + " |");
+        Console.WriteLine("|---|" + string.Concat(Enumerable.Repeat("---:|", sides.Length + others.Length)));
+        foreach (var m in measurements)
+        {
+            double ours = m.Value(best[(m, fresh)]);
+            Console.WriteLine($"| {m.Name} | " + string.Join(" | ", sides.Select(s => F(m.Value(best[(m, s)]), m.Format))) + " | " +
+                              string.Join(" | ", others.Select(o => Ratio(ours, m.Value(best[(m, o)])))) + " |");
+        }
         Console.WriteLine();
-        bool met = ours1M.BytesPerSecond >= 1e9 && ours1K.PerSecond > js1K.PerSecond && ours1M.BytesPerSecond > js1M.BytesPerSecond
-                   && oursUnary.PerSecond > jsUnary.PerSecond;
-        Console.WriteLine($"Target (>= 1 GB/s for 1 MB frames, ahead of grpc-js on all three): {(met ? "met" : "NOT met")}.");
+        Console.WriteLine("Across implementations, 1 MB frames (GB/s), against grpc-js with itself:");
+        Console.WriteLine();
+        Console.WriteLine("| client -> server | GB/s | / grpc-js -> grpc-js |");
+        Console.WriteLine("|---|---:|---:|");
+        double jsAlone = TransportMeasurement.Bidi1M.Value(best[(TransportMeasurement.Bidi1M, js)]);
+        foreach (var side in crossed)
+        {
+            double v = TransportMeasurement.Bidi1M.Value(best[(TransportMeasurement.Bidi1M, side)]);
+            Console.WriteLine($"| {side.Name} | {F(v, "F2")} | {Ratio(v, jsAlone)} |");
+        }
+        Console.WriteLine();
+        var m1 = TransportMeasurement.Bidi1M;
+        bool met = m1.Value(best[(m1, fresh)]) >= m1.Value(best[(m1, legacy)]);
+        Console.WriteLine($"Target (new at least as fast as old on 1 MB frames): {(met ? "met" : "NOT met")}.");
         return 0;
     }
 
-    private static void Row(string name, double theirs, double ours, string format) =>
-        Console.WriteLine($"| {name} | {theirs.ToString(format, CultureInfo.InvariantCulture)} | {ours.ToString(format, CultureInfo.InvariantCulture)} | {ours / theirs:F1}x |");
-
-    private static Result Best(Result a, Result b) => a.Seconds == 0 || b.PerSecond > a.PerSecond ? b : a;
-
-    private readonly record struct Result(long Messages, long Bytes, double Seconds)
+    private static async Task Measure(Dictionary<(TransportMeasurement, ITransportSide), TransportResult> best, TransportMeasurement m, ITransportSide side, double seconds)
     {
-        public double PerSecond => Messages / Seconds;
-        public double BytesPerSecond => Bytes / Seconds;
+        var r = await m.Run(side, seconds);
+        Console.Error.WriteLine($"  {side.Name,-32} {m.Name,-50} {F(m.Value(r), m.Format)}");
+        best[(m, side)] = TransportResult.Best(best.GetValueOrDefault((m, side)), r);
     }
 
-    /// <summary>One Exchange stream: a writer sends frames as fast as flow control allows while a reader counts the echoes.</summary>
-    private static async Task<Result> Bidi(GrpcChannel channel, int size, double seconds)
-    {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(size);
-        buffer.AsSpan(0, size).Fill(7);
-        // One frame object sent again and again: its payload wraps the pooled buffer without a copy.
-        var frame = new TensorFrame { BatchId = 1, Layer = 1, Dtype = TensorDType.Fp8E4M3, Payload = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, size)) };
-        frame.Shape.Add((uint)size);
-        using var call = new TensorStreamClient(channel).Exchange();
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
-        var sw = Stopwatch.StartNew();
-        var writer = Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested) await call.RequestStream.WriteAsync(frame);
-            await call.RequestStream.CompleteAsync();
-        });
-        long messages = 0, bytes = 0;
-        while (await call.ResponseStream.MoveNext())
-        {
-            messages++;
-            bytes += call.ResponseStream.Current.Payload.Length;
-        }
-        double elapsed = sw.Elapsed.TotalSeconds;
-        await writer;
-        ArrayPool<byte>.Shared.Return(buffer);
-        return new Result(messages, bytes, elapsed);
-    }
-
-    private static async Task<Result> Unary(GrpcChannel channel, double seconds)
-    {
-        var request = new EchoRequest { Text = "u", Payload = ByteString.CopyFrom(new byte[16]) };
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
-        long calls = 0;
-        var sw = Stopwatch.StartNew();
-        var workers = new Task[Concurrency];
-        for (int i = 0; i < workers.Length; i++)
-            workers[i] = Task.Run(async () =>
-            {
-                while (!stop.IsCancellationRequested)
-                {
-                    await channel.UnaryAsync(EchoMethods.Unary, request);
-                    Interlocked.Increment(ref calls);
-                }
-            });
-        await Task.WhenAll(workers);
-        return new Result(calls, calls * 16, sw.Elapsed.TotalSeconds);
-    }
-
+    private static string Short(ITransportSide side) => side.Name.Split(' ')[0];
+    private static string Ratio(double a, double b) => b > 0 ? (a / b).ToString("F2", CultureInfo.InvariantCulture) + "x" : "-";
+    private static string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
     private static string S(double seconds) => seconds.ToString(CultureInfo.InvariantCulture);
-
-    private static Process StartNode(string root, string script, params string[] args)
-    {
-        var psi = new ProcessStartInfo("node") { WorkingDirectory = root, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(script);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["NODE_PATH"] = Path.Combine(root, "node_modules");
-        return Process.Start(psi) ?? throw new InvalidOperationException("could not start node");
-    }
-
-    private static async Task<string> ReadPort(Process node)
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        string? line = await node.StandardOutput.ReadLineAsync(timeout.Token);
-        if (line is null || !line.StartsWith("PORT ", StringComparison.Ordinal))
-            throw new InvalidOperationException("the grpc-js server did not print its port: " + line + " " + await node.StandardError.ReadToEndAsync());
-        return line[5..];
-    }
-
-    private static async Task<Result> RunNode(string root, string script, params string[] args)
-    {
-        using var p = StartNode(root, script, args);
-        p.StandardInput.Close();
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        await p.WaitForExitAsync(timeout.Token);
-        if (p.ExitCode != 0) throw new InvalidOperationException($"node {Path.GetFileName(script)} exited {p.ExitCode}: {await stderr}");
-        var json = JsonDocument.Parse(await stdout).RootElement;
-        return new Result(json.GetProperty("messages").GetInt64(), json.GetProperty("bytes").GetInt64(), json.GetProperty("seconds").GetDouble());
-    }
 }
