@@ -4,7 +4,9 @@
 // .Values (values.yaml with each --values file merged over it, Helm's rules), .Release, .Chart, .Capabilities,
 // include, tpl, required, toYaml, fromYaml, fromYamlArray, toJson; output is a YAML stream with `# Source:` comments.
 //
-//	render [--values FILE]... [--name RELEASE] [--namespace NS] [--notes] CHART_DIR
+//	render [--values FILE]... [--name RELEASE] [--namespace NS] [--notes | --dump-values] CHART_DIR
+//
+// It does not check values.schema.json (helm does): tests/Cluster.Helm.Tests checks --dump-values against it.
 package main
 
 import (
@@ -34,11 +36,25 @@ func main() {
 	name := flag.String("name", "release", "the release name")
 	namespace := flag.String("namespace", "default", "the release namespace")
 	notes := flag.Bool("notes", false, "render templates/NOTES.txt instead of the manifests")
+	dumpValues := flag.Bool("dump-values", false, "print the merged values as JSON instead of rendering (what values.schema.json is checked against)")
 	kubeVersion := flag.String("kube-version", "v1.31.0", "the Kubernetes version .Capabilities reports")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: render [--values FILE]... [--name RELEASE] [--namespace NS] [--notes] CHART_DIR")
 		os.Exit(2)
+	}
+	if *dumpValues {
+		values, err := mergedValues(flag.Arg(0), valueFiles)
+		if err == nil {
+			var j []byte
+			j, err = json.MarshalIndent(values, "", "  ")
+			os.Stdout.Write(append(j, '\n'))
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "render:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	out, err := render(flag.Arg(0), valueFiles, *name, *namespace, *kubeVersion, *notes)
 	if err != nil {
@@ -53,16 +69,9 @@ func render(chartDir string, valueFiles []string, name, namespace, kubeVersion s
 	if err != nil {
 		return "", err
 	}
-	values, err := readYamlMap(filepath.Join(chartDir, "values.yaml"))
+	values, err := mergedValues(chartDir, valueFiles)
 	if err != nil {
 		return "", err
-	}
-	for _, f := range valueFiles {
-		override, err := readYamlMap(f)
-		if err != nil {
-			return "", err
-		}
-		values = merge(values, override)
 	}
 	chartName, _ := chartMeta["name"].(string)
 	major, minor := kubeParts(kubeVersion)
@@ -187,6 +196,22 @@ func splitDocuments(text string) []string {
 		}
 	}
 	return docs
+}
+
+// mergedValues is the chart's values.yaml with each values file laid over it in order.
+func mergedValues(chartDir string, valueFiles []string) (map[string]interface{}, error) {
+	values, err := readYamlMap(filepath.Join(chartDir, "values.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range valueFiles {
+		override, err := readYamlMap(f)
+		if err != nil {
+			return nil, err
+		}
+		values = merge(values, override)
+	}
+	return values, nil
 }
 
 func readYamlMap(path string) (map[string]interface{}, error) {
