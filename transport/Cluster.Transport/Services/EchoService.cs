@@ -11,16 +11,48 @@ namespace Cluster.Transport.Services;
 /// </summary>
 public sealed class EchoService : Echo.EchoBase
 {
-    /// <summary>Raised with the method's full name when a handler sees its call cancelled (client gone or deadline).</summary>
+    /// <summary>Raised with the method's full name when a handler sees its call end early: its token fires (client gone or deadline) or its stream is reset.</summary>
     public event Action<string>? CallCancelled;
 
-    private void OnCancelled(ServerCallContext context) => CallCancelled?.Invoke(context.Method);
+    /// <summary>
+    /// Runs a handler, raising <see cref="CallCancelled"/> once when its token fires or when a read finds the stream
+    /// reset: a handler awaiting a request message when the client resets gets an IOException ("The client reset the
+    /// request stream"), and Kestrel cancels RequestAborted later on the thread pool, not at all if the call has
+    /// completed by then.
+    /// </summary>
+    private async Task<T> Watched<T>(ServerCallContext context, Func<Task<T>> handler)
+    {
+        var watch = new Watch(this, context.Method);
+        using var registration = context.CancellationToken.UnsafeRegister(static s => ((Watch)s!).Raise(), watch);
+        try { return await handler().ConfigureAwait(false); }
+        catch (IOException)
+        {
+            watch.Raise();
+            throw;
+        }
+    }
 
-    public override async Task<EchoReply> Unary(EchoRequest request, ServerCallContext context)
+    private sealed class Watch(EchoService service, string method)
+    {
+        private int _raised;
+
+        public void Raise()
+        {
+            if (Interlocked.Exchange(ref _raised, 1) == 0) service.CallCancelled?.Invoke(method);
+        }
+    }
+
+    private Task Watched(ServerCallContext context, Func<Task> handler) => Watched(context, async () =>
+    {
+        await handler().ConfigureAwait(false);
+        return true;
+    });
+
+    public override Task<EchoReply> Unary(EchoRequest request, ServerCallContext context) => Watched(context, async () =>
     {
         await PrepareAsync(request, context).ConfigureAwait(false);
         return new EchoReply { Text = request.Text, Payload = ReplyPayload(request) };
-    }
+    });
 
     /// <summary>The request's payload, or a generated one of the requested size (byte i is i mod 251).</summary>
     public static ByteString ReplyPayload(EchoRequest request)
@@ -31,56 +63,44 @@ public sealed class EchoService : Echo.EchoBase
         return UnsafeByteOperations.UnsafeWrap(bytes);
     }
 
-    public override async Task ServerStream(EchoRequest request, IServerStreamWriter<EchoReply> responseStream, ServerCallContext context)
+    public override Task ServerStream(EchoRequest request, IServerStreamWriter<EchoReply> responseStream, ServerCallContext context) => Watched(context, async () =>
     {
         for (int i = 0; i < request.Count; i++)
         {
             await PrepareAsync(request, context).ConfigureAwait(false);
             await responseStream.WriteAsync(new EchoReply { Text = request.Text, Payload = ReplyPayload(request), Index = i }, context.CancellationToken).ConfigureAwait(false);
         }
-    }
+    });
 
-    public override async Task<EchoReply> ClientStream(IAsyncStreamReader<EchoRequest> requestStream, ServerCallContext context)
+    public override Task<EchoReply> ClientStream(IAsyncStreamReader<EchoRequest> requestStream, ServerCallContext context) => Watched(context, async () =>
     {
         int count = 0;
         long bytes = 0;
         var text = new System.Text.StringBuilder();
-        try
+        while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
         {
-            while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
-            {
-                await PrepareAsync(requestStream.Current, context).ConfigureAwait(false);
-                text.Append(requestStream.Current.Text);
-                bytes += requestStream.Current.Payload.Length;
-                count++;
-            }
+            await PrepareAsync(requestStream.Current, context).ConfigureAwait(false);
+            text.Append(requestStream.Current.Text);
+            bytes += requestStream.Current.Payload.Length;
+            count++;
         }
-        catch (OperationCanceledException) { OnCancelled(context); throw; }
         return new EchoReply { Text = text.ToString(), Index = count, Payload = ByteString.CopyFromUtf8(bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
-    }
+    });
 
-    public override async Task Bidi(IAsyncStreamReader<EchoRequest> requestStream, IServerStreamWriter<EchoReply> responseStream, ServerCallContext context)
+    public override Task Bidi(IAsyncStreamReader<EchoRequest> requestStream, IServerStreamWriter<EchoReply> responseStream, ServerCallContext context) => Watched(context, async () =>
     {
         int i = 0;
-        try
+        while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
         {
-            while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
-            {
-                var request = requestStream.Current;
-                await PrepareAsync(request, context).ConfigureAwait(false);
-                await responseStream.WriteAsync(new EchoReply { Text = request.Text, Payload = request.Payload, Index = i++ }, context.CancellationToken).ConfigureAwait(false);
-            }
+            var request = requestStream.Current;
+            await PrepareAsync(request, context).ConfigureAwait(false);
+            await responseStream.WriteAsync(new EchoReply { Text = request.Text, Payload = request.Payload, Index = i++ }, context.CancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is OperationCanceledException or IOException && context.CancellationToken.IsCancellationRequested) { OnCancelled(context); throw; }
-    }
+    });
 
-    private async Task PrepareAsync(EchoRequest request, ServerCallContext context)
+    private static async Task PrepareAsync(EchoRequest request, ServerCallContext context)
     {
-        if (request.DelayMs > 0)
-        {
-            try { await Task.Delay(request.DelayMs, context.CancellationToken).ConfigureAwait(false); }
-            catch (OperationCanceledException) { OnCancelled(context); throw; }
-        }
+        if (request.DelayMs > 0) await Task.Delay(request.DelayMs, context.CancellationToken).ConfigureAwait(false);
         if (request.FailCode != 0)
         {
             var trailers = new Metadata();
