@@ -13,9 +13,11 @@ public class DeadlineTests(TestServer server) : IClassFixture<TestServer>
     [Fact]
     public async Task DeadlineExceededOnBothSides()
     {
+        // A connected channel, so that the short deadline is spent on the server and not on connecting.
+        await server.AssertStillServing();
         var cancelled = server.NextCancellation(TestServer.UnaryMethod);
         var started = DateTime.UtcNow;
-        var e = await Assert.ThrowsAsync<RpcException>(() => server.Echo.UnaryAsync(new EchoRequest { DelayMs = 30_000 }, deadline: DateTime.UtcNow.AddMilliseconds(200)).ResponseAsync);
+        var e = await Assert.ThrowsAsync<RpcException>(() => server.Echo.UnaryAsync(new EchoRequest { DelayMs = 30_000 }, deadline: DateTime.UtcNow.AddMilliseconds(500)).ResponseAsync);
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(15), "the client waited for the handler instead of its deadline");
         // The server read grpc-timeout and cancelled its handler's token too.
@@ -26,8 +28,9 @@ public class DeadlineTests(TestServer server) : IClassFixture<TestServer>
     [Fact]
     public async Task DeadlineOfAStreamCancelsItsHandler()
     {
+        await server.AssertStillServing();
         var cancelled = server.NextCancellation(TestServer.BidiMethod);
-        using var call = server.Echo.Bidi(deadline: DateTime.UtcNow.AddMilliseconds(300));
+        using var call = server.Echo.Bidi(deadline: DateTime.UtcNow.AddMilliseconds(500));
         await call.RequestStream.WriteAsync(new EchoRequest { Text = "slow", DelayMs = 30_000 });
         var e = await Assert.ThrowsAsync<RpcException>(async () => await call.ResponseStream.MoveNext());
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
@@ -52,9 +55,12 @@ public class DeadlineTests(TestServer server) : IClassFixture<TestServer>
     [Fact]
     public async Task TheChannelsDefaultDeadlineAppliesToAUnaryCallWithNone()
     {
-        using var peer = PeerChannel.ForAddress(server.Server.Address, new GrpcClientOptions { DefaultUnaryDeadline = TimeSpan.FromMilliseconds(300), Resilience = null });
+        using var peer = PeerChannel.ForAddress(server.Server.Address, new GrpcClientOptions { DefaultUnaryDeadline = TimeSpan.FromMilliseconds(500), Resilience = null });
+        var echo = new Echo.EchoClient(peer.Invoker);
+        // Connected first, so that the short default deadline is spent on the server and not on connecting.
+        await echo.UnaryAsync(new EchoRequest(), deadline: TestData.In(10));
         var cancelled = server.NextCancellation(TestServer.UnaryMethod);
-        var e = await Assert.ThrowsAsync<RpcException>(() => new Echo.EchoClient(peer.Invoker).UnaryAsync(new EchoRequest { DelayMs = 30_000 }).ResponseAsync);
+        var e = await Assert.ThrowsAsync<RpcException>(() => echo.UnaryAsync(new EchoRequest { DelayMs = 30_000 }).ResponseAsync);
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
         Assert.Equal(TestServer.UnaryMethod, await cancelled.WaitAsync(TimeSpan.FromSeconds(20)));
     }
