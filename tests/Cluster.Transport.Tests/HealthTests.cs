@@ -73,6 +73,19 @@ public class HealthTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ARepeatedStatusIsNotSentAgain()
+    {
+        _role.MarkServing();
+        using var watch = _health.Watch(new HealthCheckRequest { Service = "" }, deadline: TestData.In(30));
+        Assert.True(await watch.ResponseStream.MoveNext());
+        Assert.Equal(ServingStatus.Serving, watch.ResponseStream.Current.Status);
+        _role.MarkServing();
+        _role.MarkNotServing();
+        Assert.True(await watch.ResponseStream.MoveNext());
+        Assert.Equal(ServingStatus.NotServing, watch.ResponseStream.Current.Status);
+    }
+
+    [Fact]
     public async Task WatchOfAnUnknownServiceSeesItAppear()
     {
         var health = _server.Services.GetRequiredService<HealthServiceImpl>();
