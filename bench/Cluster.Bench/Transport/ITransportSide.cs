@@ -6,7 +6,7 @@ namespace Cluster.Bench.Transport;
 /// </summary>
 public interface ITransportSide : IAsyncDisposable
 {
-    /// <summary>The column heading, e.g. "old (Legacy)".</summary>
+    /// <summary>The column heading, e.g. "new (Grpc.AspNetCore)".</summary>
     string Name { get; }
 
     /// <summary>One cluster.v1.TensorStream/Exchange stream: frames of <paramref name="frameBytes"/> written as fast as flow control allows, echoes counted.</summary>

@@ -4,9 +4,8 @@ namespace Cluster.Transport;
 
 /// <summary>
 /// Decodes a message type whose large bytes fields land in pooled buffers instead of fresh arrays (a 1 MB field
-/// would otherwise cost a zeroed large-object allocation per message on each side). A stream reader gives such a
-/// message back to <see cref="Release"/> when it reads the next one, so a message read from a stream of a method
-/// that has a decoder is valid only until the next read: copy what must live longer.
+/// would otherwise cost a zeroed large-object allocation per message on each side). A decoded message is valid until
+/// it is given back to <see cref="Release"/>; <see cref="PooledReader{T}"/> does that when it reads the next one.
 /// </summary>
 public interface IPooledDecoder<T> where T : class
 {

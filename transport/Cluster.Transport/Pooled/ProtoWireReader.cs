@@ -1,10 +1,11 @@
 using System.Buffers;
+
 namespace Cluster.Transport;
 
 /// <summary>
 /// The protobuf wire format read field by field over a <see cref="ReadOnlySequence{T}"/>, for hand-written
-/// <see cref="IPooledDecoder{T}"/>s. Malformed input fails with INTERNAL, as a generated parser's does in
-/// <see cref="MessageFraming"/>.
+/// <see cref="IPooledDecoder{T}"/>s. Malformed input throws <see cref="InvalidDataException"/>, which
+/// <see cref="PooledMarshaller"/> turns into the call's INTERNAL status.
 /// </summary>
 public ref struct ProtoWireReader(ReadOnlySequence<byte> payload)
 {
