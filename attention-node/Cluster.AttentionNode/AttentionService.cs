@@ -15,8 +15,16 @@ namespace Cluster.AttentionNode;
 /// token. GetStats reports load, cache and counters. All answer UNAVAILABLE until the model is loaded and the
 /// expert streams are up; a method the role does not serve is FAILED_PRECONDITION naming the role.
 /// </summary>
+[BindServiceMethod(typeof(AttentionService), nameof(BindService))]
 public sealed class AttentionService(string nodeId) : Protos.V1.AttentionService.AttentionServiceBase
 {
+    /// <summary>For server reflection, which finds a service's descriptor beside its bind method.</summary>
+    public static Google.Protobuf.Reflection.ServiceDescriptor Descriptor => Protos.V1.AttentionService.Descriptor;
+
+    /// <summary>With the project's marshallers (malformed requests are INTERNAL "Failed to parse message").</summary>
+    public static void BindService(ServiceBinderBase binder, Protos.V1.AttentionService.AttentionServiceBase? service) =>
+        Protos.V1.AttentionService.BindService(new PooledMethodBinder(binder), service);
+
     private NodeModel? _node;
     private long _nextId;
 

@@ -46,7 +46,9 @@ public sealed class ExpertService(string nodeId, HostedExperts experts, int hidd
         {
             throw new RpcException(new Status(StatusCode.Unavailable, $"expert node {nodeId} is shutting down"));
         }
-        catch (Exception) when (context.CancellationToken.IsCancellationRequested)
+        // Kestrel fails a pending read with IOException when the client resets the stream, and may cancel the token
+        // only later (or not at all once the call is over): both mean the attention node went away.
+        catch (Exception e) when (context.CancellationToken.IsCancellationRequested || e is IOException)
         {
             logger.LogInformation("dispatch stream from {Peer} closed", context.Peer);
         }

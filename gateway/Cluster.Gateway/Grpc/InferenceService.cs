@@ -1,6 +1,7 @@
 using System.Text;
 using Cluster.Gateway.Generation;
 using Cluster.Protos.V1;
+using Cluster.Transport;
 using Grpc.Core;
 
 namespace Cluster.Gateway.Grpc;
@@ -9,8 +10,16 @@ namespace Cluster.Gateway.Grpc;
 /// cluster.v1.Inference: the same generation as the HTTP API, over gRPC. Greedy unless a temperature is given
 /// (proto3 has no "unset" for it); max_tokens 0 means the gateway's default, capped by what the context leaves.
 /// </summary>
+[BindServiceMethod(typeof(InferenceService), nameof(BindService))]
 public sealed class InferenceService(ServedModel model, Generator generator) : Inference.InferenceBase
 {
+    /// <summary>For server reflection, which finds a service's descriptor beside its bind method.</summary>
+    public static Google.Protobuf.Reflection.ServiceDescriptor Descriptor => Inference.Descriptor;
+
+    /// <summary>With the project's marshallers (malformed requests are INTERNAL "Failed to parse message").</summary>
+    public static void BindService(ServiceBinderBase binder, Inference.InferenceBase? service) =>
+        Inference.BindService(new PooledMethodBinder(binder), service);
+
     public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context) =>
         Task.FromResult(new ListModelsResponse { Models = { new ModelInfo { Id = model.Id } } });
 

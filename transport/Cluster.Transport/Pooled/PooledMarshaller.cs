@@ -12,8 +12,26 @@ public static class PooledMarshaller
 {
     public static Marshaller<T> Create<T>(MessageParser<T> parser, IPooledDecoder<T>? decoder) where T : class, IMessage<T>, IBufferMessage =>
         decoder is null
-            ? new Marshaller<T>(Serialize, context => parser.ParseFrom(context.PayloadAsReadOnlySequence()))
+            ? new Marshaller<T>(Serialize, context => Parse(context, parser))
             : new Marshaller<T>(Serialize, context => Decode(context, decoder));
+
+    /// <summary>
+    /// <paramref name="inner"/> with a message that does not parse failing the call with INTERNAL "Failed to parse
+    /// message" (grpc-dotnet would report the parser's exception as UNKNOWN "Exception was thrown by handler").
+    /// </summary>
+    public static Marshaller<T> Checked<T>(Marshaller<T> inner) => new(inner.ContextualSerializer, context =>
+    {
+        try { return inner.ContextualDeserializer(context); }
+        catch (InvalidProtocolBufferException e) { throw Malformed(e); }
+    });
+
+    private static T Parse<T>(DeserializationContext context, MessageParser<T> parser) where T : class, IMessage<T>
+    {
+        try { return parser.ParseFrom(context.PayloadAsReadOnlySequence()); }
+        catch (InvalidProtocolBufferException e) { throw Malformed(e); }
+    }
+
+    private static RpcException Malformed(Exception e) => new(new Status(StatusCode.Internal, "Failed to parse message: " + e.Message, e));
 
     private static void Serialize<T>(T message, SerializationContext context) where T : class, IMessage<T>, IBufferMessage
     {
@@ -25,6 +43,6 @@ public static class PooledMarshaller
     private static T Decode<T>(DeserializationContext context, IPooledDecoder<T> decoder) where T : class
     {
         try { return decoder.Decode(context.PayloadAsReadOnlySequence()); }
-        catch (InvalidDataException e) { throw new RpcException(new Status(StatusCode.Internal, "Failed to parse message: " + e.Message, e)); }
+        catch (InvalidDataException e) { throw Malformed(e); }
     }
 }

@@ -3,8 +3,9 @@ using Grpc.Core;
 namespace Cluster.Transport;
 
 /// <summary>
-/// Passes a generated BindService's methods on to the real binder, each replaced by its pooled twin where it has
-/// one. A service that reads pooled messages binds through it:
+/// Passes a generated BindService's methods on to the real binder with the project's marshallers: each method's
+/// pooled twin where it has one, else the generated marshallers with a request that does not parse reported as
+/// INTERNAL "Failed to parse message". Every service of the project binds through it:
 /// <code>
 /// [BindServiceMethod(typeof(MyService), nameof(BindService))]
 /// public sealed class MyService : Generated.GeneratedBase
@@ -18,14 +19,14 @@ namespace Cluster.Transport;
 public sealed class PooledMethodBinder(ServiceBinderBase inner) : ServiceBinderBase
 {
     public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, UnaryServerMethod<TRequest, TResponse>? handler) =>
-        inner.AddMethod(PooledMethods.For(method), handler);
+        inner.AddMethod(PooledMethods.ForServer(method), handler);
 
     public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ClientStreamingServerMethod<TRequest, TResponse>? handler) =>
-        inner.AddMethod(PooledMethods.For(method), handler);
+        inner.AddMethod(PooledMethods.ForServer(method), handler);
 
     public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ServerStreamingServerMethod<TRequest, TResponse>? handler) =>
-        inner.AddMethod(PooledMethods.For(method), handler);
+        inner.AddMethod(PooledMethods.ForServer(method), handler);
 
     public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, DuplexStreamingServerMethod<TRequest, TResponse>? handler) =>
-        inner.AddMethod(PooledMethods.For(method), handler);
+        inner.AddMethod(PooledMethods.ForServer(method), handler);
 }

@@ -34,6 +34,15 @@ public static class PooledMethods
         where TRequest : class where TResponse : class =>
         ByName.TryGetValue(method.FullName, out var pooled) && pooled is Method<TRequest, TResponse> typed ? typed : method;
 
+    /// <summary>What a server binds for <paramref name="method"/>: its pooled twin, or the method with its requests' parse failures reported as INTERNAL.</summary>
+    public static Method<TRequest, TResponse> ForServer<TRequest, TResponse>(Method<TRequest, TResponse> method)
+        where TRequest : class where TResponse : class
+    {
+        Method<TRequest, TResponse> pooled = For(method);
+        return !ReferenceEquals(pooled, method) ? pooled
+            : new Method<TRequest, TResponse>(method.Type, method.ServiceName, method.Name, PooledMarshaller.Checked(method.RequestMarshaller), method.ResponseMarshaller);
+    }
+
     private static Method<TRequest, TResponse> Create<TRequest, TResponse>(MethodType type, string service, string name,
         MessageParser<TRequest> requestParser, IPooledDecoder<TRequest>? requestDecoder,
         MessageParser<TResponse> responseParser, IPooledDecoder<TResponse>? responseDecoder)

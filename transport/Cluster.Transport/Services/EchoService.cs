@@ -9,8 +9,14 @@ namespace Cluster.Transport.Services;
 /// delay (which honours cancellation), a failure with a given code (the text becomes the message; request metadata
 /// "echo-bin" comes back as a trailer), several replies, or a reply payload of a given size.
 /// </summary>
+[BindServiceMethod(typeof(EchoService), nameof(BindService))]
 public sealed class EchoService : Echo.EchoBase
 {
+    /// <summary>For server reflection, which finds a service's descriptor beside its bind method.</summary>
+    public static Google.Protobuf.Reflection.ServiceDescriptor Descriptor => Echo.Descriptor;
+
+    public static void BindService(ServiceBinderBase binder, Echo.EchoBase? service) => Echo.BindService(new PooledMethodBinder(binder), service);
+
     /// <summary>Raised with the method's full name when a handler sees its call end early: its token fires (client gone or deadline) or its stream is reset.</summary>
     public event Action<string>? CallCancelled;
 
