@@ -13,5 +13,6 @@ public static class BenchTable
         ["cluster"] = ClusterBench.Run,
         ["gateway"] = GatewayBench.Run,
         ["pd"] = PdBench.Run,
+        ["failover"] = FailoverBench.Run,
     };
 }

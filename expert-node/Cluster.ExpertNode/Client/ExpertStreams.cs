@@ -176,8 +176,11 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
         return FailoverFloor + TimeSpan.FromSeconds(FailoverMultiplier * perRow * Math.Max(1, rows));
     }
 
-    /// <summary>The least time a node may take to answer before its rows go to replicas (default 1 s).</summary>
-    public TimeSpan FailoverFloor { get; set; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// The least time a node may take to answer before its rows go to replicas (default 0.5 s, so a silent node is
+    /// routed around within a second; a node that was only slow is probed back within 200 ms).
+    /// </summary>
+    public TimeSpan FailoverFloor { get; set; } = TimeSpan.FromMilliseconds(500);
     public double FailoverMultiplier { get; set; } = 8;
     /// <summary>The patience before anything is measured (a node's first frames also warm it up).</summary>
     public TimeSpan FailoverFirst { get; set; } = TimeSpan.FromSeconds(30);
