@@ -57,6 +57,10 @@ internal sealed class NodeModel : IAsyncDisposable
         try
         {
             ModelConfig config = checkpoint.Config;
+            // The first requests should not pay the weights' page faults (or, with a cold page cache, their reads).
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            checkpoint.Prefault();
+            log.LogInformation("{Bytes:N0} bytes of weights resident in {Seconds:F1} s", checkpoint.LoadedBytes, clock.Elapsed.TotalSeconds);
             int[] moeLayers = [.. Enumerable.Range(0, config.NumHiddenLayers).Where(config.IsMoeLayer)];
             var counts = new long[config.NumHiddenLayers][];
             foreach (int l in moeLayers) counts[l] = new long[config.NRoutedExperts];

@@ -49,13 +49,18 @@ public static class LogitsCommand
         return 0;
     }
 
-    /// <summary>Opens a checkpoint directory with a progress bar while the shard headers are read.</summary>
+    /// <summary>Opens a checkpoint directory with a progress bar while the shard headers are read, then makes the weights resident with another.</summary>
     public static Checkpoint OpenCheckpoint(string dir)
     {
         if (!Directory.Exists(dir)) throw new CliException($"{dir}: model directory not found");
         var bar = new ProgressBar("loading");
-        try { return Checkpoint.Open(dir, progress: bar); }
+        Checkpoint checkpoint;
+        try { checkpoint = Checkpoint.Open(dir, progress: bar); }
         finally { bar.Finish(); }
+        var resident = new ProgressBar("resident");
+        try { checkpoint.Prefault(resident); }
+        finally { resident.Finish(); }
+        return checkpoint;
     }
 
     public static void CheckVocabulary(ReadOnlySpan<int> tokens, Transformer model, string dir)

@@ -180,6 +180,9 @@ public sealed class Checkpoint : ITensorSource, IDisposable
         return map;
     }
 
+    /// <summary>Makes every loaded tensor's pages resident now rather than at the first forward pass (<see cref="Residency"/>).</summary>
+    public void Prefault(IProgress<ByteProgress>? progress = null) => Residency.Prefault(_weights.Values, progress);
+
     public bool Contains(string name) => _weights.ContainsKey(name);
 
     public Weight Get(string name)

@@ -65,6 +65,8 @@ public sealed class ExpertHost : IAsyncDisposable
         Checkpoint checkpoint = Checkpoint.Open(options.ModelDir, names.Contains);
         try
         {
+            // Only this node's experts: the first dispatch frames should not pay their page faults.
+            checkpoint.Prefault();
             HostedExperts experts = HostedExperts.Load(checkpoint, checkpoint.Config, plan, node);
             cancel.ThrowIfCancellationRequested();
 
