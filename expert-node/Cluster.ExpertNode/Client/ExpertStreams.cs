@@ -11,15 +11,13 @@ namespace Cluster.ExpertNode.Client;
 
 /// <summary>
 /// An attention node's side of dispatch/combine: one persistent Dispatch stream per expert node of the plan,
-/// shared by the <see cref="RemoteExperts"/> of every MoE layer, the tokens routed to each logical expert, and
-/// which nodes are down. A node is marked down when its stream breaks or it answers too late; rows then go to
+/// shared by the <see cref="RemoteExperts"/> of every MoE layer, and which nodes are down. A node is marked down when its stream breaks or it answers too late; rows then go to
 /// live replicas of its experts, and the node is probed (GetInfo) until it answers with the plan's version.
 /// </summary>
 public sealed class ExpertStreams : IDisposable, IAsyncDisposable
 {
     private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(200);
     private readonly ExpertStream[] _streams;
-    private readonly long[][] _tokens;
     private readonly string?[] _down;
     private readonly double[] _secondsPerRow;
     private readonly ILogger _logger;
@@ -34,8 +32,6 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
         _logger = logger;
         _down = new string?[streams.Length];
         _secondsPerRow = new double[streams.Length];
-        _tokens = new long[config.NumHiddenLayers][];
-        foreach (LayerPlacement l in plan.Layers) _tokens[l.Layer] = new long[plan.RoutedExperts];
     }
 
     public PlacementPlan Plan { get; }
@@ -191,17 +187,6 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
         double old = Volatile.Read(ref _secondsPerRow[node]);
         // One exchange at a time per node (its stream serializes them), so read-modify-write needs no lock.
         Volatile.Write(ref _secondsPerRow[node], old == 0 ? perRow : 0.8 * old + 0.2 * perRow);
-    }
-
-    internal long[] TokenCounters(int layer) => _tokens[layer];
-
-    /// <summary>Tokens routed so far to each logical expert of each MoE layer, in the expert-load file's shape.</summary>
-    public ExpertLoad TokenCounts()
-    {
-        var counts = new Dictionary<int, double[]>();
-        foreach (LayerPlacement l in Plan.Layers)
-            counts[l.Layer] = Array.ConvertAll(_tokens[l.Layer], t => (double)t);
-        return new ExpertLoad(counts);
     }
 
     /// <summary>Every expert node's own view: its slots and the tokens each served.</summary>

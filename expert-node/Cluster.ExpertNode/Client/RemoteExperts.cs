@@ -241,7 +241,6 @@ public sealed class RemoteExperts : IRoutedExperts
     /// </summary>
     private void Route(int n, int k, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, NodeBatch[] batches)
     {
-        long[] counts = _streams.TokenCounters(_layer);
         for (int r = 0; r < n; r++)
         {
             for (int j = 0; j < k; j++)
@@ -249,7 +248,6 @@ public sealed class RemoteExperts : IRoutedExperts
                 int e = ids[r * k + j];
                 if (e < 0) continue;
                 if (e >= _placement.Experts) throw new ArgumentException($"layer {_layer}: expert id {e} out of range 0..{_placement.Experts - 1}");
-                counts[e]++;
                 int node = LiveReplica(e, -1);
                 if (node < 0)
                 {

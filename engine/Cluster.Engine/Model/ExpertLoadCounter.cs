@@ -1,10 +1,9 @@
-using Cluster.Engine.Model;
-
-namespace Cluster.AttentionNode;
+namespace Cluster.Engine.Model;
 
 /// <summary>
 /// Counts the tokens routed to each logical expert of one MoE layer on their way to the experts (local or
-/// remote), for the node's statistics and the next placement's expert-load file.
+/// remote): the one per-expert counter, behind the attention node's statistics and the next placement's
+/// expert-load file.
 /// </summary>
 public sealed class ExpertLoadCounter(IRoutedExperts inner, long[] counts) : IRoutedExperts
 {
