@@ -1,9 +1,9 @@
-namespace Cluster.ExpertNode.Tests;
+namespace Cluster.Tests;
 
 /// <summary>A fresh directory under the system temp folder, deleted with its contents on dispose.</summary>
 public sealed class TempDir : IDisposable
 {
-    public string Path { get; } = Directory.CreateTempSubdirectory("cluster-expert-test-").FullName;
+    public string Path { get; } = Directory.CreateTempSubdirectory("cluster-test-").FullName;
 
     public string File(string name) => System.IO.Path.Combine(Path, name);
 
