@@ -3,6 +3,7 @@ using Cluster.Gateway.Grpc;
 using Cluster.Gateway.Nodes;
 using Cluster.Gateway.OpenAi;
 using Cluster.Transport;
+using Cluster.Transport.Discovery;
 using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -23,16 +24,18 @@ namespace Cluster.Gateway;
 public sealed class GatewayHost : IAsyncDisposable
 {
     private readonly WebApplication _http, _grpc;
-    private readonly List<AttentionNode> _nodes;
+    private readonly Admission _admission;
+    private readonly NodeMembership _membership;
     private readonly StatsPoller _stats;
     private readonly RoleHealth _health;
 
-    private GatewayHost(WebApplication http, WebApplication grpc, RoleHealth health, List<AttentionNode> nodes, StatsPoller stats, ServedModel model, NodeRouter router)
+    private GatewayHost(WebApplication http, WebApplication grpc, RoleHealth health, Admission admission, NodeMembership membership, StatsPoller stats, ServedModel model, NodeRouter router)
     {
         _health = health;
         _http = http;
         _grpc = grpc;
-        _nodes = nodes;
+        _admission = admission;
+        _membership = membership;
         _stats = stats;
         Model = model;
         Router = router;
@@ -62,20 +65,15 @@ public sealed class GatewayHost : IAsyncDisposable
     {
         options.Validate();
         ServedModel model = ServedModel.Load(options.ModelDir, options.ModelId, options.MaxModelLen, options.DefaultMaxTokens);
-        var nodes = new List<AttentionNode>(options.AttentionNodes.Count + options.PrefillNodes.Count + options.DecodeNodes.Count);
-        try
+        GatewayDiscovery discovery = options.Discovery ?? new GatewayDiscovery
         {
-            foreach (string endpoint in options.AttentionNodes) nodes.Add(new AttentionNode(endpoint, NodeRole.Both));
-            foreach (string endpoint in options.PrefillNodes) nodes.Add(new AttentionNode(endpoint, NodeRole.Prefill));
-            foreach (string endpoint in options.DecodeNodes) nodes.Add(new AttentionNode(endpoint, NodeRole.Decode));
-        }
-        catch
-        {
-            foreach (AttentionNode node in nodes) node.Dispose();
-            throw;
-        }
-
+            Attention = options.AttentionNodes.Count > 0 ? new StaticDiscovery(options.AttentionNodes) : null,
+            Prefill = options.PrefillNodes.Count > 0 ? new StaticDiscovery(options.PrefillNodes) : null,
+            Decode = options.DecodeNodes.Count > 0 ? new StaticDiscovery(options.DecodeNodes) : null,
+        };
+        var admission = new Admission(options.MaxQueue, options.MaxQueuedRequests);
         StatsPoller? stats = null;
+        NodeMembership? membership = null;
         WebApplication? http = null, grpc = null;
         try
         {
@@ -93,11 +91,10 @@ public sealed class GatewayHost : IAsyncDisposable
                 });
             });
             var logger = http.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.Gateway");
-            var admission = new Admission(nodes, options.MaxQueue, options.MaxQueuedRequests);
-            stats = new StatsPoller(nodes, admission, options.StatsInterval, options.HealthTimeout, logger);
-            var router = new NodeRouter(nodes, admission, stats, logger);
+            stats = new StatsPoller(admission, options.StatsInterval, options.HealthTimeout, logger);
+            var router = new NodeRouter(admission, stats, logger);
             var generator = new Generator(router, logger);
-            OpenAiRoutes.Map(http, model, new CompletionEndpoint(model, generator, logger), new Readiness(nodes, options.HealthTimeout), router, stats);
+            OpenAiRoutes.Map(http, model, new CompletionEndpoint(model, generator, logger), new Readiness(admission, options.HealthTimeout), router, stats);
 
             var grpcBuilder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.MinimumLogLevel });
             grpcBuilder.Services.AddSingleton(new InferenceService(model, generator));
@@ -106,18 +103,22 @@ public sealed class GatewayHost : IAsyncDisposable
             grpc.MapGrpcService<InferenceService>();
             var health = new RoleHealth(grpc.Services.GetRequiredService<HealthServiceImpl>(), Protos.V1.Inference.Descriptor.FullName);
 
+            membership = new NodeMembership(discovery, admission, stats, logger);
+            // The first reports (a static list at once) are in place before the statistics' first round asks them.
+            await membership.StartAsync(ct).ConfigureAwait(false);
             stats.Start();
             await http.StartAsync(ct).ConfigureAwait(false);
             await grpc.StartAsync(ct).ConfigureAwait(false);
             health.MarkServing();
-            return new GatewayHost(http, grpc, health, nodes, stats, model, router);
+            return new GatewayHost(http, grpc, health, admission, membership, stats, model, router);
         }
         catch
         {
+            if (membership is not null) await membership.DisposeAsync().ConfigureAwait(false);
             if (stats is not null) await stats.DisposeAsync().ConfigureAwait(false);
             if (http is not null) await http.DisposeAsync().ConfigureAwait(false);
             if (grpc is not null) await grpc.DisposeAsync().ConfigureAwait(false);
-            foreach (AttentionNode node in nodes) node.Dispose();
+            admission.Dispose();
             throw;
         }
     }
@@ -149,7 +150,8 @@ public sealed class GatewayHost : IAsyncDisposable
         await _grpc.StopAsync(grace.Token).ConfigureAwait(false);
         await _http.DisposeAsync().ConfigureAwait(false);
         await _grpc.DisposeAsync().ConfigureAwait(false);
+        await _membership.DisposeAsync().ConfigureAwait(false);
         await _stats.DisposeAsync().ConfigureAwait(false);
-        foreach (AttentionNode node in _nodes) node.Dispose();
+        _admission.Dispose();
     }
 }

@@ -18,6 +18,11 @@ public sealed record GatewayOptions
     public IReadOnlyList<string> PrefillNodes { get; init; } = [];
     /// <summary>Nodes of role decode: they generate, pulling each prompt's cache from the prefill node the gateway names.</summary>
     public IReadOnlyList<string> DecodeNodes { get; init; } = [];
+    /// <summary>
+    /// Where to find the attention nodes as they come and go (Consul, DNS) instead of the three fixed lists above;
+    /// null: the lists.
+    /// </summary>
+    public GatewayDiscovery? Discovery { get; init; }
     public IPAddress Host { get; init; } = IPAddress.Loopback;
     /// <summary>The OpenAI-compatible HTTP port; 0 picks a free one.</summary>
     public int HttpPort { get; init; }
@@ -51,6 +56,16 @@ public sealed record GatewayOptions
     /// <summary>Throws ArgumentException naming the first setting that cannot work.</summary>
     public void Validate()
     {
+        if (Discovery is { } discovery) ValidateDiscovery(discovery);
+        else ValidateLists();
+        if (MaxQueue < 1) throw new ArgumentException($"max queue must be at least 1 (got {MaxQueue})");
+        if (MaxQueuedRequests < 0) throw new ArgumentException($"max queued requests must be at least 0 (got {MaxQueuedRequests})");
+        if (DefaultMaxTokens < 1) throw new ArgumentException($"default max tokens must be at least 1 (got {DefaultMaxTokens})");
+        if (StatsInterval <= TimeSpan.Zero) throw new ArgumentException($"the statistics interval must be positive (got {StatsInterval})");
+    }
+
+    private void ValidateLists()
+    {
         int both = AttentionNodes.Count, prefill = PrefillNodes.Count, decode = DecodeNodes.Count;
         if (both == 0 && (prefill == 0 || decode == 0))
             throw new ArgumentException("at least one attention node, or at least one prefill node and one decode node, is needed "
@@ -59,10 +74,19 @@ public sealed record GatewayOptions
             throw new ArgumentException(prefill == 0 ? "decode nodes need at least one prefill node" : "prefill nodes need at least one decode node");
         var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (string endpoint in (IEnumerable<string>)[.. AttentionNodes, .. PrefillNodes, .. DecodeNodes])
+        {
             if (!seen.Add(endpoint)) throw new ArgumentException($"attention node '{endpoint}' is listed more than once");
-        if (MaxQueue < 1) throw new ArgumentException($"max queue must be at least 1 (got {MaxQueue})");
-        if (MaxQueuedRequests < 0) throw new ArgumentException($"max queued requests must be at least 0 (got {MaxQueuedRequests})");
-        if (DefaultMaxTokens < 1) throw new ArgumentException($"default max tokens must be at least 1 (got {DefaultMaxTokens})");
-        if (StatsInterval <= TimeSpan.Zero) throw new ArgumentException($"the statistics interval must be positive (got {StatsInterval})");
+            if (!Transport.PeerAddress.TryParse(endpoint, out _)) throw new ArgumentException($"attention node '{endpoint}' is not host:port");
+        }
+    }
+
+    private void ValidateDiscovery(GatewayDiscovery discovery)
+    {
+        if (AttentionNodes.Count + PrefillNodes.Count + DecodeNodes.Count > 0)
+            throw new ArgumentException("attention nodes come from discovery or from the node lists, not both");
+        if (discovery.Attention is null && (discovery.Prefill is null || discovery.Decode is null))
+            throw new ArgumentException("discovery needs a source of attention nodes, or one of prefill nodes and one of decode nodes");
+        if ((discovery.Prefill is null) != (discovery.Decode is null))
+            throw new ArgumentException(discovery.Prefill is null ? "a source of decode nodes needs one of prefill nodes" : "a source of prefill nodes needs one of decode nodes");
     }
 }

@@ -37,7 +37,11 @@ public sealed class ScriptedNode : AttentionService.AttentionServiceBase, IAsync
         _stats = stats;
     }
 
-    public string Endpoint => $"127.0.0.1:{_server!.Port}";
+    private System.Net.IPAddress _address = System.Net.IPAddress.Loopback;
+
+    public string Endpoint => new System.Net.IPEndPoint(_address, _server!.Port).ToString();
+    /// <summary>The node's grpc.health.v1 answer: SERVING from the start; a test may take it back.</summary>
+    public RoleHealth Health { get; private set; } = null!;
     /// <summary>Generate calls received so far, refused ones included.</summary>
     public int Requests => Volatile.Read(ref _requests);
     /// <summary>Generate calls refused with RESOURCE_EXHAUSTED.</summary>
@@ -60,12 +64,21 @@ public sealed class ScriptedNode : AttentionService.AttentionServiceBase, IAsync
     }
 
     /// <summary>A node of <paramref name="role"/> with 16-token blocks, <paramref name="blocks"/> of them.</summary>
-    public static async Task<ScriptedNode> StartAsync(ServedModel model, string role = "both", uint blocks = 10_000)
+    /// <param name="listen">Where it listens (default: a free loopback port).</param>
+    public static async Task<ScriptedNode> StartAsync(ServedModel model, string role = "both", uint blocks = 10_000, System.Net.IPEndPoint? listen = null)
     {
         var stats = new AttentionStats { NodeId = $"scripted-{role}", Role = role, BlockSize = 16, BlocksTotal = blocks, BlocksAvailable = blocks };
         var node = new ScriptedNode(model, stats);
-        node._server = await GrpcServer.StartAsync(new GrpcServerOptions(), b => b.Services.AddSingleton(node), app => app.MapGrpcService<ScriptedNode>());
-        new RoleHealth(node._server.Services.GetRequiredService<HealthServiceImpl>(), AttentionService.Descriptor.FullName).MarkServing();
+        var options = new GrpcServerOptions();
+        if (listen is not null)
+        {
+            options.Address = listen.Address;
+            options.Port = listen.Port;
+            node._address = listen.Address;
+        }
+        node._server = await GrpcServer.StartAsync(options, b => b.Services.AddSingleton(node), app => app.MapGrpcService<ScriptedNode>());
+        node.Health = new RoleHealth(node._server.Services.GetRequiredService<HealthServiceImpl>(), AttentionService.Descriptor.FullName);
+        node.Health.MarkServing();
         return node;
     }
 

@@ -6,24 +6,55 @@ namespace Cluster.Gateway.Nodes;
 /// FIFO queue and are admitted in order as requests end. A split request (prefill/decode) goes to the decode node
 /// with most free blocks, then fewest requests, and the prefill node with the lowest cost: prompt tokens it has not
 /// answered yet plus those of this prompt it is not expected to hold. Nodes of role both take what the split pairs
-/// cannot, the one with the lowest cost first. Thread-safe.
+/// cannot, the one with the lowest cost first. The set of nodes changes as discovery reports them
+/// (<see cref="SetNodes"/>); it owns them and disposes each once it is gone and idle. Thread-safe.
 /// </summary>
-public sealed class Admission
+public sealed class Admission : IDisposable
 {
     private readonly Lock _lock = new();
     private readonly LinkedList<Waiter> _queue = new();
-    private readonly AttentionNode[] _all, _both, _prefill, _decode;
+    // Replaced whole under the lock, never changed in place, so readers outside it see one consistent set.
+    private AttentionNode[] _all = [], _both = [], _prefill = [], _decode = [];
+    // Nodes gone from discovery with requests still running there: their channels live until the last one ends.
+    private readonly HashSet<AttentionNode> _retiring = [];
     private readonly int _maxInFlightPerNode, _maxQueued;
     private int _turn, _inFlight;
 
-    public Admission(IReadOnlyList<AttentionNode> nodes, int maxInFlightPerNode, int maxQueued)
+    public Admission(int maxInFlightPerNode, int maxQueued)
     {
-        _all = [.. nodes];
-        _both = Array.FindAll(_all, n => n.Role == NodeRole.Both);
-        _prefill = Array.FindAll(_all, n => n.Role == NodeRole.Prefill);
-        _decode = Array.FindAll(_all, n => n.Role == NodeRole.Decode);
         _maxInFlightPerNode = maxInFlightPerNode;
         _maxQueued = maxQueued;
+    }
+
+    /// <summary>The nodes requests may be placed on now.</summary>
+    public IReadOnlyList<AttentionNode> Nodes => Volatile.Read(ref _all);
+
+    /// <summary>
+    /// Makes <paramref name="nodes"/> the set to place requests on. A node left out gets no request from now on;
+    /// those running there go on (and fail as they would) and its channel is disposed when the last one ends.
+    /// Waiting requests are placed again, as a new node may have room and a lost one may leave no route.
+    /// </summary>
+    public void SetNodes(IReadOnlyList<AttentionNode> nodes)
+    {
+        lock (_lock)
+        {
+            var kept = new HashSet<AttentionNode>(nodes);
+            foreach (AttentionNode old in _all)
+                if (!kept.Contains(old)) Retire(old);
+            AttentionNode[] all = [.. nodes];
+            _both = Array.FindAll(all, n => n.Role == NodeRole.Both);
+            _prefill = Array.FindAll(all, n => n.Role == NodeRole.Prefill);
+            _decode = Array.FindAll(all, n => n.Role == NodeRole.Decode);
+            Volatile.Write(ref _all, all);
+            Pump();
+        }
+    }
+
+    private void Retire(AttentionNode node)
+    {
+        node.Retired = true;
+        if (node.InFlight == 0) node.Dispose();
+        else _retiring.Add(node);
     }
 
     /// <summary>Requests waiting for room.</summary>
@@ -160,6 +191,7 @@ public sealed class Admission
         placement.Node.Unreserve(placement.Blocks);
         if (!placement.FirstTokenSeen) placement.PrefillOn.AddPendingPrompt(-placement.Request.Prompt.Count);
         Volatile.Write(ref _inFlight, _inFlight - 1);
+        if (placement.Node.Retired && placement.Node.InFlight == 0 && _retiring.Remove(placement.Node)) placement.Node.Dispose();
     }
 
     private Placement? TryPlace(AdmissionRequest request, IReadOnlySet<AttentionNode>? tried)
@@ -273,6 +305,7 @@ public sealed class Admission
         }
         if (!routed)
         {
+            if (_all.Length == 0) return new GatewayException(GatewayErrorKind.Unavailable, "no attention node can take the request (discovery has found none)");
             var why = new List<string>(_all.Length);
             foreach (AttentionNode n in _all)
                 if (!n.State.Usable) why.Add($"{n.Endpoint}: {n.State.Error}");
@@ -297,5 +330,18 @@ public sealed class Admission
         public AdmissionRequest Request { get; } = request;
         public TaskCompletionSource<Placement> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public LinkedListNode<Waiter> Entry { get; set; } = null!;
+    }
+
+    /// <summary>Disposes every node's channel, those still running requests included: the gateway is stopping.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            foreach (AttentionNode node in _all) node.Dispose();
+            foreach (AttentionNode node in _retiring) node.Dispose();
+            _retiring.Clear();
+            Volatile.Write(ref _all, []);
+            _both = _prefill = _decode = [];
+        }
     }
 }

@@ -40,6 +40,8 @@ public sealed class AttentionNode : IDisposable
     public HealthClient Health { get; }
     public PrefixAffinity Affinity { get; } = new(AffinityCapacity);
     public NodeState State => Volatile.Read(ref _state);
+    /// <summary>Gone from discovery: no request is placed here again. Set by <see cref="Admission"/> under its lock.</summary>
+    public bool Retired { get; internal set; }
 
     /// <summary>This gateway's requests on the node, from admission until their stream ends.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);

@@ -12,9 +12,10 @@ namespace Cluster.Gateway.Nodes;
 /// every candidate refused and one of them for room, the request goes back to the head of the queue, else it fails
 /// with Unavailable.
 /// </summary>
-public sealed class NodeRouter(IReadOnlyList<AttentionNode> nodes, Admission admission, StatsPoller stats, ILogger logger)
+public sealed class NodeRouter(Admission admission, StatsPoller stats, ILogger logger)
 {
-    public IReadOnlyList<AttentionNode> Nodes { get; } = nodes;
+    /// <summary>The nodes requests are placed on now (discovery may change them).</summary>
+    public IReadOnlyList<AttentionNode> Nodes => Admission.Nodes;
     public Admission Admission { get; } = admission;
 
     /// <summary>The node's token events for one request, from the first to the one carrying finish_reason.</summary>

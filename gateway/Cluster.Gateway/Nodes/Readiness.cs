@@ -11,10 +11,11 @@ public sealed record NodeReadiness(string Endpoint, bool Ready, string Status);
 /// Asks every attention node's grpc.health.v1 service at once. A node reports SERVING only once its model is loaded
 /// and its expert nodes are connected, so the cluster is ready when every attention node is.
 /// </summary>
-public sealed class Readiness(IReadOnlyList<AttentionNode> nodes, TimeSpan timeout)
+public sealed class Readiness(Admission admission, TimeSpan timeout)
 {
     public async Task<IReadOnlyList<NodeReadiness>> CheckAsync(CancellationToken ct)
     {
+        IReadOnlyList<AttentionNode> nodes = admission.Nodes;
         var checks = new Task<NodeReadiness>[nodes.Count];
         for (int i = 0; i < checks.Length; i++) checks[i] = CheckAsync(nodes[i], ct);
         return await Task.WhenAll(checks).ConfigureAwait(false);
@@ -32,6 +33,10 @@ public sealed class Readiness(IReadOnlyList<AttentionNode> nodes, TimeSpan timeo
         catch (RpcException e) when (!ct.IsCancellationRequested)
         {
             return new NodeReadiness(node.Endpoint, false, $"{e.StatusCode}: {e.Status.Detail}");
+        }
+        catch (ObjectDisposedException) when (node.Retired)
+        {
+            return new NodeReadiness(node.Endpoint, false, "gone from discovery");
         }
     }
 

@@ -11,7 +11,6 @@ namespace Cluster.Gateway.Nodes;
 /// </summary>
 public sealed class StatsPoller : IAsyncDisposable
 {
-    private readonly IReadOnlyList<AttentionNode> _nodes;
     private readonly Admission _admission;
     private readonly TimeSpan _interval, _timeout;
     private readonly ILogger _logger;
@@ -20,9 +19,8 @@ public sealed class StatsPoller : IAsyncDisposable
     private Task? _round;
     private Task? _loop;
 
-    public StatsPoller(IReadOnlyList<AttentionNode> nodes, Admission admission, TimeSpan interval, TimeSpan timeout, ILogger logger)
+    public StatsPoller(Admission admission, TimeSpan interval, TimeSpan timeout, ILogger logger)
     {
-        _nodes = nodes;
         _admission = admission;
         _interval = interval;
         _timeout = timeout;
@@ -50,6 +48,18 @@ public sealed class StatsPoller : IAsyncDisposable
         return round.WaitAsync(ct);
     }
 
+    /// <summary>
+    /// Asks just <paramref name="nodes"/> (new ones: a round in progress started without them) and lets admission
+    /// place waiting requests after.
+    /// </summary>
+    public async Task AskAsync(IReadOnlyList<AttentionNode> nodes)
+    {
+        var asks = new Task[nodes.Count];
+        for (int i = 0; i < asks.Length; i++) asks[i] = AskNodeAsync(nodes[i]);
+        await Task.WhenAll(asks).ConfigureAwait(false);
+        _admission.Refresh();
+    }
+
     private async Task LoopAsync(CancellationToken stop)
     {
         try
@@ -65,13 +75,14 @@ public sealed class StatsPoller : IAsyncDisposable
 
     private async Task RoundAsync()
     {
-        var asks = new Task[_nodes.Count];
-        for (int i = 0; i < asks.Length; i++) asks[i] = AskAsync(_nodes[i]);
+        IReadOnlyList<AttentionNode> nodes = _admission.Nodes;
+        var asks = new Task[nodes.Count];
+        for (int i = 0; i < asks.Length; i++) asks[i] = AskNodeAsync(nodes[i]);
         await Task.WhenAll(asks).ConfigureAwait(false);
         _admission.Refresh();
     }
 
-    private async Task AskAsync(AttentionNode node)
+    private async Task AskNodeAsync(AttentionNode node)
     {
         bool wasUsable = node.State.Usable;
         try
@@ -83,6 +94,8 @@ public sealed class StatsPoller : IAsyncDisposable
             node.ObserveFailure(e.StatusCode, e.Status.Detail);
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested) { return; }
+        // Dropped by discovery while this round asked it: its numbers no longer matter.
+        catch (ObjectDisposedException) when (node.Retired) { return; }
         NodeState now = node.State;
         if (now.Usable != wasUsable)
         {

@@ -9,9 +9,9 @@ namespace Cluster.Transport.Discovery;
 /// A Consul service's passing instances, followed by blocking queries on /v1/health/service/&lt;name&gt;?passing=true:
 /// each query waits (up to <see cref="Wait"/>) for the state to move past the last X-Consul-Index, so an instance that
 /// passes its check, fails it or is deregistered is reported as soon as the agent knows. The index rules of Consul's
-/// "Blocking Queries" page: an index that goes backwards, or 0, starts over from 0 (a non-blocking read), and such a
-/// read, like a retry after a failed query, waits <see cref="RetryDelay"/> first so that a misbehaving agent cannot
-/// make this loop hot.
+/// "Blocking Queries" page: an index that goes backwards, or 0, starts over from 0 (a non-blocking read). Such a read,
+/// a query after an answer whose index did not move (the wait ran out, or an agent that does not block), and a retry
+/// after a failure each wait <see cref="RetryDelay"/> first, so that a misbehaving agent cannot make this loop hot.
 /// </summary>
 public sealed class ConsulDiscovery(ConsulAgent agent, string service, ILogger? logger = null) : IPeerDiscovery
 {
@@ -49,8 +49,8 @@ public sealed class ConsulDiscovery(ConsulAgent agent, string service, ILogger? 
                 continue;
             }
             bool reset = next == 0 || next < index;
+            pause = reset || next == index;
             index = reset ? 0 : next;
-            pause = reset;
             if (last is not null && peers.AsSpan().SequenceEqual(last)) continue;
             last = peers;
             yield return peers;
