@@ -20,6 +20,18 @@ public sealed class ServeOptionsTests : IDisposable
     [InlineData("serve gateway --decode-nodes , --prefill-nodes 127.0.0.1:1", "cluster serve gateway: --decode-nodes lists no node")]
     [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --max-queued-requests -1", "cluster serve gateway: --max-queued-requests must be between 0 and 1000000 (got -1)")]
     [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --default-max-tokens 0", "cluster serve gateway: --default-max-tokens must be between 1 and")]
+    [InlineData("serve gateway --discovery consul", "cluster serve gateway: --discovery consul needs --consul http://HOST:8500 (the local Consul agent)")]
+    [InlineData("serve gateway --discovery zookeeper", "cluster serve gateway: --discovery must be static, kubernetes or consul (got 'zookeeper')")]
+    [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --consul http://127.0.0.1:8500", "cluster serve gateway: --consul goes with --discovery consul")]
+    [InlineData("serve gateway --discovery consul --consul ftp://x", "cluster serve gateway: --consul: 'ftp://x' is not an http:// or https:// address")]
+    [InlineData("serve gateway --discovery consul --consul http://127.0.0.1:8500 --attention-nodes 127.0.0.1:1", "cluster serve gateway: --attention-nodes, --prefill-nodes and --decode-nodes are for --discovery static; with consul give services")]
+    [InlineData("serve gateway --discovery consul --consul http://127.0.0.1:8500 --prefill-service p", "cluster serve gateway: --prefill-service and --decode-service go together")]
+    [InlineData("serve gateway --discovery kubernetes", "cluster serve gateway: --discovery kubernetes needs --attention-service HOST:PORT, or --prefill-service and --decode-service")]
+    [InlineData("serve gateway --discovery kubernetes --attention-service attention", "cluster serve gateway: --attention-service: 'attention' is not HOST:PORT")]
+    [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --attention-service a:1", "cluster serve gateway: --attention-service, --prefill-service and --decode-service need --discovery kubernetes or consul")]
+    [InlineData("serve attention --discovery consul --consul http://127.0.0.1:8500", "cluster serve attention: --discovery consul needs a fixed port or --advertise HOST:PORT")]
+    [InlineData("serve attention --discovery consul --consul http://127.0.0.1:8500 --host 0.0.0.0 --port 9000", "cluster serve attention: --host 0.0.0.0 is no address to dial: give --advertise HOST:PORT with --discovery consul")]
+    [InlineData("serve attention --advertise 10.0.0.1:9000", "cluster serve attention: --advertise goes with --discovery consul")]
     public void Bad_options_are_one_line_errors(string command, string message)
     {
         var r = ClusterProcess.Run([.. command.Split(' '), "--model", _model]);

@@ -7,7 +7,7 @@ namespace Cluster.Cli.Commands;
 public static class ServeAttentionCommand
 {
     public const string Usage = "serve attention --model DIR [--role prefill|decode|both] [--host 127.0.0.1] [--port N] [--http-port N] [--node-id NAME] [--plan FILE] "
-        + "[--dispatch bf16|fp8|f32] [--max-batch N] " + AttentionNodeSettings.Usage + " [--verbose]";
+        + "[--dispatch bf16|fp8|f32] [--max-batch N] " + AttentionNodeSettings.Usage + " " + DiscoveryArgs.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -27,6 +27,7 @@ public static class ServeAttentionCommand
             LogLevel = args.Flag("verbose") ? LogLevel.Information : LogLevel.Warning,
         };
         AttentionNodeSettings settings = AttentionNodeSettings.Parse(args);
+        DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
         args.RejectUnknown();
         options = options with
         {
@@ -38,7 +39,10 @@ public static class ServeAttentionCommand
         };
         if (!Directory.Exists(dir)) throw new CliException($"{dir}: model directory not found");
         if (options.PlanPath is { } plan && !File.Exists(plan)) throw new CliException($"{plan}: plan file not found");
-        return await AttentionHost.RunAsync(options, cancel);
+        // The gateway follows each pool by its service name: the role picks the pool.
+        var meta = new Dictionary<string, string> { ["role"] = role, ["node_id"] = options.NodeId };
+        string service = role switch { "prefill" => "cluster-prefill", "decode" => "cluster-decode", _ => "cluster-attention" };
+        return await discovery.RunAsync(service, options.NodeId, options.Host, options.Port, meta, () => AttentionHost.RunAsync(options, cancel), cancel);
     }
 
     private static NodeRole ParseRole(string name)

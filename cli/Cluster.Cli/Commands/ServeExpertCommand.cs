@@ -5,7 +5,7 @@ namespace Cluster.Cli.Commands;
 /// <summary><c>cluster serve expert</c>: one expert node in this process, until Ctrl-C or SIGTERM.</summary>
 public static class ServeExpertCommand
 {
-    public const string Usage = "serve expert --model DIR --plan FILE --node-id NAME [--host 127.0.0.1] [--port N] [--verbose]";
+    public const string Usage = "serve expert --model DIR --plan FILE --node-id NAME [--host 127.0.0.1] [--port N] " + DiscoveryArgs.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -18,9 +18,11 @@ public static class ServeExpertCommand
             Port = args.Int("port", 0, 0, 65535),
             Verbose = args.Flag("verbose"),
         };
+        DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
         args.RejectUnknown();
         if (!Directory.Exists(options.ModelDir)) throw new CliException($"{options.ModelDir}: model directory not found");
         if (!File.Exists(options.PlanPath)) throw new CliException($"{options.PlanPath}: plan file not found");
-        return await ExpertHost.RunAsync(options, cancel);
+        var meta = new Dictionary<string, string> { ["role"] = "expert", ["node_id"] = options.NodeId };
+        return await discovery.RunAsync("cluster-expert", options.NodeId, options.Host, options.Port, meta, () => ExpertHost.RunAsync(options, cancel), cancel);
     }
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Cluster.Gateway;
+using Cluster.Transport.Discovery;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.Cli.Commands;
@@ -10,7 +11,8 @@ public static class ServeGatewayCommand
 {
     public const string Usage = "serve gateway --model DIR [--attention-nodes HOST:PORT[,HOST:PORT...]] [--prefill-nodes HOST:PORT,... --decode-nodes HOST:PORT,...] "
         + "[--host 127.0.0.1] [--port 8000] [--grpc-port 8001] [--node-id NAME] [--model-id NAME] [--max-queue N] [--max-queued-requests 1024] "
-        + "[--default-max-tokens 4096] [--max-model-len N] [--max-body-bytes N] [--tls-cert PEM --tls-key PEM] [--verbose]";
+        + "[--default-max-tokens 4096] [--max-model-len N] [--max-body-bytes N] [--tls-cert PEM --tls-key PEM] " + DiscoveryArgs.Usage
+        + " [--attention-service NAME] [--prefill-service NAME --decode-service NAME] [--resolve-interval SECONDS] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -28,14 +30,31 @@ public static class ServeGatewayCommand
         long maxBody = args.Long("max-body-bytes", 8 << 20, 1024);
         string? cert = args.String("tls-cert"), key = args.String("tls-key");
         bool verbose = args.Flag("verbose");
+        DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
+        string? attentionService = args.String("attention-service"), prefillService = args.String("prefill-service"), decodeService = args.String("decode-service");
+        double resolveSeconds = args.Double("resolve-interval", 5, 0.05, 3600);
         args.RejectUnknown();
 
         if (!IPAddress.TryParse(host, out IPAddress? address)) throw new CliException($"--host: '{host}' is not an IP address");
         if (!Directory.Exists(dir)) throw new CliException($"{dir}: model directory not found");
         if ((cert is null) != (key is null)) throw new CliException("--tls-cert and --tls-key go together");
         if (port != 0 && port == grpcPort) throw new CliException($"--port and --grpc-port are both {port}");
-        if ((prefill.Length == 0) != (decode.Length == 0)) throw new CliException("--prefill-nodes and --decode-nodes go together");
-        if (attention.Length == 0 && prefill.Length == 0) throw new CliException("no attention node: give --attention-nodes, or --prefill-nodes and --decode-nodes");
+        GatewayDiscovery? nodes = null;
+        if (discovery.Kind == "static")
+        {
+            if ((attentionService ?? prefillService ?? decodeService) is not null) throw new CliException("--attention-service, --prefill-service and --decode-service need --discovery kubernetes or consul");
+            if (args.Has("resolve-interval")) throw new CliException("--resolve-interval goes with --discovery kubernetes");
+            if ((prefill.Length == 0) != (decode.Length == 0)) throw new CliException("--prefill-nodes and --decode-nodes go together");
+            if (attention.Length == 0 && prefill.Length == 0) throw new CliException("no attention node: give --attention-nodes, or --prefill-nodes and --decode-nodes");
+        }
+        else
+        {
+            if (attention.Length + prefill.Length + decode.Length > 0) throw new CliException($"--attention-nodes, --prefill-nodes and --decode-nodes are for --discovery static; with {discovery.Kind} give services");
+            if ((prefillService is null) != (decodeService is null)) throw new CliException("--prefill-service and --decode-service go together");
+            nodes = discovery.Kind == "consul"
+                ? ConsulPools(discovery.Consul!, attentionService, prefillService, decodeService)
+                : DnsPools(attentionService, prefillService, decodeService, TimeSpan.FromSeconds(resolveSeconds));
+        }
 
         X509Certificate2? certificate = null;
         if (cert is not null)
@@ -50,6 +69,7 @@ public static class ServeGatewayCommand
         var options = new GatewayOptions
         {
             ModelDir = dir,
+            Discovery = nodes,
             AttentionNodes = attention,
             PrefillNodes = prefill,
             DecodeNodes = decode,
@@ -66,8 +86,38 @@ public static class ServeGatewayCommand
             Certificate = certificate,
             MinimumLogLevel = verbose ? LogLevel.Information : LogLevel.Warning,
         };
-        try { return await GatewayHost.RunAsync(options, cancel); }
+        var meta = new Dictionary<string, string> { ["role"] = "gateway", ["node_id"] = nodeId };
+        try { return await discovery.RunAsync("cluster-gateway", nodeId, host, grpcPort, meta, () => GatewayHost.RunAsync(options, cancel), cancel); }
         catch (System.Text.Json.JsonException e) { throw new CliException($"{dir}: {e.Message}"); }
+    }
+
+    /// <summary>Consul: each pool is a service name; without names the three default ones the roles register as are all followed.</summary>
+    private static GatewayDiscovery ConsulPools(Uri consul, string? attention, string? prefill, string? decode)
+    {
+        // One agent client for the process: it lives as long as the gateway, which ends with the process.
+        var agent = new ConsulAgent(consul);
+        bool named = (attention ?? prefill ?? decode) is not null;
+        string? both = named ? attention : "cluster-attention";
+        (prefill, decode) = named ? (prefill, decode) : ("cluster-prefill", "cluster-decode");
+        return new GatewayDiscovery
+        {
+            Attention = both is null ? null : new ConsulDiscovery(agent, both),
+            Prefill = prefill is null ? null : new ConsulDiscovery(agent, prefill),
+            Decode = decode is null ? null : new ConsulDiscovery(agent, decode),
+        };
+    }
+
+    /// <summary>Kubernetes: each pool is a headless Service's DNS name and gRPC port, re-resolved every interval.</summary>
+    private static GatewayDiscovery DnsPools(string? attention, string? prefill, string? decode, TimeSpan interval)
+    {
+        if ((attention ?? prefill) is null) throw new CliException("--discovery kubernetes needs --attention-service HOST:PORT, or --prefill-service and --decode-service (headless Services' DNS names)");
+        IPeerDiscovery? Dns(string option, string? name)
+        {
+            if (name is null) return null;
+            try { return new DnsDiscovery(name, interval); }
+            catch (FormatException) { throw new CliException($"--{option}: '{name}' is not HOST:PORT (a headless Service's DNS name and its gRPC port)"); }
+        }
+        return new GatewayDiscovery { Attention = Dns("attention-service", attention), Prefill = Dns("prefill-service", prefill), Decode = Dns("decode-service", decode) };
     }
 
     /// <summary>A comma-separated list of endpoints; empty when the option is not given, an error when it is given empty.</summary>
