@@ -14,5 +14,6 @@ public static class BenchTable
         ["gateway"] = GatewayBench.Run,
         ["pd"] = PdBench.Run,
         ["failover"] = FailoverBench.Run,
+        ["network"] = NetworkBench.Run,
     };
 }

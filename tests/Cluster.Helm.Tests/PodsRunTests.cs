@@ -25,7 +25,7 @@ public sealed class PodsRunTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task TheRenderedPodsServeAChatCompletionAndAnExpertPodRestartsInPlace()
     {
-        if (!PodNetwork.Available(output)) return;
+        if (!PodNetworkGate.Available(output)) return;
         string values = Path.Combine(_work, "values.yaml");
         File.WriteAllText(values, """
             model: { dir: small, demo: { preset: small } }
