@@ -93,7 +93,8 @@ public sealed class StatsPoller : IAsyncDisposable
         {
             node.ObserveFailure(e.StatusCode, e.Status.Detail);
         }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested) { return; }
+        // Stopping: Grpc.Net.Client reports a call cancelled by its token as CANCELLED, other awaits as OperationCanceledException.
+        catch (Exception e) when (_stop.IsCancellationRequested && e is OperationCanceledException or RpcException) { return; }
         // Dropped by discovery while this round asked it: its numbers no longer matter.
         catch (ObjectDisposedException) when (node.Retired) { return; }
         NodeState now = node.State;
