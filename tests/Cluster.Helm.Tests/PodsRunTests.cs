@@ -9,7 +9,7 @@ namespace Cluster.Helm.Tests;
 
 /// <summary>
 /// The render run as pods (<see cref="RenderedPodRunner"/>): one gateway, one attention node and two expert nodes of
-/// the tiny preset, each in its own network namespace with its own address, finding the others only by the DNS
+/// the small preset (the tiny one's vocabulary cannot hold the chat template's tokens), each in its own network namespace with its own address, finding the others only by the DNS
 /// names the chart writes (the gateway's node lists, the plan init container's endpoints). The containers' grpc
 /// probes answer SERVING, the chart's `helm test` pod and a client in the root namespace get chat completions
 /// through the gateway Service, and an expert pod killed with SIGKILL and restarted in place (same command, same
