@@ -23,8 +23,11 @@ public sealed class AttentionHost : IAsyncDisposable
     private readonly RoleHealth _health;
     private NodeModel? _node;
 
-    private AttentionHost(WebApplication app, RoleHealth health, AttentionService service, string nodeId, int port, int? httpPort)
+    private readonly TimeSpan _drainTimeout;
+
+    private AttentionHost(WebApplication app, RoleHealth health, AttentionService service, string nodeId, int port, int? httpPort, TimeSpan drainTimeout)
     {
+        _drainTimeout = drainTimeout;
         HttpPort = httpPort;
         _app = app;
         _health = health;
@@ -75,7 +78,7 @@ public sealed class AttentionHost : IAsyncDisposable
         NodeHttpEndpoints.Map(app, () => started?._node?.Stats(options.NodeId), app.Services.GetRequiredService<CallMetrics>());
         await app.StartAsync(ct).ConfigureAwait(false);
         // Kestrel writes the bound endpoint back into the listen options, so port 0 resolves here.
-        var host = new AttentionHost(app, health, service, options.NodeId, grpcListen!.IPEndPoint!.Port, httpListen?.IPEndPoint!.Port);
+        var host = new AttentionHost(app, health, service, options.NodeId, grpcListen!.IPEndPoint!.Port, httpListen?.IPEndPoint!.Port, options.DrainTimeout);
         started = host;
         try
         {
@@ -130,13 +133,27 @@ public sealed class AttentionHost : IAsyncDisposable
         return 0;
     }
 
+    /// <summary>
+    /// Graceful shutdown, as Kubernetes' termination expects: NOT_SERVING (probes and the gateway stop sending), new
+    /// requests refused with UNAVAILABLE, the running ones given up to <see cref="AttentionOptions.DrainTimeout"/> to
+    /// finish; then the scheduler closes what is left and the server stops.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         _health.MarkNotServing();
-        // In-flight calls end when the scheduler closes their streams; then the server stops.
-        if (_node is not null) await _node.DisposeAsync().ConfigureAwait(false);
+        Service.StartDraining();
+        if (_node is not null)
+        {
+            var until = DateTime.UtcNow + _drainTimeout;
+            while (!Idle(_node) && DateTime.UtcNow < until) await Task.Delay(20).ConfigureAwait(false);
+            await _node.DisposeAsync().ConfigureAwait(false);
+        }
         using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         await _app.StopAsync(grace.Token).ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
     }
+
+    /// <summary>No request is running, queued or holding cache blocks (a decode node's transfer in progress holds some).</summary>
+    private static bool Idle(NodeModel node) =>
+        node.Scheduler.Counters.Running == 0 && node.Scheduler.Counters.Queued == 0 && node.Scheduler.Caches.Stats().UsedBlocks == 0;
 }

@@ -19,6 +19,8 @@ public sealed record AttentionOptions
     public DispatchFormat Dispatch { get; init; } = DispatchFormat.Bf16;
     /// <summary>How long to wait for expert nodes that are still loading before giving up.</summary>
     public TimeSpan ExpertWait { get; init; } = TimeSpan.FromMinutes(10);
+    /// <summary>At shutdown, how long requests already running may take to finish before their streams are closed.</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Most sequences in one decode step; prompts in prefill count against it too.</summary>
     public int MaxBatch { get; init; } = 32;
     public LogLevel LogLevel { get; init; } = LogLevel.Warning;

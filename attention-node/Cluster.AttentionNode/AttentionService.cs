@@ -27,9 +27,18 @@ public sealed class AttentionService(string nodeId) : Protos.V1.AttentionService
 
     private NodeModel? _node;
     private long _nextId;
+    private volatile bool _draining;
 
     /// <summary>Opens the service to requests once the model can serve them.</summary>
     internal void Attach(NodeModel node) => Volatile.Write(ref _node, node);
+
+    /// <summary>From now on new requests are refused with UNAVAILABLE (the gateway places them elsewhere); running ones go on.</summary>
+    internal void StartDraining() => _draining = true;
+
+    private void RefuseWhileDraining()
+    {
+        if (_draining) throw new RpcException(new Status(StatusCode.Unavailable, $"attention node {nodeId} is shutting down"));
+    }
 
     private NodeModel Node => Volatile.Read(ref _node) ?? throw new RpcException(new Status(StatusCode.Unavailable, $"attention node {nodeId} is still loading"));
 
@@ -37,6 +46,7 @@ public sealed class AttentionService(string nodeId) : Protos.V1.AttentionService
 
     public override async Task Generate(TokenGenerateRequest request, IServerStreamWriter<TokenEvent> responses, ServerCallContext context)
     {
+        RefuseWhileDraining();
         NodeModel node = Node;
         bool remotePrefill = request.PrefillNode.Length > 0;
         if (node.Role == NodeRole.Prefill) throw WrongRole(node, "it serves Prefill, not Generate");
@@ -80,6 +90,7 @@ public sealed class AttentionService(string nodeId) : Protos.V1.AttentionService
 
     public override async Task Prefill(PrefillRequest request, IServerStreamWriter<KvTransfer> responses, ServerCallContext context)
     {
+        RefuseWhileDraining();
         NodeModel node = Node;
         if (node.Role == NodeRole.Decode) throw WrongRole(node, "it does not serve Prefill");
         if (request.Request is null) throw new RpcException(new Status(StatusCode.InvalidArgument, "request: missing"));

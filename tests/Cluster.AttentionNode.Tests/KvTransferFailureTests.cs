@@ -14,7 +14,8 @@ public sealed class KvTransferFailureTests
         var (model, checkpoint) = TinyModel.Load();
         using var _ = checkpoint;
         await using var prefill = await TestNode.StartAsync("prefill-0", NodeRole.Prefill, o => o with { PrefillChunk = 64 });
-        await using var doomed = await TestNode.StartAsync("decode-0", NodeRole.Decode);
+        // No drain: the node goes away with the transfer in flight, as a node whose grace period ran out.
+        await using var doomed = await TestNode.StartAsync("decode-0", NodeRole.Decode, o => o with { DrainTimeout = TimeSpan.Zero });
         await using var survivor = await TestNode.StartAsync("decode-1", NodeRole.Decode);
         // Its own channel, so that the caller outlives the node it called.
         using var caller = PeerChannel.ForAddress($"http://127.0.0.1:{doomed.Host.Port}");

@@ -7,7 +7,7 @@ namespace Cluster.Cli.Commands;
 public static class ServeAttentionCommand
 {
     public const string Usage = "serve attention --model DIR [--role prefill|decode|both] [--host 127.0.0.1] [--port N] [--http-port N] [--node-id NAME] [--plan FILE] "
-        + "[--dispatch bf16|fp8|f32] [--max-batch N] " + AttentionNodeSettings.Usage + " " + DiscoveryArgs.Usage + " [--verbose]";
+        + "[--dispatch bf16|fp8|f32] [--max-batch N] [--drain-seconds 30] " + AttentionNodeSettings.Usage + " " + DiscoveryArgs.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -24,6 +24,7 @@ public static class ServeAttentionCommand
             PlanPath = args.String("plan"),
             Dispatch = ParseDispatch(args.String("dispatch", "bf16")),
             MaxBatch = args.Int("max-batch", 32, 1, 1024),
+            DrainTimeout = TimeSpan.FromSeconds(args.Int("drain-seconds", 30, 0, 3600)),
             LogLevel = args.Flag("verbose") ? LogLevel.Information : LogLevel.Warning,
         };
         AttentionNodeSettings settings = AttentionNodeSettings.Parse(args);
