@@ -140,6 +140,7 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
                 ExpertNodeInfo info = await _streams[node].Client.GetInfoAsync(new GetExpertInfoRequest(),
                     deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: _closing.Token).ConfigureAwait(false);
                 if (info.PlanVersion != Plan.Version || info.NodeId != address.Id) continue;
+                if (!await AnswersDispatchAsync(node).ConfigureAwait(false)) continue;
                 Volatile.Write(ref _down[node], null);
                 _logger.LogWarning("expert node {Node} ({Endpoint}) is back", address.Id, address.Endpoint);
                 return;
@@ -147,6 +148,25 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
             catch (RpcException) { }
             catch (OperationCanceledException) { return; }
         }
+    }
+
+    /// <summary>
+    /// Whether the node answers a frame of no rows on a dispatch stream of its own within a second: a node whose
+    /// GetInfo works but whose dispatch hangs must stay down, or every step would wait for it again.
+    /// </summary>
+    private async Task<bool> AnswersDispatchAsync(int node)
+    {
+        using var call = _streams[node].Client.Dispatch(deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: _closing.Token);
+        await call.RequestStream.WriteAsync(new DispatchFrame
+        {
+            BatchId = 0, Layer = (uint)Plan.Layers[0].Layer, Rows = 0, Hidden = (uint)Config.HiddenSize, Dtype = TensorDType.Bf16, PlanVersion = Plan.Version,
+        }).ConfigureAwait(false);
+        if (!await call.ResponseStream.MoveNext(_closing.Token).ConfigureAwait(false)) return false;
+        CombineFrame reply = call.ResponseStream.Current;
+        bool ok = reply.Error.Length == 0;
+        CombineFrameDecoder.Instance.Release(reply);
+        await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+        return ok;
     }
 
     internal ulong NextBatchId() => (ulong)Interlocked.Increment(ref _batch);
