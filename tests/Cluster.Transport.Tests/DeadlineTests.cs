@@ -17,7 +17,9 @@ public class DeadlineTests(TestServer server) : IClassFixture<TestServer>
         await server.AssertStillServing();
         var cancelled = server.NextCancellation(TestServer.UnaryMethod);
         var started = DateTime.UtcNow;
-        var e = await Assert.ThrowsAsync<RpcException>(() => server.Echo.UnaryAsync(new EchoRequest { DelayMs = 30_000 }, deadline: DateTime.UtcNow.AddMilliseconds(500)).ResponseAsync);
+        // Long enough for the handler to start on a loaded machine: a call whose deadline has passed when it arrives
+        // is refused by the server without running the handler, and there would be nothing to cancel.
+        var e = await Assert.ThrowsAsync<RpcException>(() => server.Echo.UnaryAsync(new EchoRequest { DelayMs = 30_000 }, deadline: DateTime.UtcNow.AddSeconds(2)).ResponseAsync);
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(15), "the client waited for the handler instead of its deadline");
         // The server read grpc-timeout and cancelled its handler's token too.
@@ -30,7 +32,7 @@ public class DeadlineTests(TestServer server) : IClassFixture<TestServer>
     {
         await server.AssertStillServing();
         var cancelled = server.NextCancellation(TestServer.BidiMethod);
-        using var call = server.Echo.Bidi(deadline: DateTime.UtcNow.AddMilliseconds(500));
+        using var call = server.Echo.Bidi(deadline: DateTime.UtcNow.AddSeconds(2));
         await call.RequestStream.WriteAsync(new EchoRequest { Text = "slow", DelayMs = 30_000 });
         var e = await Assert.ThrowsAsync<RpcException>(async () => await call.ResponseStream.MoveNext());
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
