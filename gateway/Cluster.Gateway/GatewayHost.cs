@@ -29,9 +29,13 @@ public sealed class GatewayHost : IAsyncDisposable
     private readonly StatsPoller _stats;
     private readonly RoleHealth _health;
 
-    private GatewayHost(WebApplication http, WebApplication grpc, RoleHealth health, Admission admission, NodeMembership membership, StatsPoller stats, ServedModel model, NodeRouter router)
+    private readonly TimeSpan _drainTimeout;
+
+    private GatewayHost(WebApplication http, WebApplication grpc, RoleHealth health, Admission admission, NodeMembership membership, StatsPoller stats, ServedModel model, NodeRouter router,
+        TimeSpan drainTimeout)
     {
         _health = health;
+        _drainTimeout = drainTimeout;
         _http = http;
         _grpc = grpc;
         _admission = admission;
@@ -110,7 +114,7 @@ public sealed class GatewayHost : IAsyncDisposable
             await http.StartAsync(ct).ConfigureAwait(false);
             await grpc.StartAsync(ct).ConfigureAwait(false);
             health.MarkServing();
-            return new GatewayHost(http, grpc, health, admission, membership, stats, model, router);
+            return new GatewayHost(http, grpc, health, admission, membership, stats, model, router, options.DrainTimeout);
         }
         catch
         {
@@ -142,12 +146,12 @@ public sealed class GatewayHost : IAsyncDisposable
         return new Uri(addresses.First().Replace("[::]", "localhost", StringComparison.Ordinal)).Port;
     }
 
+    /// <summary>Graceful shutdown: NOT_SERVING, then both servers stop taking connections and drain what is in flight (<see cref="GatewayOptions.DrainTimeout"/>).</summary>
     public async ValueTask DisposeAsync()
     {
         _health.MarkNotServing();
-        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-        await _http.StopAsync(grace.Token).ConfigureAwait(false);
-        await _grpc.StopAsync(grace.Token).ConfigureAwait(false);
+        using var grace = new CancellationTokenSource(_drainTimeout);
+        await Task.WhenAll(_http.StopAsync(grace.Token), _grpc.StopAsync(grace.Token)).ConfigureAwait(false);
         await _http.DisposeAsync().ConfigureAwait(false);
         await _grpc.DisposeAsync().ConfigureAwait(false);
         await _membership.DisposeAsync().ConfigureAwait(false);

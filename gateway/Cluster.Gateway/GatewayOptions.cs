@@ -52,6 +52,11 @@ public sealed record GatewayOptions
     public TimeSpan HealthTimeout { get; init; } = TimeSpan.FromSeconds(2);
     /// <summary>How often every node's statistics (cache blocks, role) are refreshed.</summary>
     public TimeSpan StatsInterval { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// At shutdown, how long requests in flight may take to finish: Kestrel stops accepting connections (HTTP/2 gets
+    /// GOAWAY, HTTP/1.1 "Connection: close") and waits for them up to this long, then aborts the rest.
+    /// </summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Throws ArgumentException naming the first setting that cannot work.</summary>
     public void Validate()

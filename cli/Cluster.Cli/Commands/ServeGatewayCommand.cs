@@ -12,7 +12,7 @@ public static class ServeGatewayCommand
     public const string Usage = "serve gateway --model DIR [--attention-nodes HOST:PORT[,HOST:PORT...]] [--prefill-nodes HOST:PORT,... --decode-nodes HOST:PORT,...] "
         + "[--host 127.0.0.1] [--port 8000] [--grpc-port 8001] [--node-id NAME] [--model-id NAME] [--max-queue N] [--max-queued-requests 1024] "
         + "[--default-max-tokens 4096] [--max-model-len N] [--max-body-bytes N] [--tls-cert PEM --tls-key PEM] " + DiscoveryArgs.Usage
-        + " [--attention-service NAME] [--prefill-service NAME --decode-service NAME] [--resolve-interval SECONDS] [--verbose]";
+        + " [--attention-service NAME] [--prefill-service NAME --decode-service NAME] [--resolve-interval SECONDS] [--drain-seconds 30] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -26,6 +26,7 @@ public static class ServeGatewayCommand
         int maxQueue = args.Int("max-queue", 256, 1, 1_000_000);
         int maxQueued = args.Int("max-queued-requests", 1024, 0, 1_000_000);
         int defaultMaxTokens = args.Int("default-max-tokens", 4096, 1);
+        int drainSeconds = args.Int("drain-seconds", 30, 0, 3600);
         int? maxModelLen = args.Has("max-model-len") ? args.Int("max-model-len", 0, 2) : null;
         long maxBody = args.Long("max-body-bytes", 8 << 20, 1024);
         string? cert = args.String("tls-cert"), key = args.String("tls-key");
@@ -80,6 +81,7 @@ public static class ServeGatewayCommand
             ModelId = modelId,
             MaxQueue = maxQueue,
             MaxQueuedRequests = maxQueued,
+            DrainTimeout = TimeSpan.FromSeconds(drainSeconds),
             DefaultMaxTokens = defaultMaxTokens,
             MaxModelLen = maxModelLen,
             MaxRequestBodyBytes = maxBody,
