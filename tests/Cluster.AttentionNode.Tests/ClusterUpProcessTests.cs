@@ -30,8 +30,7 @@ public sealed class ClusterUpProcessTests : IDisposable
     [Fact]
     public async Task ServesARequestAndSigtermStopsEveryChild()
     {
-        using var up = UpProcess.Start(_model);
-        await up.WaitReadyAsync(Patience);
+        using var up = await UpProcess.StartReadyAsync(Patience, _model);
         int[] children = up.ChildPids();
         Assert.Equal(4, children.Length);
 
@@ -86,9 +85,8 @@ public sealed class ClusterUpProcessTests : IDisposable
     [Fact]
     public async Task AKilledExpertNodeIsRestartedAndWithTwoReplicasNoStreamLosesAToken()
     {
-        using var up = UpProcess.Start(_model, "--expert-nodes", "3", "--expert-replicas", "2", "--redundant-experts", "0",
+        using var up = await UpProcess.StartReadyAsync(Patience, _model, "--expert-nodes", "3", "--expert-replicas", "2", "--redundant-experts", "0",
             "--dispatch", "f32", "--kv-cache-dtype", "f32");
-        await up.WaitReadyAsync(Patience);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(120) };
         string model = JsonSerializer.Serialize(Path.GetFileName(_model));
         int chunks = 0;
@@ -132,8 +130,7 @@ public sealed class ClusterUpProcessTests : IDisposable
     [Fact]
     public async Task WithFailFastADyingExpertNodeIsReportedAndTheRestStop()
     {
-        using var up = UpProcess.Start(_model, "--expert-nodes", "2", "--redundant-experts", "1", "--fail-fast");
-        await up.WaitReadyAsync(Patience);
+        using var up = await UpProcess.StartReadyAsync(Patience, _model, "--expert-nodes", "2", "--redundant-experts", "1", "--fail-fast");
         int[] children = up.ChildPids();
         int expert = children.Single(p => UpProcess.CommandLine(p).Contains("--node-id expert-1", StringComparison.Ordinal));
         Process.GetProcessById(expert).Kill();
@@ -147,8 +144,7 @@ public sealed class ClusterUpProcessTests : IDisposable
     [Fact]
     public async Task ChildrenDoNotOutliveAKilledSupervisor()
     {
-        using var up = UpProcess.Start(_model);
-        await up.WaitReadyAsync(Patience);
+        using var up = await UpProcess.StartReadyAsync(Patience, _model);
         int[] children = up.ChildPids();
         Assert.Equal(0, up.Signal("KILL"));
         // No signal reaches the children; each sees its standard input close and shuts down.
@@ -160,8 +156,7 @@ public sealed class ClusterUpProcessTests : IDisposable
     [Fact]
     public async Task PrefillAndDecodeNodesServeARequestThatStatusShows()
     {
-        using var up = UpProcess.Start(_model, "--prefill-nodes", "1", "--decode-nodes", "1", "--expert-nodes", "1");
-        await up.WaitReadyAsync(Patience);
+        using var up = await UpProcess.StartReadyAsync(Patience, _model, "--prefill-nodes", "1", "--decode-nodes", "1", "--expert-nodes", "1");
         Assert.Equal(4, up.ChildPids().Length);
         Match prefillLine = Regex.Match(up.Stdout, @"(?m)^prefill-0 +prefill attention +127\.0\.0\.1:\d+ +(http://127\.0\.0\.1:\d+)/metrics$");
         Assert.True(prefillLine.Success, up.Stdout);
@@ -255,6 +250,27 @@ public sealed class ClusterUpProcessTests : IDisposable
         public string Stderr { get { lock (_stderr) return _stderr.ToString(); } }
 
         /// <summary>`cluster up` on free ports with <paramref name="layout"/>; by default 2 expert nodes and 1 redundant expert.</summary>
+        /// <summary>
+        /// Starts `cluster up` and waits until it serves, starting again on other ports when a port it was given was
+        /// taken in between (free ports are picked before the processes bind them, and parallel tests bind too).
+        /// </summary>
+        public static async Task<UpProcess> StartReadyAsync(TimeSpan patience, string model, params string[] layout)
+        {
+            for (int attempt = 1; ; attempt++)
+            {
+                var up = Start(model, layout);
+                try
+                {
+                    await up.WaitReadyAsync(patience);
+                    return up;
+                }
+                catch (Exception) when (attempt < 3 && up.Stderr.Contains("address already in use", StringComparison.Ordinal))
+                {
+                    up.Dispose();
+                }
+            }
+        }
+
         public static UpProcess Start(string model, params string[] layout)
         {
             int[] ports = FreeLoopbackPorts(2);
