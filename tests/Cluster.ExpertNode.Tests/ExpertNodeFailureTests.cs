@@ -119,8 +119,12 @@ public class ExpertNodeFailureTests
         Assert.Equal("expert-1", e.NodeId);
         Assert.StartsWith($"expert node expert-1 (127.0.0.1:{port}) failed layer {layer}: ", e.Message);
 
-        // The node comes back on its port: the next Run opens a new stream and gets the same result.
+        // The node comes back on its port: the probe finds it (health, GetInfo, an empty dispatch), and the next Run
+        // opens a new stream and gets the same result.
         cluster.Hosts.Add(await ExpertHost.StartAsync(new ExpertHostOptions { ModelDir = TinyCheckpoint.Dir, PlanPath = cluster.PlanPath, NodeId = "expert-1", Port = port }));
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (cluster.Streams.DownReason(1) is not null && DateTime.UtcNow < until) await Task.Delay(20);
+        Assert.Null(cluster.Streams.DownReason(1));
         var after = new float[n * Hidden];
         await Task.Run(() => remote.Run(rows, n, ids, weights, after));
         Assert.Equal(before, after);

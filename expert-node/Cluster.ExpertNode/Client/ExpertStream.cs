@@ -20,6 +20,7 @@ internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, 
 
     public ExpertNodeAddress Node => node;
     public Protos.V1.ExpertService.ExpertServiceClient Client { get; } = new(channel.Invoker);
+    public Grpc.Health.V1.Health.HealthClient Health { get; } = new(channel.Invoker);
     public bool IsOpen => _call is not null;
 
     public void Open()
@@ -33,7 +34,12 @@ internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, 
         await _turn.WaitAsync().ConfigureAwait(false);
         try
         {
-            if (_call is null) Open();
+            // A stream given up while idle (Abort) is disposed: this exchange starts a fresh one.
+            if (_call is null || Volatile.Read(ref _abortedFor) is not null)
+            {
+                Reset();
+                Open();
+            }
             var call = _call!;
             using var deadline = new CancellationTokenSource(timeout);
             CombineFrame reply;
@@ -46,9 +52,9 @@ internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, 
             }
             catch (Exception e) when (e is not ExpertNodeException)
             {
-                Reset();
                 string why = e is OperationCanceledException && deadline.IsCancellationRequested ? $"no combine within {timeout.TotalSeconds:0.#} s"
                     : Volatile.Read(ref _abortedFor) is { } aborted ? aborted : e.Message;
+                Reset();
                 throw new ExpertNodeException(node.Id, $"expert node {node.Id} ({node.Endpoint}) failed layer {frame.Layer}: {why}", e, lost: true);
             }
             catch

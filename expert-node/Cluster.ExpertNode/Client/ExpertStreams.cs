@@ -59,7 +59,9 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
                 await WaitReadyAsync(node, streams[i].Client, plan.Version, until, cancel).ConfigureAwait(false);
                 streams[i].Open();
             }
-            return new ExpertStreams(plan, config, streams, logger ?? NullLogger.Instance);
+            var connected = new ExpertStreams(plan, config, streams, logger ?? NullLogger.Instance);
+            for (int i = 0; i < streams.Length; i++) _ = connected.WatchAsync(i);
+            return connected;
         }
         catch
         {
@@ -129,6 +131,38 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
         return string.Join("; ", parts);
     }
 
+    /// <summary>
+    /// Follows the node's health (grpc.health.v1 Watch of its ExpertService) while it is up, so that a node that
+    /// stops, turns NOT_SERVING at shutdown or vanishes is marked down at once, before a step has to meet it.
+    /// </summary>
+    private async Task WatchAsync(int node)
+    {
+        var request = new Grpc.Health.V1.HealthCheckRequest { Service = Protos.V1.ExpertService.Descriptor.FullName };
+        while (!_closing.IsCancellationRequested)
+        {
+            try
+            {
+                if (IsDown(node))
+                {
+                    // The probe brings it back; the watch resumes then.
+                    await Task.Delay(ProbeInterval, _closing.Token).ConfigureAwait(false);
+                    continue;
+                }
+                using var watch = _streams[node].Health.Watch(request, cancellationToken: _closing.Token);
+                string? why = null;
+                while (why is null && await watch.ResponseStream.MoveNext(_closing.Token).ConfigureAwait(false))
+                {
+                    var status = watch.ResponseStream.Current.Status;
+                    if (status != Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving) why = $"its health is {status}";
+                }
+                MarkDown(node, why ?? "its health watch ended");
+            }
+            catch (RpcException e) when (!_closing.IsCancellationRequested) { MarkDown(node, $"its health watch failed: {e.Status.Detail}"); }
+            catch (OperationCanceledException) { return; }
+            catch (RpcException) { return; }
+        }
+    }
+
     private async Task ProbeAsync(int node)
     {
         ExpertNodeAddress address = Plan.Nodes[node];
@@ -140,6 +174,10 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
                 ExpertNodeInfo info = await _streams[node].Client.GetInfoAsync(new GetExpertInfoRequest(),
                     deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: _closing.Token).ConfigureAwait(false);
                 if (info.PlanVersion != Plan.Version || info.NodeId != address.Id) continue;
+                // Back only once it says so too, or the health watch would take it down again at once.
+                var health = await _streams[node].Health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest { Service = Protos.V1.ExpertService.Descriptor.FullName },
+                    deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: _closing.Token).ConfigureAwait(false);
+                if (health.Status != Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving) continue;
                 if (!await AnswersDispatchAsync(node).ConfigureAwait(false)) continue;
                 Volatile.Write(ref _down[node], null);
                 _logger.LogWarning("expert node {Node} ({Endpoint}) is back", address.Id, address.Endpoint);

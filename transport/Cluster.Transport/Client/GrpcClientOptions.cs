@@ -13,6 +13,13 @@ public sealed class GrpcClientOptions
     public TimeSpan KeepAlivePingDelay { get; set; } = TimeSpan.FromSeconds(60);
     public TimeSpan KeepAlivePingTimeout { get; set; } = TimeSpan.FromSeconds(20);
     /// <summary>
+    /// After a peer's connection fails, calls fail fast until the next connect attempt; attempts start this soon and
+    /// back off to <see cref="MaxReconnectBackoff"/>. Grpc.Net.Client's defaults (1 s growing to 120 s) would keep a
+    /// restarted node out of use for minutes; peers inside the cluster come back in seconds.
+    /// </summary>
+    public TimeSpan InitialReconnectBackoff { get; set; } = TimeSpan.FromMilliseconds(100);
+    public TimeSpan MaxReconnectBackoff { get; set; } = TimeSpan.FromSeconds(2);
+    /// <summary>
     /// The deadline of a unary call whose caller set none, so that no call waits forever on a peer that stopped
     /// answering. Streams carry their caller's deadline (a request's) or none (the node-lifetime Dispatch streams).
     /// </summary>

@@ -60,6 +60,8 @@ public sealed class PeerChannel : IDisposable
             DisposeHttpClient = true,
             MaxReceiveMessageSize = options.MaxReceiveMessageSize,
             MaxSendMessageSize = options.MaxSendMessageSize,
+            InitialReconnectBackoff = options.InitialReconnectBackoff,
+            MaxReconnectBackoff = options.MaxReconnectBackoff,
         });
         // Each Intercept wraps the invoker so far: the deadline is set once, outside every retry attempt, and the
         // pooled marshallers sit next to the channel.
