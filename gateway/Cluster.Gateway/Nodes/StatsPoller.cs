@@ -36,16 +36,22 @@ public sealed class StatsPoller : IAsyncDisposable
         _loop = LoopAsync(_stop.Token);
     }
 
-    /// <summary>Completes when the round in progress, or a new one, has asked every node.</summary>
-    public Task RefreshAsync(CancellationToken ct)
+    /// <summary>
+    /// Completes when a round that started after this call has asked every node: a round already in progress may have
+    /// asked some before the caller's moment, so it is awaited and another one joined or started.
+    /// </summary>
+    public async Task RefreshAsync(CancellationToken ct)
     {
+        Task? running;
+        lock (_lock) running = _round is { IsCompleted: false } ? _round : null;
+        if (running is not null) await running.WaitAsync(ct).ConfigureAwait(false);
         Task round;
         lock (_lock)
         {
-            if (_round is null || _round.IsCompleted) _round = RoundAsync();
+            if (_round is null || _round.IsCompleted || ReferenceEquals(_round, running)) _round = RoundAsync();
             round = _round;
         }
-        return round.WaitAsync(ct);
+        await round.WaitAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>
