@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Cluster.Engine.Checkpoints;
 using Cluster.Engine.Config;
@@ -35,7 +33,7 @@ public static class FailoverBench
         {
             Console.Error.WriteLine($"failover bench: writing the small preset to {dir}");
             CheckpointWriter.Write(dir, config, SyntheticModel.Plan(config, 0, DType.BF16), SyntheticModel.ShardCount(config, DType.BF16));
-            int[] ports = [FreePort(), FreePort(), FreePort()];
+            int[] ports = Cluster.Cli.Supervision.FreePorts.Take(3);
             var addresses = ports.Select((p, i) => new ExpertNodeAddress($"expert-{i}", $"127.0.0.1:{p}")).ToArray();
             PlacementPlan plan = PlacementPlanner.Plan(config, addresses, null, 0, replicas: 2);
             string planPath = Path.Combine(dir, "plan.json");
@@ -172,13 +170,6 @@ public static class FailoverBench
                 return process;
             }
         throw new InvalidOperationException($"expert-{index} exited with code {process.ExitCode} before it was ready");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private const int SigStop = 19, SigCont = 18;

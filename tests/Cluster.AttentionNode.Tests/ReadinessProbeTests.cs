@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Cluster.ExpertNode.Host;
 using Cluster.ExpertNode.Placement;
@@ -24,7 +22,8 @@ public sealed class ReadinessProbeTests : IDisposable
     [Fact]
     public async Task AnAttentionNodeIsNotServingUntilItsExpertNodeAnswers()
     {
-        int expertPort = FreePort(), attentionPort = FreePort();
+        int[] ports = Cli.Supervision.FreePorts.Take(2);
+        int expertPort = ports[0], attentionPort = ports[1];
         PlacementPlan plan = PlacementPlanner.Plan(TinyModel.Config, PlacementPlanner.LoopbackNodes(1, expertPort), null, 0);
         string planPath = Path.Combine(_dir, "plan.json");
         plan.Save(planPath);
@@ -78,12 +77,5 @@ public sealed class ReadinessProbeTests : IDisposable
         using var probe = JsonDocument.Parse(line);
         Assert.False(probe.RootElement.TryGetProperty("error", out var error), $"{target}: {error}");
         return probe.RootElement.GetProperty("health").GetString()!;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

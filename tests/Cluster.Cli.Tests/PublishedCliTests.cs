@@ -53,7 +53,7 @@ public sealed class PublishedCliTests : IDisposable
         Run(cluster, ["model", "init", "--preset", "tiny", "--out", "model"], cwd, TimeSpan.FromSeconds(60), env);
         string model = Path.Combine(cwd, "model");
         Assert.True(File.Exists(Path.Combine(model, "tokenizer.json")), "model init copied no tokenizer.json from HOME's cache");
-        int expertPort = FreePort();
+        int expertPort = Supervision.FreePorts.Take(1)[0];
         Run(cluster, ["experts", "plan", "--model", "model", "--expert-nodes", "1", "--first-port", expertPort.ToString(), "--out", "plan.json"], cwd, TimeSpan.FromSeconds(60), env);
 
         JsonElement expert = await StartAsync(cluster, cwd, env, "serve", "expert", "--model", "model", "--plan", "plan.json", "--node-id", "expert-0", "--host", "0.0.0.0", "--port", expertPort.ToString());
@@ -116,13 +116,6 @@ public sealed class PublishedCliTests : IDisposable
         foreach (string a in args) psi.ArgumentList.Add(a);
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         return psi;
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
     /// <summary>An IPv4 address of this host other than loopback, when it has one.</summary>

@@ -21,7 +21,6 @@ internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, 
     public ExpertNodeAddress Node => node;
     public Protos.V1.ExpertService.ExpertServiceClient Client { get; } = new(channel.Invoker);
     public Grpc.Health.V1.Health.HealthClient Health { get; } = new(channel.Invoker);
-    public bool IsOpen => _call is not null;
 
     public void Open()
     {

@@ -11,12 +11,14 @@ namespace Cluster.ExpertNode.Client;
 
 /// <summary>
 /// An attention node's side of dispatch/combine: one persistent Dispatch stream per expert node of the plan,
-/// shared by the <see cref="RemoteExperts"/> of every MoE layer, and which nodes are down. A node is marked down when its stream breaks or it answers too late; rows then go to
-/// live replicas of its experts, and the node is probed (GetInfo) until it answers with the plan's version.
+/// shared by the <see cref="RemoteExperts"/> of every MoE layer, and which nodes are down. A node is marked down when
+/// its health watch says so, its stream breaks or it answers too late; rows then go to live replicas of its experts,
+/// and the node is probed (GetInfo, health, an empty dispatch) until it is back.
 /// </summary>
 public sealed class ExpertStreams : IDisposable, IAsyncDisposable
 {
     private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(200);
+    private static readonly Grpc.Health.V1.HealthCheckRequest HealthOfService = new() { Service = Protos.V1.ExpertService.Descriptor.FullName };
     private readonly ExpertStream[] _streams;
     private readonly string?[] _down;
     private readonly double[] _secondsPerRow;
@@ -137,7 +139,6 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
     /// </summary>
     private async Task WatchAsync(int node)
     {
-        var request = new Grpc.Health.V1.HealthCheckRequest { Service = Protos.V1.ExpertService.Descriptor.FullName };
         while (!_closing.IsCancellationRequested)
         {
             try
@@ -148,7 +149,7 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
                     await Task.Delay(ProbeInterval, _closing.Token).ConfigureAwait(false);
                     continue;
                 }
-                using var watch = _streams[node].Health.Watch(request, cancellationToken: _closing.Token);
+                using var watch = _streams[node].Health.Watch(HealthOfService, cancellationToken: _closing.Token);
                 string? why = null;
                 while (why is null && await watch.ResponseStream.MoveNext(_closing.Token).ConfigureAwait(false))
                 {
@@ -175,7 +176,7 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
                     deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: _closing.Token).ConfigureAwait(false);
                 if (info.PlanVersion != Plan.Version || info.NodeId != address.Id) continue;
                 // Back only once it says so too, or the health watch would take it down again at once.
-                var health = await _streams[node].Health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest { Service = Protos.V1.ExpertService.Descriptor.FullName },
+                var health = await _streams[node].Health.CheckAsync(HealthOfService,
                     deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: _closing.Token).ConfigureAwait(false);
                 if (health.Status != Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving) continue;
                 if (!await AnswersDispatchAsync(node).ConfigureAwait(false)) continue;
