@@ -26,6 +26,8 @@ public sealed class GrpcClientOptions
     public TimeSpan DefaultUnaryDeadline { get; set; } = TimeSpan.FromSeconds(30);
     /// <summary>For https addresses: how to check the server's certificate (null: the system's trust store).</summary>
     public RemoteCertificateValidationCallback? ServerCertificateValidation { get; set; }
+    /// <summary>The cluster's credential, put on every call; null for peers outside the cluster (the public API).</summary>
+    public ClusterToken? ClusterToken { get; set; }
     /// <summary>Retry, attempt timeout and circuit breaker for unary calls; null turns them off. Streams never use them.</summary>
     public GrpcResilienceOptions? Resilience { get; set; } = new();
     /// <summary>The methods retried on UNAVAILABLE (full names); by default those the protos mark free of side effects.</summary>

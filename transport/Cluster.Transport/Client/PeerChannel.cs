@@ -10,7 +10,7 @@ namespace Cluster.Transport;
 /// The one way the roles open a channel to a peer: Grpc.Net.Client over a SocketsHttpHandler with several HTTP/2
 /// connections (a connection's stream limit never queues calls), keep-alive pings, 4 MB stream windows (1 MB
 /// messages never wait on a WINDOW_UPDATE round trip), and the project's interceptors: a default deadline for unary
-/// calls, Polly resilience, and pooled decoding of the tensor methods. Generated clients take <see cref="Invoker"/>.
+/// calls, Polly resilience, pooled decoding of the tensor methods and the cluster's token. Generated clients take <see cref="Invoker"/>.
 /// </summary>
 public sealed class PeerChannel : IDisposable
 {
@@ -68,6 +68,7 @@ public sealed class PeerChannel : IDisposable
         CallInvoker invoker = channel.CreateCallInvoker().Intercept(PooledMethodInterceptor.Instance);
         if (options.Resilience is { } resilience) invoker = invoker.Intercept(new ResilienceInterceptor(resilience, options.IdempotentMethods));
         invoker = invoker.Intercept(new DefaultDeadlineInterceptor(options.DefaultUnaryDeadline, TimeProvider.System));
+        if (options.ClusterToken is { } token) invoker = invoker.Intercept(new ClusterTokenCallInterceptor(token));
         return new PeerChannel(address, channel, invoker);
     }
 

@@ -27,8 +27,9 @@ public static class GrpcHostBuilder
             grpc.MaxReceiveMessageSize = options.MaxReceiveMessageSize;
             grpc.MaxSendMessageSize = options.MaxSendMessageSize;
             grpc.ResponseCompressionAlgorithm = options.ResponseCompression;
-            // Where the security issue's authentication goes: an interceptor registered here, ahead of telemetry.
+            // Telemetry first, so that refused calls are counted and logged too.
             grpc.Interceptors.Add<CallTelemetryInterceptor>();
+            if (options.ClusterToken is { } token) grpc.Interceptors.Add<ClusterTokenInterceptor>(token, options.OpenServices);
         });
         builder.Services.AddGrpcReflection();
         builder.WebHost.ConfigureKestrel(k => k.ConfigureGrpcLimits());

@@ -20,5 +20,9 @@ public sealed class GrpcServerOptions
     public int? MaxSendMessageSize { get; set; }
     /// <summary>"gzip" compresses every response for clients that accept it; null compresses only replies to compressed requests.</summary>
     public string? ResponseCompression { get; set; }
+    /// <summary>When set, every service but health, reflection and <see cref="OpenServices"/> refuses callers without it.</summary>
+    public ClusterToken? ClusterToken { get; set; }
+    /// <summary>Full service names (package.Service) a role serves to callers outside the cluster, e.g. the public API.</summary>
+    public IReadOnlyCollection<string> OpenServices { get; set; } = [];
     public LogLevel MinimumLogLevel { get; set; } = LogLevel.Warning;
 }
