@@ -14,20 +14,9 @@ namespace Cluster.AttentionNode.Tests;
 /// </summary>
 public static class TinyModel
 {
-    private static readonly Lazy<string> s_dir = new(Write);
-
-    public static string Directory => s_dir.Value;
+    public static string Directory => TestCheckpoints.Dir(Config, 7);
 
     public static ModelConfig Config { get; } = SyntheticModel.ConfigFor(SyntheticPresets.Tiny, DType.BF16);
-
-    private static string Write()
-    {
-        string dir = Path.Combine(Path.GetTempPath(), $"cluster-attention-tests-{Environment.ProcessId}");
-        if (System.IO.Directory.Exists(dir)) System.IO.Directory.Delete(dir, true);
-        CheckpointWriter.Write(dir, Config, SyntheticModel.Plan(Config, 7, DType.BF16), 2);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { System.IO.Directory.Delete(dir, true); } catch (IOException) { } };
-        return dir;
-    }
 
     /// <summary>A model of the tiny checkpoint with all experts local; <paramref name="experts"/> may wrap them.</summary>
     public static (Transformer Model, Checkpoint Checkpoint) Load(Func<int, IRoutedExperts, IRoutedExperts>? experts = null)

@@ -166,11 +166,10 @@ public class RemoteExpertsTests
     public async Task Fp8WeightCheckpointsServeLikeTheirLocalExperts()
     {
         // DeepSeek-V3 ships FP8 E4M3 weights with 128x128 block scales: a node loads each expert with its scales.
-        using var dir = new TempDir();
         ModelConfig config = SyntheticModel.ConfigFor(SyntheticPresets.Tiny, DType.F8E4M3);
-        CheckpointWriter.Write(dir.Path, config, SyntheticModel.Plan(config, TinyCheckpoint.Seed, DType.F8E4M3), shards: 2);
-        await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 2, dir.Path);
-        using var local = Checkpoint.Open(dir.Path);
+        string dir = TestCheckpoints.Dir(config, TinyCheckpoint.Seed, DType.F8E4M3);
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 2, dir);
+        using var local = Checkpoint.Open(dir);
         int hidden = config.HiddenSize, n = 9;
         foreach (int layer in TinyCheckpoint.MoeLayers)
         {

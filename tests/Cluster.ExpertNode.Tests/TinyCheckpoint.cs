@@ -10,17 +10,13 @@ public static class TinyCheckpoint
 {
     public const int Seed = 11;
 
-    private static readonly Lazy<string> s_dir = new(() => Write(Directory.CreateTempSubdirectory("cluster-expert-tests-").FullName));
 
     public static ModelConfig Config { get; } = SyntheticModel.ConfigFor(SyntheticPresets.Tiny, DType.BF16);
 
-    public static string Dir => s_dir.Value;
+    public static string Dir => TestCheckpoints.Dir(Config, Seed);
 
-    public static string Write(string dir)
-    {
-        CheckpointWriter.Write(dir, Config, SyntheticModel.Plan(Config, Seed, DType.BF16), shards: 2);
-        return dir;
-    }
+    /// <summary>A fresh copy, for tests that damage it.</summary>
+    public static string Write(string dir) => TestCheckpoints.WriteTo(dir, Config, Seed);
 
     /// <summary>The MoE layers of the tiny model.</summary>
     public static int[] MoeLayers => Enumerable.Range(0, Config.NumHiddenLayers).Where(Config.IsMoeLayer).ToArray();
