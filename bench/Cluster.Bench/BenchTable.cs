@@ -15,5 +15,6 @@ public static class BenchTable
         ["pd"] = PdBench.Run,
         ["failover"] = FailoverBench.Run,
         ["network"] = NetworkBench.Run,
+        ["soak"] = SoakBench.Run,
     };
 }
