@@ -3,6 +3,10 @@ using Cluster.Cli.Supervision;
 
 using var cts = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+// SIGTERM (what Kubernetes and `cluster up` send) stops the command the way Ctrl-C does: without this the runtime ends
+// the process once ProcessExit's handlers return, so a role would exit with 143 without draining or deregistering.
+using var sigterm = OperatingSystem.IsWindows() ? null : System.Runtime.InteropServices.PosixSignalRegistration.Create(
+    System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
 // ProcessExit also fires after a normal return, when cts is already disposed.
 AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { cts.Cancel(); } catch (ObjectDisposedException) { } };
 ParentWatch.StartIfSupervised(cts);

@@ -21,9 +21,6 @@ public static class DemoCommand
         int maxTokens = args.Int("max-tokens", 48, 1, 4096);
         ClusterLayout layout = UpCommand.ParseLayout(args, cancel);
         args.RejectUnknown();
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        using var sigterm = UpCommand.StopOnSigterm(stop);
-        cancel = stop.Token;
 
         await using ClusterSupervisor cluster = await ClusterSupervisor.StartAsync(layout, cancel);
         UpCommand.PrintEndpoints(cluster);

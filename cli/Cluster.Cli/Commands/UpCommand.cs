@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Cluster.AttentionNode;
 using Cluster.Cli.Supervision;
 
@@ -20,11 +19,9 @@ public static class UpCommand
         ClusterLayout layout = ParseLayout(args, cancel);
         bool failFast = args.Flag("fail-fast");
         args.RejectUnknown();
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        using var sigterm = StopOnSigterm(stop);
         ClusterSupervisor cluster;
-        try { cluster = await ClusterSupervisor.StartAsync(layout, stop.Token); }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        try { cluster = await ClusterSupervisor.StartAsync(layout, cancel); }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
             Console.Error.WriteLine("cluster up: stopped before the cluster was ready");
             return 0;
@@ -34,14 +31,14 @@ public static class UpCommand
             PrintEndpoints(cluster);
             if (!failFast)
             {
-                try { await cluster.SuperviseAsync(stop.Token); }
-                catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
+                try { await cluster.SuperviseAsync(cancel); }
+                catch (OperationCanceledException) when (cancel.IsCancellationRequested) { }
                 Console.Error.WriteLine("cluster up: stopping every node");
                 return 0;
             }
             Task<ChildProcess> died = cluster.FirstExitAsync();
-            try { await died.WaitAsync(stop.Token); }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            try { await died.WaitAsync(cancel); }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
                 Console.Error.WriteLine("cluster up: stopping every node");
                 return 0;
@@ -133,12 +130,4 @@ public static class UpCommand
         Console.WriteLine("Ctrl-C stops the cluster.");
         Console.Out.Flush();
     }
-
-    /// <summary>SIGTERM stops the cluster cleanly instead of ending this process under its children.</summary>
-    public static PosixSignalRegistration? StopOnSigterm(CancellationTokenSource stop) =>
-        OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
-        {
-            ctx.Cancel = true;
-            stop.Cancel();
-        });
 }

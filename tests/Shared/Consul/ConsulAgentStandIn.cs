@@ -13,7 +13,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace Cluster.Gateway.Tests;
+namespace Cluster.Tests;
 
 /// <summary>
 /// A stand-in for a Consul agent (no Consul binary exists here): just the endpoints the roles use, with the
