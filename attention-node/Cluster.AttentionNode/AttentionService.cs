@@ -53,14 +53,18 @@ public sealed class AttentionService(string nodeId) : Protos.V1.AttentionService
         if (node.Role == NodeRole.Decode && !remotePrefill) throw WrongRole(node, "Generate needs prefill_node");
         GenerationRequest valid = RequestValidation.Validate(request, node.Config, NextId());
         CancellationToken ct = context.CancellationToken;
-        ChannelReader<TokenEvent>? events = remotePrefill
-            ? await ContinueFromPrefillNodeAsync(node, request, valid, responses, ct).ConfigureAwait(false)
-            : node.Scheduler.Submit(valid, ct);
-        if (events is null) return;
-        // A failed request's channel completes with its RpcException, which WaitToReadAsync rethrows as the call's status.
-        while (await events.WaitToReadAsync(ct).ConfigureAwait(false))
-            while (events.TryRead(out var ev))
-                await responses.WriteAsync(ev, ct).ConfigureAwait(false);
+        try
+        {
+            ChannelReader<TokenEvent>? events = remotePrefill
+                ? await ContinueFromPrefillNodeAsync(node, request, valid, responses, ct).ConfigureAwait(false)
+                : node.Scheduler.Submit(valid, ct);
+            if (events is null) return;
+            // A failed request's channel completes with its GenerationFailure, which WaitToReadAsync rethrows.
+            while (await events.WaitToReadAsync(ct).ConfigureAwait(false))
+                while (events.TryRead(out var ev))
+                    await responses.WriteAsync(ev, ct).ConfigureAwait(false);
+        }
+        catch (GenerationFailure e) { throw ToStatus(e); }
     }
 
     /// <summary>
@@ -96,24 +100,36 @@ public sealed class AttentionService(string nodeId) : Protos.V1.AttentionService
         if (request.Request is null) throw new RpcException(new Status(StatusCode.InvalidArgument, "request: missing"));
         GenerationRequest valid = RequestValidation.Validate(request.Request, node.Config, NextId());
         CancellationToken ct = context.CancellationToken;
-        ChannelReader<KvTransfer> parts = node.Scheduler.SubmitPrefill(valid, ct);
-        SchedulerCounters counters = node.Scheduler.Counters;
-        var checksum = new KvChecksum();
-        while (await parts.WaitToReadAsync(ct).ConfigureAwait(false))
-            while (parts.TryRead(out var part))
-            {
-                if (part.PartCase == KvTransfer.PartOneofCase.Slice)
+        try
+        {
+            ChannelReader<KvTransfer> parts = node.Scheduler.SubmitPrefill(valid, ct);
+            SchedulerCounters counters = node.Scheduler.Counters;
+            var checksum = new KvChecksum();
+            while (await parts.WaitToReadAsync(ct).ConfigureAwait(false))
+                while (parts.TryRead(out var part))
                 {
-                    ReadOnlySpan<byte> data = part.Slice.Data.Span;
-                    checksum.Append(data);
-                    counters.AddKvSent(data.Length);
+                    if (part.PartCase == KvTransfer.PartOneofCase.Slice)
+                    {
+                        ReadOnlySpan<byte> data = part.Slice.Data.Span;
+                        checksum.Append(data);
+                        counters.AddKvSent(data.Length);
+                    }
+                    else if (part.PartCase == KvTransfer.PartOneofCase.Done) part.Done.Checksum = checksum.Value;
+                    await responses.WriteAsync(part, ct).ConfigureAwait(false);
+                    // Serialized into the response by now: a slice's rented buffer can go back.
+                    if (part.PartCase == KvTransfer.PartOneofCase.Slice) KvSlices.Return(part);
                 }
-                else if (part.PartCase == KvTransfer.PartOneofCase.Done) part.Done.Checksum = checksum.Value;
-                await responses.WriteAsync(part, ct).ConfigureAwait(false);
-                // Serialized into the response by now: a slice's rented buffer can go back.
-                if (part.PartCase == KvTransfer.PartOneofCase.Slice) KvSlices.Return(part);
-            }
+        }
+        catch (GenerationFailure e) { throw ToStatus(e); }
     }
+
+    /// <summary>The scheduler's failures as gRPC statuses: a node shutting down or an expert node down is UNAVAILABLE, so the gateway places the request elsewhere.</summary>
+    private static RpcException ToStatus(GenerationFailure e) => new(new Status(e.Kind switch
+    {
+        GenerationFailureKind.ResourceExhausted => StatusCode.ResourceExhausted,
+        GenerationFailureKind.ShuttingDown or GenerationFailureKind.ExpertsUnavailable => StatusCode.Unavailable,
+        _ => StatusCode.Internal,
+    }, e.Message));
 
     private RpcException WrongRole(NodeModel node, string why) =>
         new(new Status(StatusCode.FailedPrecondition, $"attention node {nodeId} has role {node.Role.Name()}: {why}"));

@@ -1,6 +1,5 @@
+using Cluster.AttentionNode.Scheduling;
 using Cluster.Engine.Cache;
-using Cluster.Transport;
-using Grpc.Core;
 
 namespace Cluster.AttentionNode.Tests;
 
@@ -25,9 +24,9 @@ public sealed class CacheAdmissionTests
             var first = scheduler.Submit(SchedulerTests.Request("first", TinyModel.Prompt(70, 20), maxTokens), CancellationToken.None);
             var second = scheduler.Submit(SchedulerTests.Request("second", TinyModel.Prompt(71, 20), maxTokens), CancellationToken.None);
             Assert.Equal(0, scheduler.Caches.Stats().AvailableBlocks);
-            var e = Assert.Throws<RpcException>(() => scheduler.Submit(SchedulerTests.Request("third", TinyModel.Prompt(72, 20), maxTokens), CancellationToken.None));
-            Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
-            Assert.Equal("attention node test: kv cache full: request needs 2 blocks, 0 available", e.Status.Detail);
+            var e = Assert.Throws<GenerationFailure>(() => scheduler.Submit(SchedulerTests.Request("third", TinyModel.Prompt(72, 20), maxTokens), CancellationToken.None));
+            Assert.Equal(GenerationFailureKind.ResourceExhausted, e.Kind);
+            Assert.Equal("attention node test: kv cache full: request needs 2 blocks, 0 available", e.Message);
 
             gate.Set();
             Assert.Equal(maxTokens, (await SchedulerTests.ReadAll(first)).Count);

@@ -4,9 +4,7 @@ using Cluster.Engine.Cache;
 using Cluster.Engine.Model;
 using Cluster.Engine.Sampling;
 using Cluster.Protos.V1;
-using Cluster.Transport;
 using Microsoft.Extensions.Logging.Abstractions;
-using Grpc.Core;
 
 namespace Cluster.AttentionNode.Tests;
 
@@ -143,9 +141,9 @@ public sealed class SchedulerTests
         var good = scheduler.Submit(Request("good", TinyModel.Prompt(3, 5), 16), CancellationToken.None);
         // Past the vocabulary: the scheduler trusts its caller, so the embedding lookup fails inside the prefill.
         var bad = scheduler.Submit(new GenerationRequest("bad", [0, model.Config.VocabSize + 5], 4, new SamplingOptions(), []), CancellationToken.None);
-        var e = await Assert.ThrowsAsync<RpcException>(() => ReadAll(bad));
-        Assert.Equal(StatusCode.Internal, e.StatusCode);
-        Assert.Contains("bad", e.Status.Detail);
+        var e = await Assert.ThrowsAsync<GenerationFailure>(() => ReadAll(bad));
+        Assert.Equal(GenerationFailureKind.Internal, e.Kind);
+        Assert.StartsWith("request bad: prefill failed: ", e.Message);
         Assert.Equal(16, (await ReadAll(good)).Count);
         Assert.Equal(0, UsedBlocks(scheduler));
     }
@@ -160,15 +158,50 @@ public sealed class SchedulerTests
         var victim = scheduler.Submit(Request("victim", TinyModel.Prompt(4, 6), 1000), CancellationToken.None);
         using (var first = new CancellationTokenSource(Patience)) await victim.ReadAsync(first.Token);
         fault.Armed = true;
-        var rpc = await Assert.ThrowsAsync<RpcException>(() => ReadAll(victim));
-        Assert.Equal(StatusCode.Internal, rpc.StatusCode);
-        Assert.Contains("decode step failed", rpc.Status.Detail);
+        var failure = await Assert.ThrowsAsync<GenerationFailure>(() => ReadAll(victim));
+        Assert.Equal(GenerationFailureKind.Internal, failure.Kind);
+        Assert.Equal("request victim: decode step failed: expert node went away", failure.Message);
         Assert.Equal(0, UsedBlocks(scheduler));
 
         fault.Armed = false;
         var expected = TinyModel.Greedy(model, TinyModel.Prompt(5, 6), 10).Tokens;
         var after = await ReadAll(scheduler.Submit(Request("after", TinyModel.Prompt(5, 6), 10), CancellationToken.None));
         AssertMatchesGreedy(expected, after, 10, model.Config.EosTokenIds);
+    }
+
+    [Fact]
+    public async Task RoutedExpertsThatCannotAnswerFailTheStepAsExpertsUnavailable()
+    {
+        var fault = new FaultyExperts.Switch { Unavailable = true };
+        var (model, checkpoint) = TinyModel.Load((_, inner) => new FaultyExperts(inner, fault));
+        using var _ = checkpoint;
+        await using var scheduler = Start(model);
+        var prefill = scheduler.Submit(Request("prefill", TinyModel.Prompt(6, 6), 10), CancellationToken.None);
+        fault.Armed = true;
+        var failure = await Assert.ThrowsAsync<GenerationFailure>(() => ReadAll(prefill));
+        Assert.Equal((GenerationFailureKind.ExpertsUnavailable, "request prefill: prefill failed: expert node went away"), (failure.Kind, failure.Message));
+        Assert.IsType<RoutedExpertsUnavailableException>(failure.InnerException);
+
+        fault.Armed = false;
+        var decode = scheduler.Submit(Request("decode", TinyModel.Prompt(7, 6), 1000), CancellationToken.None);
+        using (var first = new CancellationTokenSource(Patience)) await decode.ReadAsync(first.Token);
+        fault.Armed = true;
+        failure = await Assert.ThrowsAsync<GenerationFailure>(() => ReadAll(decode));
+        Assert.Equal((GenerationFailureKind.ExpertsUnavailable, "request decode: decode step failed: expert node went away"), (failure.Kind, failure.Message));
+        Assert.Equal(0, UsedBlocks(scheduler));
+    }
+
+    [Fact]
+    public async Task ASubmissionAfterShutdownEndsAsShuttingDown()
+    {
+        var (model, checkpoint) = TinyModel.Load();
+        using var _ = checkpoint;
+        var scheduler = Start(model);
+        await scheduler.DisposeAsync();
+        var failure = await Assert.ThrowsAsync<GenerationFailure>(() => ReadAll(scheduler.Submit(Request("late", TinyModel.Prompt(8, 6), 4), CancellationToken.None)));
+        Assert.Equal((GenerationFailureKind.ShuttingDown, "attention node test is shutting down"), (failure.Kind, failure.Message));
+        Assert.Equal(0, UsedBlocks(scheduler));
+        Assert.Equal(0, scheduler.Counters.Queued);
     }
 
     internal static async Task WaitUntil(Func<bool> condition)
@@ -184,11 +217,17 @@ public sealed class SchedulerTests
     /// <summary>Routed experts that throw while armed, standing in for an expert node that fails mid-step.</summary>
     private sealed class FaultyExperts(IRoutedExperts inner, FaultyExperts.Switch fault) : IRoutedExperts
     {
-        public sealed class Switch { public volatile bool Armed; }
+        /// <summary>Armed, it throws; as an expert node that cannot answer when <see cref="Unavailable"/>, as a bug otherwise.</summary>
+        public sealed class Switch
+        {
+            public volatile bool Armed;
+            public bool Unavailable;
+        }
 
         public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output, Mlp? shared = null)
         {
-            if (fault.Armed) throw new InvalidOperationException("expert node went away");
+            if (fault.Armed)
+                throw fault.Unavailable ? new RoutedExpertsUnavailableException("expert node went away") : new InvalidOperationException("expert node went away");
             inner.Run(rows, n, ids, weights, output, shared);
         }
     }

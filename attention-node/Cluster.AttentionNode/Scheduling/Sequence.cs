@@ -1,7 +1,6 @@
-using System.Threading.Channels;
+using Cluster.AttentionNode.Transfer;
 using Cluster.Engine.Cache;
 using Cluster.Engine.Sampling;
-using Cluster.Protos.V1;
 
 namespace Cluster.AttentionNode.Scheduling;
 
@@ -17,8 +16,8 @@ internal sealed class Sequence
         Request = request;
         Sampler = sampler;
         Cancel = cancel;
-        if (transfer) Transfer = Channel.CreateUnbounded<KvTransfer>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
-        else Events = Channel.CreateUnbounded<TokenEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
+        if (transfer) Transfer = new KvSliceWriter();
+        else Events = new TokenEventWriter();
     }
 
     public static Sequence ForGeneration(GenerationRequest request, Sampler sampler, CancellationToken cancel) => new(request, sampler, cancel, false);
@@ -28,8 +27,8 @@ internal sealed class Sequence
     public GenerationRequest Request { get; }
     public Sampler Sampler { get; }
     public CancellationToken Cancel { get; }
-    public Channel<TokenEvent>? Events { get; }
-    public Channel<KvTransfer>? Transfer { get; }
+    public TokenEventWriter? Events { get; }
+    public KvSliceWriter? Transfer { get; }
     public PagedLatentCache? Cache { get; set; }
     /// <summary>Leading prompt tokens taken from the prefix cache.</summary>
     public int CachedPrompt { get; set; }
@@ -48,7 +47,7 @@ internal sealed class Sequence
     /// <summary>Ends the output stream; an error is what its reader sees.</summary>
     public void Complete(Exception? error)
     {
-        Events?.Writer.TryComplete(error);
-        Transfer?.Writer.TryComplete(error);
+        Events?.Complete(error);
+        Transfer?.Complete(error);
     }
 }
