@@ -36,6 +36,13 @@ public sealed class PodNetwork : IDisposable
 
     private static readonly Lazy<bool> s_netem = new(ProbeNetem);
 
+    // This machine's name service switch with hosts looked up in files only.
+    private static readonly Lazy<string> s_nsswitch = new(() =>
+    {
+        var lines = File.Exists("/etc/nsswitch.conf") ? File.ReadAllLines("/etc/nsswitch.conf").Where(l => !l.TrimStart().StartsWith("hosts:", StringComparison.Ordinal)) : [];
+        return string.Join('\n', [.. lines, "hosts: files"]) + "\n";
+    });
+
     public PodNetwork()
     {
         if (Unavailable() is { } why) throw new InvalidOperationException("pod network unavailable: " + why);
@@ -95,8 +102,20 @@ public sealed class PodNetwork : IDisposable
     public void AddHost(string address, params string[] names) => _extraHosts.Add((address, names));
 
     /// <summary>
-    /// Writes /etc/netns/&lt;ns&gt;/hosts for every pod (`ip netns exec` mounts it over /etc/hosts): every pod's
-    /// names and the extra hosts, the pod's own name last so it resolves to itself as a kubelet-written hosts file does.
+    /// Makes <paramref name="name"/> resolve to exactly <paramref name="addresses"/> (none: not at all, as a headless
+    /// Service without ready pods answers NXDOMAIN) and rewrites every pod's hosts file in place, so resolvers in
+    /// running pods see the change at their next lookup.
+    /// </summary>
+    public void SetRecords(string name, params string[] addresses)
+    {
+        _extraHosts.RemoveAll(h => h.Names is [var only] && only == name);
+        foreach (string address in addresses) _extraHosts.Add((address, [name]));
+        WriteHosts();
+    }
+
+    /// <summary>
+    /// Writes /etc/netns/&lt;ns&gt;/hosts and nsswitch.conf for every pod (`ip netns exec` mounts them over /etc's): every
+    /// pod's names and the extra hosts, the pod's own name last so it resolves to itself as a kubelet-written hosts file does.
     /// </summary>
     public void WriteHosts()
     {
@@ -108,6 +127,9 @@ public sealed class PodNetwork : IDisposable
             string dir = Path.Combine("/etc/netns", p.Namespace);
             Directory.CreateDirectory(dir);
             File.WriteAllText(Path.Combine(dir, "hosts"), text.ToString());
+            // Names are answered from the hosts file alone, authoritatively as cluster DNS answers for its zone: a name
+            // it lacks is "not found" (NXDOMAIN), not a timeout of a DNS server the pod cannot reach.
+            File.WriteAllText(Path.Combine(dir, "nsswitch.conf"), s_nsswitch.Value);
         }
     }
 
