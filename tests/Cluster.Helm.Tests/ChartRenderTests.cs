@@ -182,9 +182,11 @@ public sealed class ChartRenderTests
     }
 
     /// <summary>
-    /// The addresses one role dials are pods the render makes: each of the gateway's node lists names ordinals
-    /// 0..replicas-1 of one attention StatefulSet through its headless Service on its gRPC port, and the plan's
-    /// expert endpoints are the expert StatefulSet's pods in ordinal order (pod N is plan node expert-N).
+    /// The addresses one role dials are pods the render makes. The gateway, with discovery kubernetes (the default),
+    /// follows per attention pool a headless Service of ready pods only that selects exactly that pool's StatefulSet,
+    /// named in full on its gRPC port; with discovery static its node lists name ordinals 0..replicas-1 of one attention
+    /// StatefulSet through its governing Service. The plan's expert endpoints are the expert StatefulSet's pods in
+    /// ordinal order (pod N is plan node expert-N).
     /// </summary>
     [Theory, MemberData(nameof(ValueSets))]
     public void TheGatewaysNodeListsAndThePlansEndpointsNamePodsOfTheRender(string values)
@@ -192,17 +194,47 @@ public sealed class ChartRenderTests
         var m = Render(values);
         var sets = m.Of<V1StatefulSet>().ToDictionary(s => s.Metadata.Name);
         IList<string> args = m.Of<V1Deployment>().Single().Spec.Template.Spec.Containers[0].Args;
-        int lists = 0;
+        Assert.Equal("kubernetes", args[args.IndexOf("--discovery") + 1]);
+        int pools = 0;
         for (int i = 0; i < args.Count - 1; i++)
         {
-            if (args[i] is not ("--attention-nodes" or "--prefill-nodes" or "--decode-nodes")) continue;
-            lists++;
-            string role = args[i] == "--attention-nodes" ? "both" : args[i][2..^6];
-            string[] endpoints = args[i + 1].Split(',');
+            if (args[i] is not ("--attention-service" or "--prefill-service" or "--decode-service")) continue;
+            pools++;
+            string role = args[i] == "--attention-service" ? "both" : args[i][2..^8];
             V1StatefulSet set = sets.Values.Single(s => s.Spec.Template.Metadata.Labels[RoleLabel] == role);
-            Assert.Equal(StatefulSetPods(set, "rel", "llm", set.Spec.Template.Spec.Containers[0].Ports.Single(p => p.Name == "grpc").ContainerPort), endpoints);
+            int port = set.Spec.Template.Spec.Containers[0].Ports.Single(p => p.Name == "grpc").ContainerPort;
+            string name = args[i + 1][..args[i + 1].LastIndexOf(':')];
+            Assert.Equal($"{port}", args[i + 1][(args[i + 1].LastIndexOf(':') + 1)..]);
+            Assert.EndsWith(".llm.svc.cluster.local", name);
+            V1Service ready = m.Of<V1Service>().Single(svc => svc.Metadata.Name == name.Split('.')[0]);
+            Assert.Equal("None", ready.Spec.ClusterIP);
+            Assert.False(ready.Spec.PublishNotReadyAddresses ?? false, $"{ready.Metadata.Name} must list ready pods only");
+            Assert.Contains(ready.Spec.Ports, p => p.Port == port);
+            // It selects this pool's pods and no other StatefulSet's.
+            Assert.Equal([set.Metadata.Name], sets.Values.Where(s => Selects(ready.Spec.Selector, s.Spec.Template.Metadata.Labels)).Select(s => s.Metadata.Name));
         }
-        Assert.Equal(sets.Count - 1, lists);
+        Assert.Equal(sets.Count - 1, pools);
+
+        string overlay = Path.Combine(Path.GetTempPath(), $"cluster-helm-static-{Environment.ProcessId}-{values.Replace('/', '_')}.yaml");
+        File.WriteAllText(overlay, "gateway:\n  discovery: static\n");
+        try
+        {
+            var fixedLists = RenderedManifests.Parse(ChartRenderer.Render(values, "--values", overlay));
+            IList<string> staticArgs = fixedLists.Of<V1Deployment>().Single().Spec.Template.Spec.Containers[0].Args;
+            Assert.DoesNotContain("--discovery", staticArgs);
+            int lists = 0;
+            for (int i = 0; i < staticArgs.Count - 1; i++)
+            {
+                if (staticArgs[i] is not ("--attention-nodes" or "--prefill-nodes" or "--decode-nodes")) continue;
+                lists++;
+                string role = staticArgs[i] == "--attention-nodes" ? "both" : staticArgs[i][2..^6];
+                string[] endpoints = staticArgs[i + 1].Split(',');
+                V1StatefulSet set = sets.Values.Single(s => s.Spec.Template.Metadata.Labels[RoleLabel] == role);
+                Assert.Equal(StatefulSetPods(set, "rel", "llm", set.Spec.Template.Spec.Containers[0].Ports.Single(p => p.Name == "grpc").ContainerPort), endpoints);
+            }
+            Assert.Equal(sets.Count - 1, lists);
+        }
+        finally { File.Delete(overlay); }
 
         V1StatefulSet experts = sets["rel-cluster-expert"];
         Assert.Contains("expert-$(POD_INDEX)", experts.Spec.Template.Spec.Containers[0].Args);

@@ -78,6 +78,12 @@ public sealed partial class RenderedPodRunner : IDisposable
             RunningPod backend = Pods.First(p => p.Spec.Containers.Count > 0 && svc.Spec.Selector.All(kv => p.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value));
             _network.AddHost(backend.Net.Address, ServiceNames(svc.Metadata.Name));
         }
+        // Any other headless Service (the gateway's ready-pods Services) resolves to every pod it selects, as cluster DNS
+        // lists a headless Service's endpoints; this runner does not model readiness, so every selected pod is listed.
+        var governing = _manifests.Of<V1StatefulSet>().Select(s => s.Spec.ServiceName).ToHashSet();
+        foreach (var svc in _manifests.Of<V1Service>().Where(s => s.Spec.ClusterIP == "None" && !governing.Contains(s.Metadata.Name)))
+            foreach (RunningPod backend in Pods.Where(p => p.Spec.Containers.Count > 0 && svc.Spec.Selector.All(kv => p.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value)))
+                _network.AddHost(backend.Net.Address, ServiceNames(svc.Metadata.Name));
         _network.WriteHosts();
     }
 
