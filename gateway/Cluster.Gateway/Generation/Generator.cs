@@ -14,7 +14,7 @@ public sealed class Generator(NodeRouter router, ILogger logger)
     /// cancels the node's call, which frees the request's cache there. The first delta comes as soon as a node has
     /// taken the request, even when it is empty, so a caller knows the request was admitted.
     /// </summary>
-    public async IAsyncEnumerable<OutputDelta> RunAsync(GenerationRequest request, OutputAssembler output, [EnumeratorCancellation] CancellationToken ct)
+    public async IAsyncEnumerable<OutputDelta> RunAsync(CompletionRequest request, OutputAssembler output, [EnumeratorCancellation] CancellationToken ct)
     {
         TokenGenerateRequest nodeRequest = ToNodeRequest(request);
         long start = Stopwatch.GetTimestamp();
@@ -39,18 +39,17 @@ public sealed class Generator(NodeRouter router, ILogger logger)
         }
     }
 
-    private static TokenGenerateRequest ToNodeRequest(GenerationRequest r)
+    private static TokenGenerateRequest ToNodeRequest(CompletionRequest r)
     {
+        SamplingParams sampling = r.Sampling.Clone();
+        // Stop strings are matched here on the text; the node stops on token ids only.
+        sampling.Stop.Clear();
         var request = new TokenGenerateRequest
         {
             RequestId = Guid.NewGuid().ToString("N"),
-            MaxTokens = (uint)r.MaxTokens,
-            Temperature = r.Temperature,
-            TopP = r.TopP,
-            TopK = (uint)r.TopK,
+            Sampling = sampling,
             TopLogprobs = r.Logprobs ? (uint)r.TopLogprobs : 0,
         };
-        if (r.Seed is ulong seed) request.Seed = seed;
         foreach (int id in r.PromptIds) request.PromptTokenIds.Add((uint)id);
         return request;
     }

@@ -1,3 +1,5 @@
+using Cluster.Protos.V1;
+
 namespace Cluster.Gateway.Nodes;
 
 /// <summary>

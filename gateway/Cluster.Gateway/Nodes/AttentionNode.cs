@@ -78,9 +78,10 @@ public sealed class AttentionNode : IDisposable
 
     public void Observe(AttentionStats stats)
     {
-        string reported = stats.Role;
-        Volatile.Write(ref _state, Role.Contradicts(reported)
-            ? new NodeState(stats, $"configured as a {Role.Name()} node but reports role {reported}", false)
+        // A node that reports no role (a stand-in) is taken at its configured one.
+        NodeRole reported = stats.Role;
+        Volatile.Write(ref _state, reported != NodeRole.Unspecified && reported != Role
+            ? new NodeState(stats, $"configured as a {Role.Name()} node but reports role {reported.Name()}", false)
             : new NodeState(stats, null, true));
     }
 

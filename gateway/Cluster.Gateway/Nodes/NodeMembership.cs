@@ -1,3 +1,4 @@
+using Cluster.Protos.V1;
 using Cluster.Transport;
 using Cluster.Transport.Discovery;
 using Microsoft.Extensions.Logging;
