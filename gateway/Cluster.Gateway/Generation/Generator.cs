@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Cluster.Gateway.Nodes;
 using Cluster.Protos.V1;
@@ -7,7 +6,7 @@ using Microsoft.Extensions.Logging;
 namespace Cluster.Gateway.Generation;
 
 /// <summary>Runs a validated request on the cluster and yields its output as it becomes certain.</summary>
-public sealed class Generator(NodeRouter router, ILogger logger)
+public sealed class Generator(NodeRouter router, TimeProvider time, ILogger<Generator> logger)
 {
     /// <summary>
     /// Deltas until <paramref name="output"/> has a finish reason. Leaving early (a stop string, the client gone)
@@ -17,14 +16,14 @@ public sealed class Generator(NodeRouter router, ILogger logger)
     public async IAsyncEnumerable<OutputDelta> RunAsync(CompletionRequest request, OutputAssembler output, [EnumeratorCancellation] CancellationToken ct)
     {
         TokenGenerateRequest nodeRequest = ToNodeRequest(request);
-        long start = Stopwatch.GetTimestamp();
+        long start = time.GetTimestamp();
         TimeSpan firstToken = default;
         try
         {
             await foreach (TokenEvent e in router.GenerateAsync(nodeRequest, ct).ConfigureAwait(false))
             {
                 bool first = output.CompletionTokens == 0;
-                if (first) firstToken = Stopwatch.GetElapsedTime(start);
+                if (first) firstToken = time.GetElapsedTime(start);
                 OutputDelta delta = output.Push(e);
                 if (!delta.IsEmpty || first) yield return delta;
                 if (output.FinishReason is not null) yield break;
@@ -35,7 +34,7 @@ public sealed class Generator(NodeRouter router, ILogger logger)
             if (logger.IsEnabled(LogLevel.Information))
                 logger.LogInformation("request {Id}: {Prompt} prompt tokens, {Completion} completion tokens, {Finish}, first token {Ttft:F0} ms, total {Total:F0} ms",
                     nodeRequest.RequestId, request.PromptIds.Length, output.CompletionTokens, output.FinishReason ?? (ct.IsCancellationRequested ? "cancelled" : "failed"),
-                    firstToken.TotalMilliseconds, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                    firstToken.TotalMilliseconds, time.GetElapsedTime(start).TotalMilliseconds);
         }
     }
 

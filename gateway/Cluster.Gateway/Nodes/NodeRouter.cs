@@ -12,7 +12,7 @@ namespace Cluster.Gateway.Nodes;
 /// every candidate refused and one of them for room, the request goes back to the head of the queue, else it fails
 /// with Unavailable.
 /// </summary>
-public sealed class NodeRouter(Admission admission, StatsPoller stats, ILogger logger)
+public sealed class NodeRouter(Admission admission, StatsPoller stats, ILogger<NodeRouter> logger)
 {
     /// <summary>The nodes requests are placed on now (discovery may change them).</summary>
     public IReadOnlyList<AttentionNode> Nodes => Admission.Nodes;

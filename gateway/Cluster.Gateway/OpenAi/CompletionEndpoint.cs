@@ -10,7 +10,7 @@ namespace Cluster.Gateway.OpenAi;
 /// up to here are plain HTTP errors), then stream chunks or answer once. A client that goes away cancels the node's
 /// call; a failure after streaming began is sent as an error event.
 /// </summary>
-public sealed class CompletionEndpoint(ServedModel model, Generator generator, ILogger logger)
+public sealed class CompletionEndpoint(ServedModel model, Generator generator, ILogger<CompletionEndpoint> logger)
 {
     public Task ChatAsync(HttpContext http) =>
         HandleAsync(http, body => ApiRequest.ParseChat(body, model), r => new ChatFormat(model.Id, r.Completion.Logprobs));
