@@ -6,7 +6,7 @@ namespace Cluster.Gateway.Nodes;
 /// The nodes requests may be placed on, by role. Made whole when discovery changes the set and never changed in
 /// place, so a reader outside admission's lock sees one consistent set.
 /// </summary>
-public sealed class NodePools
+internal sealed class NodePools
 {
     public static readonly NodePools Empty = new([]);
 

@@ -7,7 +7,7 @@ namespace Cluster.Gateway.Nodes;
 
 /// <summary>
 /// Keeps every node's statistics fresh: asks all nodes' GetStats at once, now and every interval, each with a
-/// timeout, and lets admission place waiting requests after each round. A caller that needs fresh numbers (a request
+/// timeout (both on the gateway's <see cref="TimeProvider"/>), and lets admission place waiting requests after each round. A caller that needs fresh numbers (a request
 /// finding no usable node, /cluster/status) joins the round in progress or starts one.
 /// </summary>
 public sealed class StatsPoller : IAsyncDisposable
