@@ -151,5 +151,9 @@ public static class GatewayBench
                 await responses.WriteAsync(e, context.CancellationToken);
             }
         }
+
+        // The gateway routes only to nodes that answer GetStats; without a paged cache it counts no blocks here.
+        public override Task<AttentionStats> GetStats(GetStatsRequest request, ServerCallContext context) =>
+            Task.FromResult(new AttentionStats { NodeId = "fast", Role = NodeRole.Both });
     }
 }
