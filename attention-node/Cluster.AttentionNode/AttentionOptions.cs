@@ -1,4 +1,5 @@
 using Cluster.Engine.Cache;
+using Cluster.Protos.V1;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.AttentionNode;
@@ -38,7 +39,7 @@ public sealed record AttentionOptions
     /// <summary>Throws an ArgumentException naming the first setting out of range (by its command-line flag).</summary>
     public void Validate()
     {
-        if (!Enum.IsDefined(Role)) throw new ArgumentException($"--role: unknown role {(int)Role} (expected prefill, decode or both)");
+        if (!Role.IsServed()) throw new ArgumentException($"--role: unknown role {(int)Role} (expected prefill, decode or both)");
         if (HttpPort is < 0 or > 65535) throw new ArgumentException($"--http-port must be in 0..65535 (got {HttpPort})");
         if (MaxBatch < 1) throw new ArgumentException($"--max-batch must be at least 1 (got {MaxBatch})");
         if (PrefillChunk < 1) throw new ArgumentException($"--prefill-chunk must be at least 1 token (got {PrefillChunk})");

@@ -46,7 +46,7 @@ internal static class NodeHttpEndpoints
     internal static string Prometheus(AttentionStats s)
     {
         var text = new StringBuilder();
-        string labels = $"node=\"{s.NodeId}\",role=\"{s.Role}\"";
+        string labels = $"node=\"{s.NodeId}\",role=\"{s.Role.Name()}\"";
         void Header(string name, string type, string help) => text.Append($"# HELP {name} {help}\n# TYPE {name} {type}\n");
         void Sample(string name, ulong value, string extra = "") =>
             text.Append(name).Append('{').Append(labels).Append(extra).Append("} ").Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');

@@ -108,7 +108,7 @@ internal sealed class NodeModel : IAsyncDisposable
         var stats = new AttentionStats
         {
             NodeId = nodeId,
-            Role = Role.Name(),
+            Role = Role,
             Running = (uint)c.Running,
             Queued = (uint)c.Queued,
             PromptTokens = (ulong)c.PromptTokens,

@@ -2,16 +2,17 @@ using Cluster.AttentionNode.Scheduling;
 using Cluster.Engine.Config;
 using Cluster.Engine.Sampling;
 using Cluster.Protos.V1;
-using Cluster.Transport;
 using Grpc.Core;
 
 namespace Cluster.AttentionNode;
 
-/// <summary>Turns a TokenGenerateRequest into a <see cref="GenerationRequest"/>, or INVALID_ARGUMENT naming the field.</summary>
+/// <summary>
+/// Turns a TokenGenerateRequest into a <see cref="GenerationRequest"/>, or INVALID_ARGUMENT naming the field: the
+/// sampling parameters by the ranges every door shares (<see cref="SamplingValidation"/>), the token ids and the
+/// length by the model's vocabulary and context.
+/// </summary>
 public static class RequestValidation
 {
-    public const int MaxTopLogprobs = 20;
-
     public static GenerationRequest Validate(TokenGenerateRequest request, ModelConfig config, string fallbackId)
     {
         int vocab = config.VocabSize, context = config.MaxPositionEmbeddings;
@@ -24,14 +25,17 @@ public static class RequestValidation
             prompt[i] = (int)id;
         }
         if (prompt.Length >= context) throw Invalid($"prompt_token_ids: {prompt.Length} tokens leave no room in the context of {context}");
-        // 0 means as many as the context leaves.
-        int maxTokens = request.MaxTokens == 0 ? context - prompt.Length : request.MaxTokens > (uint)context ? context + 1 : (int)request.MaxTokens;
-        if (prompt.Length + maxTokens > context)
-            throw Invalid($"max_tokens: prompt ({prompt.Length} tokens) + max_tokens {request.MaxTokens} exceeds the context of {context}");
-        if (!float.IsFinite(request.Temperature) || request.Temperature < 0 || request.Temperature > 100) throw Invalid($"temperature must be in [0, 100] (got {request.Temperature})");
-        if (!float.IsFinite(request.TopP) || request.TopP < 0 || request.TopP > 1) throw Invalid($"top_p must be in [0, 1] (got {request.TopP})");
-        if (request.TopK > (uint)vocab) throw Invalid($"top_k {request.TopK} exceeds the vocabulary of {vocab}");
-        if (request.TopLogprobs > MaxTopLogprobs) throw Invalid($"top_logprobs must be in 0..{MaxTopLogprobs} (got {request.TopLogprobs})");
+        SamplingParams s = request.Sampling ?? new SamplingParams();
+        try
+        {
+            SamplingValidation.Validate(s, vocab, "sampling.");
+            SamplingValidation.TopLogprobs(request.TopLogprobs, "top_logprobs");
+        }
+        catch (InvalidFieldException e) { throw Invalid(e.Message); }
+        if (s.Stop.Count > 0) throw Invalid("sampling.stop: stop strings are matched by the gateway; an attention node stops on stop_token_ids");
+        int maxTokens = s.HasMaxTokens ? (int)s.MaxTokens : context - prompt.Length;
+        if ((long)prompt.Length + maxTokens > context)
+            throw Invalid($"sampling.max_tokens: prompt ({prompt.Length} tokens) + max_tokens {maxTokens} exceeds the context of {context}");
         var stops = new int[request.StopTokenIds.Count];
         for (int i = 0; i < stops.Length; i++)
         {
@@ -40,10 +44,10 @@ public static class RequestValidation
             stops[i] = (int)id;
         }
         var sampling = new SamplingOptions(
-            Temperature: request.Temperature,
-            TopP: request.TopP == 0 ? 1 : request.TopP,
-            TopK: (int)request.TopK,
-            Seed: request.HasSeed ? request.Seed : (ulong)Random.Shared.NextInt64(),
+            Temperature: s.Temperature,
+            TopP: s.HasTopP ? s.TopP : 1,
+            TopK: (int)s.TopK,
+            Seed: s.HasSeed ? s.Seed : (ulong)Random.Shared.NextInt64(),
             TopLogprobs: (int)request.TopLogprobs);
         string id2 = request.RequestId.Length > 0 ? request.RequestId : fallbackId;
         return new GenerationRequest(id2, prompt, maxTokens, sampling, stops);

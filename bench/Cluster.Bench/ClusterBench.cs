@@ -115,7 +115,7 @@ public static class ClusterBench
     {
         var clock = Stopwatch.StartNew();
         using var call = new Protos.V1.AttentionService.AttentionServiceClient(channel.Invoker)
-            .Generate(new TokenGenerateRequest { PromptTokenIds = { prompt }, MaxTokens = MaxTokens });
+            .Generate(new TokenGenerateRequest { PromptTokenIds = { prompt }, Sampling = new() { MaxTokens = MaxTokens } });
         double first = 0, last = 0;
         int tokens = 0;
         while (await call.ResponseStream.MoveNext())

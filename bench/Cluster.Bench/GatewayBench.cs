@@ -100,7 +100,7 @@ public static class GatewayBench
         return counts.Sum() / clock.Elapsed.TotalSeconds;
     }
 
-    private static TokenGenerateRequest NodeRequest() => new() { RequestId = "bench", PromptTokenIds = { 0, 1 }, MaxTokens = TokensPerRequest };
+    private static TokenGenerateRequest NodeRequest() => new() { RequestId = "bench", PromptTokenIds = { 0, 1 }, Sampling = new() { MaxTokens = TokensPerRequest } };
 
     private static async Task<int> DirectAsync(PeerChannel channel)
     {
@@ -144,12 +144,16 @@ public static class GatewayBench
     {
         public override async Task Generate(TokenGenerateRequest request, IServerStreamWriter<TokenEvent> responses, ServerCallContext context)
         {
-            for (int i = 0; i < request.MaxTokens; i++)
+            for (int i = 0; i < request.Sampling.MaxTokens; i++)
             {
                 var e = new TokenEvent { TokenId = (uint)text[i % text.Length], PromptTokens = i == 0 ? (uint)request.PromptTokenIds.Count : 0 };
-                if (i == request.MaxTokens - 1) e.FinishReason = "length";
+                if (i == request.Sampling.MaxTokens - 1) e.FinishReason = "length";
                 await responses.WriteAsync(e, context.CancellationToken);
             }
         }
+
+        // The gateway routes only to nodes that answer GetStats; without a paged cache it counts no blocks here.
+        public override Task<AttentionStats> GetStats(GetStatsRequest request, ServerCallContext context) =>
+            Task.FromResult(new AttentionStats { NodeId = "fast", Role = NodeRole.Both });
     }
 }

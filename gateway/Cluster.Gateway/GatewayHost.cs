@@ -1,9 +1,7 @@
-using Cluster.Gateway.Generation;
 using Cluster.Gateway.Grpc;
 using Cluster.Gateway.Nodes;
 using Cluster.Gateway.OpenAi;
 using Cluster.Transport;
-using Cluster.Transport.Discovery;
 using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -24,25 +22,17 @@ namespace Cluster.Gateway;
 public sealed class GatewayHost : IAsyncDisposable
 {
     private readonly WebApplication _http, _grpc;
-    private readonly Admission _admission;
-    private readonly NodeMembership _membership;
-    private readonly StatsPoller _stats;
     private readonly RoleHealth _health;
-
     private readonly TimeSpan _drainTimeout;
 
-    private GatewayHost(WebApplication http, WebApplication grpc, RoleHealth health, Admission admission, NodeMembership membership, StatsPoller stats, ServedModel model, NodeRouter router,
-        TimeSpan drainTimeout)
+    private GatewayHost(WebApplication http, WebApplication grpc, RoleHealth health, TimeSpan drainTimeout)
     {
-        _health = health;
-        _drainTimeout = drainTimeout;
         _http = http;
         _grpc = grpc;
-        _admission = admission;
-        _membership = membership;
-        _stats = stats;
-        Model = model;
-        Router = router;
+        _health = health;
+        _drainTimeout = drainTimeout;
+        Model = http.Services.GetRequiredService<ServedModel>();
+        Router = http.Services.GetRequiredService<NodeRouter>();
         HttpPort = BoundPort(http);
         GrpcPort = BoundPort(grpc);
     }
@@ -65,23 +55,19 @@ public sealed class GatewayHost : IAsyncDisposable
         return 0;
     }
 
-    public static async Task<GatewayHost> StartAsync(GatewayOptions options, CancellationToken ct = default)
+    public static Task<GatewayHost> StartAsync(GatewayOptions options, CancellationToken ct = default) => StartAsync(options, null, ct);
+
+    /// <param name="configureServices">Replaces some of the gateway's services (<see cref="GatewayServices"/>) before it starts.</param>
+    public static async Task<GatewayHost> StartAsync(GatewayOptions options, Action<IServiceCollection>? configureServices, CancellationToken ct = default)
     {
         options.Validate();
-        ServedModel model = ServedModel.Load(options.ModelDir, options.ModelId, options.MaxModelLen, options.DefaultMaxTokens);
-        GatewayDiscovery discovery = options.Discovery ?? new GatewayDiscovery
-        {
-            Attention = options.AttentionNodes.Count > 0 ? new StaticDiscovery(options.AttentionNodes) : null,
-            Prefill = options.PrefillNodes.Count > 0 ? new StaticDiscovery(options.PrefillNodes) : null,
-            Decode = options.DecodeNodes.Count > 0 ? new StaticDiscovery(options.DecodeNodes) : null,
-        };
-        var admission = new Admission(options.MaxQueue, options.MaxQueuedRequests);
-        StatsPoller? stats = null;
-        NodeMembership? membership = null;
+        WebApplicationBuilder httpBuilder = RoleHostBuilder.Create(options.MinimumLogLevel);
+        httpBuilder.Services.AddGateway(options);
+        configureServices?.Invoke(httpBuilder.Services);
         WebApplication? http = null, grpc = null;
         try
         {
-            http = Build(RoleHostBuilder.Create(options.MinimumLogLevel), k =>
+            http = Build(httpBuilder, k =>
             {
                 k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
                 k.Listen(options.Host, options.HttpPort, listen =>
@@ -94,35 +80,34 @@ public sealed class GatewayHost : IAsyncDisposable
                     }
                 });
             });
-            var logger = http.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.Gateway");
-            stats = new StatsPoller(admission, options.StatsInterval, options.HealthTimeout, logger);
-            var router = new NodeRouter(admission, stats, logger);
-            var generator = new Generator(router, logger);
-            OpenAiRoutes.Map(http, model, new CompletionEndpoint(model, generator, logger), new Readiness(admission, options.HealthTimeout), router, stats);
+            IServiceProvider services = http.Services;
+            // Settings first (their validation fails here in one line), then the model, before anything listens.
+            services.GetRequiredService<Admission>();
+            services.GetRequiredService<StatsPoller>();
+            services.GetRequiredService<ServedModel>();
+            OpenAiRoutes.Map(http);
 
+            // The gRPC port serves the same singletons as the HTTP port.
             var grpcBuilder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.MinimumLogLevel });
-            grpcBuilder.Services.AddSingleton(new InferenceService(model, generator));
+            grpcBuilder.Services.AddSingleton(services.GetRequiredService<InferenceService>());
             grpc = Build(grpcBuilder, k => k.ListenGrpc(options.Host, options.GrpcPort, null));
             grpc.MapGrpcInfrastructure();
             grpc.MapGrpcService<InferenceService>();
             var health = new RoleHealth(grpc.Services.GetRequiredService<HealthServiceImpl>(), Protos.V1.Inference.Descriptor.FullName);
 
-            membership = new NodeMembership(discovery, admission, stats, logger);
             // The first reports (a static list at once) are in place before the statistics' first round asks them.
-            await membership.StartAsync(ct).ConfigureAwait(false);
-            stats.Start();
+            await services.GetRequiredService<NodeMembership>().StartAsync(ct).ConfigureAwait(false);
+            services.GetRequiredService<StatsPoller>().Start();
             await http.StartAsync(ct).ConfigureAwait(false);
             await grpc.StartAsync(ct).ConfigureAwait(false);
             health.MarkServing();
-            return new GatewayHost(http, grpc, health, admission, membership, stats, model, router, options.DrainTimeout);
+            return new GatewayHost(http, grpc, health, options.DrainTimeout);
         }
         catch
         {
-            if (membership is not null) await membership.DisposeAsync().ConfigureAwait(false);
-            if (stats is not null) await stats.DisposeAsync().ConfigureAwait(false);
-            if (http is not null) await http.DisposeAsync().ConfigureAwait(false);
+            // The HTTP port's container owns the gateway's singletons (membership, statistics, admission).
             if (grpc is not null) await grpc.DisposeAsync().ConfigureAwait(false);
-            admission.Dispose();
+            if (http is not null) await http.DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }
@@ -146,16 +131,17 @@ public sealed class GatewayHost : IAsyncDisposable
         return new Uri(addresses.First().Replace("[::]", "localhost", StringComparison.Ordinal)).Port;
     }
 
-    /// <summary>Graceful shutdown: NOT_SERVING, then both servers stop taking connections and drain what is in flight (<see cref="GatewayOptions.DrainTimeout"/>).</summary>
+    /// <summary>
+    /// Graceful shutdown: NOT_SERVING, then both servers stop taking connections and drain what is in flight
+    /// (<see cref="GatewayOptions.DrainTimeout"/>); disposing the HTTP port's container then stops the membership and
+    /// the statistics and closes every node's channel.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         _health.MarkNotServing();
         using var grace = new CancellationTokenSource(_drainTimeout);
         await Task.WhenAll(_http.StopAsync(grace.Token), _grpc.StopAsync(grace.Token)).ConfigureAwait(false);
-        await _http.DisposeAsync().ConfigureAwait(false);
         await _grpc.DisposeAsync().ConfigureAwait(false);
-        await _membership.DisposeAsync().ConfigureAwait(false);
-        await _stats.DisposeAsync().ConfigureAwait(false);
-        _admission.Dispose();
+        await _http.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -58,15 +58,16 @@ public sealed record GatewayOptions
     /// </summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Throws ArgumentException naming the first setting that cannot work.</summary>
+    /// <summary>
+    /// Throws ArgumentException naming the first setting of the nodes or the model that cannot work; the settings
+    /// bound to options objects (<see cref="Nodes.AdmissionOptions"/>, <see cref="Nodes.NodeProbeOptions"/>) are checked
+    /// by their own validation when the gateway starts.
+    /// </summary>
     public void Validate()
     {
         if (Discovery is { } discovery) ValidateDiscovery(discovery);
         else ValidateLists();
-        if (MaxQueue < 1) throw new ArgumentException($"max queue must be at least 1 (got {MaxQueue})");
-        if (MaxQueuedRequests < 0) throw new ArgumentException($"max queued requests must be at least 0 (got {MaxQueuedRequests})");
         if (DefaultMaxTokens < 1) throw new ArgumentException($"default max tokens must be at least 1 (got {DefaultMaxTokens})");
-        if (StatsInterval <= TimeSpan.Zero) throw new ArgumentException($"the statistics interval must be positive (got {StatsInterval})");
     }
 
     private void ValidateLists()

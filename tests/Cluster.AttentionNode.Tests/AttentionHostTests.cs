@@ -32,7 +32,7 @@ public sealed class AttentionHostTests : IAsyncLifetime
         return events;
     }
 
-    private static TokenGenerateRequest Greedy(uint[] prompt, uint maxTokens) => new() { PromptTokenIds = { prompt }, MaxTokens = maxTokens };
+    private static TokenGenerateRequest Greedy(uint[] prompt, uint maxTokens) => new() { PromptTokenIds = { prompt }, Sampling = new() { MaxTokens = maxTokens } };
 
     [Fact]
     public async Task HealthIsServingOnceLoaded()
@@ -77,7 +77,7 @@ public sealed class AttentionHostTests : IAsyncLifetime
     {
         var request = new TokenGenerateRequest
         {
-            PromptTokenIds = { TinyModel.Prompt(20, 6) }, MaxTokens = 12, Temperature = 0.9f, TopP = 0.95f, TopK = 50, Seed = 1234, TopLogprobs = 3,
+            PromptTokenIds = { TinyModel.Prompt(20, 6) }, Sampling = new() { MaxTokens = 12, Temperature = 0.9f, TopP = 0.95f, TopK = 50, Seed = 1234 }, TopLogprobs = 3,
         };
         var a = await Generate(request);
         var b = await Generate(request);
@@ -108,10 +108,14 @@ public sealed class AttentionHostTests : IAsyncLifetime
     [Theory]
     [InlineData("empty", "prompt_token_ids")]
     [InlineData("id", "prompt_token_ids[1]")]
-    [InlineData("context", "max_tokens")]
-    [InlineData("temperature", "temperature")]
-    [InlineData("top_p", "top_p")]
-    [InlineData("top_k", "top_k")]
+    [InlineData("context", "sampling.max_tokens")]
+    [InlineData("zero", "sampling.max_tokens")]
+    [InlineData("temperature", "sampling.temperature")]
+    [InlineData("hot", "sampling.temperature")]
+    [InlineData("top_p", "sampling.top_p")]
+    [InlineData("no_p", "sampling.top_p")]
+    [InlineData("top_k", "sampling.top_k")]
+    [InlineData("strings", "sampling.stop")]
     [InlineData("top_logprobs", "top_logprobs")]
     [InlineData("stop", "stop_token_ids[0]")]
     public async Task InvalidRequestsNameTheField(string what, string field)
@@ -122,10 +126,15 @@ public sealed class AttentionHostTests : IAsyncLifetime
         {
             case "empty": request.PromptTokenIds.Clear(); break;
             case "id": request.PromptTokenIds[1] = (uint)config.VocabSize; break;
-            case "context": request.MaxTokens = (uint)config.MaxPositionEmbeddings; break;
-            case "temperature": request.Temperature = -1; break;
-            case "top_p": request.TopP = 1.5f; break;
-            case "top_k": request.TopK = (uint)config.VocabSize + 1; break;
+            case "context": request.Sampling.MaxTokens = (uint)config.MaxPositionEmbeddings; break;
+            case "zero": request.Sampling.MaxTokens = 0; break;
+            case "temperature": request.Sampling.Temperature = -1; break;
+            // The gateway's range (OpenAI's) holds here too.
+            case "hot": request.Sampling.Temperature = 2.5f; break;
+            case "top_p": request.Sampling.TopP = 1.5f; break;
+            case "no_p": request.Sampling.TopP = 0; break;
+            case "top_k": request.Sampling.TopK = (uint)config.VocabSize + 1; break;
+            case "strings": request.Sampling.Stop.Add("x"); break;
             case "top_logprobs": request.TopLogprobs = 21; break;
             case "stop": request.StopTokenIds.Add(uint.MaxValue); break;
         }

@@ -61,7 +61,7 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
         var (local, checkpoint) = TinyModel.Load();
         using var _ = checkpoint;
         await using var cluster = await InProcessCluster.StartAsync(expertNodes, redundant, DispatchFormat.Bf16);
-        var results = await Task.WhenAll(Prompts.Select(p => cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { p }, MaxTokens = MaxTokens })));
+        var results = await Task.WhenAll(Prompts.Select(p => cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { p }, Sampling = new() { MaxTokens = MaxTokens } })));
 
         using var remote = await RemoteModel(cluster, TensorDType.Bf16);
         float worstShift = 0, smallestRatio = float.PositiveInfinity;
@@ -97,7 +97,7 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
         for (int seed = 0; seed < 8; seed++)
         {
             uint[] prompt = TinyModel.Prompt(seed, 2 + seed * 3);
-            var events = await cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { prompt }, MaxTokens = MaxTokens });
+            var events = await cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { prompt }, Sampling = new() { MaxTokens = MaxTokens } });
             var (expected, _) = TinyModel.Greedy(local, prompt, MaxTokens, LatentFormat.F32);
             int[] tokens = events.Select(e => (int)e.TokenId).ToArray();
             float[][] logits = TeacherForcedLogits(local, prompt, tokens, LatentFormat.F32);
@@ -119,7 +119,7 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
         int compared = 0;
         foreach (uint[] prompt in Prompts)
         {
-            var events = await cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { prompt }, MaxTokens = MaxTokens });
+            var events = await cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { prompt }, Sampling = new() { MaxTokens = MaxTokens } });
             // The reference forced along the node's own tokens, so a rare near-tie flip does not end the comparison.
             int[] tokens = events.Select(e => (int)e.TokenId).ToArray();
             float[][] logits = TeacherForcedLogits(local, prompt, tokens);
@@ -148,7 +148,7 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
         await using var cluster = await InProcessCluster.StartAsync(3, 0, DispatchFormat.F32, LatentFormat.F32, replicas: 2);
         const int tokens = 32;
         uint[][] prompts = [.. Enumerable.Range(0, 8).Select(i => TinyModel.Prompt(20 + i, 3 + i))];
-        TokenGenerateRequest Request(uint[] p) => new() { PromptTokenIds = { p }, MaxTokens = tokens };
+        TokenGenerateRequest Request(uint[] p) => new() { PromptTokenIds = { p }, Sampling = new() { MaxTokens = tokens } };
         var healthy = await Task.WhenAll(prompts.Select(p => cluster.GenerateAsync(Request(p))));
 
         long before = cluster.Attention.Counters.GeneratedTokens;
@@ -170,10 +170,10 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
     public async Task ALostExpertNodeFailsRequestsAsUnavailableNamingIt()
     {
         await using var cluster = await InProcessCluster.StartAsync(2, 0, DispatchFormat.Bf16);
-        Assert.Equal(4, (await cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { Prompts[0] }, MaxTokens = 4 })).Count);
+        Assert.Equal(4, (await cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { Prompts[0] }, Sampling = new() { MaxTokens = 4 } })).Count);
         await cluster.Experts[1].DisposeAsync();
         cluster.Experts.RemoveAt(1);
-        var e = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { Prompts[1] }, MaxTokens = 4 }));
+        var e = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { Prompts[1] }, Sampling = new() { MaxTokens = 4 } }));
         Assert.Equal(Grpc.Core.StatusCode.Unavailable, e.StatusCode);
         Assert.Contains("expert-1", e.Status.Detail);
         await SchedulerTests.WaitUntil(() => cluster.Attention.Caches.Stats().UsedBlocks == 0);

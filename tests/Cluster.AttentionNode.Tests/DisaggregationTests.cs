@@ -47,7 +47,7 @@ public sealed class DisaggregationTests
         }
 
         AttentionStats p = await prefill.StatsAsync(), d = await decode.StatsAsync(), b = await both.StatsAsync();
-        Assert.Equal(("prefill", "decode", "both"), (p.Role, d.Role, b.Role));
+        Assert.Equal((NodeRole.Prefill, NodeRole.Decode, NodeRole.Both), (p.Role, d.Role, b.Role));
         Assert.Equal(128UL, p.PrefixHitTokens);
         Assert.Equal(128UL, b.PrefixHitTokens);
         Assert.Equal(0UL, d.PrefixHitTokens);
@@ -81,7 +81,7 @@ public sealed class DisaggregationTests
         await using var both = await TestNode.StartAsync("both-0", NodeRole.Both, Small);
         TokenGenerateRequest Request(string prefillNode) => new()
         {
-            PromptTokenIds = { TinyModel.Prompt(55, 40) }, MaxTokens = 16, Temperature = 1.2f, TopK = 200, Seed = 99, TopLogprobs = 2, PrefillNode = prefillNode,
+            PromptTokenIds = { TinyModel.Prompt(55, 40) }, Sampling = new() { MaxTokens = 16, Temperature = 1.2f, TopK = 200, Seed = 99 }, TopLogprobs = 2, PrefillNode = prefillNode,
         };
         var split = await decode.GenerateAsync(Request(prefill.Endpoint));
         var colocated = await both.GenerateAsync(Request(""));

@@ -21,7 +21,7 @@ public class GracefulShutdownTests
         using var channel = PeerChannel.ForAddress($"http://127.0.0.1:{host.Port}");
         var client = new Protos.V1.AttentionService.AttentionServiceClient(channel.Invoker);
         const uint tokens = 400;
-        using var running = client.Generate(new TokenGenerateRequest { PromptTokenIds = { TinyModel.Prompt(3, 6) }, MaxTokens = tokens });
+        using var running = client.Generate(new TokenGenerateRequest { PromptTokenIds = { TinyModel.Prompt(3, 6) }, Sampling = new() { MaxTokens = tokens } });
         Assert.True(await running.ResponseStream.MoveNext());
 
         Task stopping = host.DisposeAsync().AsTask();
@@ -29,7 +29,7 @@ public class GracefulShutdownTests
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, (await health.CheckAsync(new HealthCheckRequest())).Status);
         var refused = await Assert.ThrowsAsync<RpcException>(async () =>
         {
-            using var late = client.Generate(new TokenGenerateRequest { PromptTokenIds = { TinyModel.Prompt(4, 6) }, MaxTokens = 4 });
+            using var late = client.Generate(new TokenGenerateRequest { PromptTokenIds = { TinyModel.Prompt(4, 6) }, Sampling = new() { MaxTokens = 4 } });
             await late.ResponseStream.MoveNext();
         });
         Assert.Equal(StatusCode.Unavailable, refused.StatusCode);

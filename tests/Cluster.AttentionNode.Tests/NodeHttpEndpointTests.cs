@@ -28,7 +28,8 @@ public sealed class NodeHttpEndpointTests
         using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         JsonElement stats = json.RootElement;
         Assert.Equal("attention-7", stats.GetProperty("node_id").GetString());
-        Assert.Equal("both", stats.GetProperty("role").GetString());
+        // The NodeRole enum by its proto name, as protobuf's JSON mapping writes enums.
+        Assert.Equal("NODE_ROLE_BOTH", stats.GetProperty("role").GetString());
         // protobuf's JSON mapping: 64-bit counters as strings, 32-bit as numbers.
         Assert.Equal("80", stats.GetProperty("prompt_tokens").GetString());
         Assert.Equal("32", stats.GetProperty("prefix_hit_tokens").GetString());

@@ -28,7 +28,7 @@ public sealed class TestNode : IAsyncDisposable
     }
 
     public static TokenGenerateRequest Greedy(uint[] prompt, uint maxTokens, string prefillNode = "") =>
-        new() { PromptTokenIds = { prompt }, MaxTokens = maxTokens, PrefillNode = prefillNode };
+        new() { PromptTokenIds = { prompt }, Sampling = new() { MaxTokens = maxTokens }, PrefillNode = prefillNode };
 
     public async Task<List<TokenEvent>> GenerateAsync(TokenGenerateRequest request, CancellationToken cancel = default)
     {

@@ -157,8 +157,8 @@ public sealed class AdmissionTests
         Assert.Equal(HttpStatusCode.OK, (await PostAsync(http, "/v1/chat/completions", new { model = "tiny-test", messages = new[] { new { role = "user", content = "hi" } } })).Status);
 
         var received = node.Received;
-        Assert.Equal(100u, received[0].MaxTokens);
-        Assert.Equal((uint)(ClusterFixture.MaxModelLen - 450), received[1].MaxTokens);
-        Assert.Equal(100u, received[2].MaxTokens);
+        Assert.Equal(100u, received[0].Sampling.MaxTokens);
+        Assert.Equal((uint)(ClusterFixture.MaxModelLen - 450), received[1].Sampling.MaxTokens);
+        Assert.Equal(100u, received[2].Sampling.MaxTokens);
     }
 }

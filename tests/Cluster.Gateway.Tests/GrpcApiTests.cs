@@ -74,6 +74,9 @@ public class GrpcApiTests(ClusterFixture cluster)
         { "model", StatusCode.NotFound, "nope" },
         { "temperature", StatusCode.InvalidArgument, "sampling.temperature" },
         { "top_p", StatusCode.InvalidArgument, "sampling.top_p" },
+        { "zero_p", StatusCode.InvalidArgument, "sampling.top_p" },
+        { "top_k", StatusCode.InvalidArgument, "sampling.top_k" },
+        { "zero_tokens", StatusCode.InvalidArgument, "sampling.max_tokens" },
         { "stop", StatusCode.InvalidArgument, "sampling.stop" },
         { "vocab", StatusCode.InvalidArgument, "prompt_token_ids" },
         { "role", StatusCode.InvalidArgument, "role" },
@@ -92,6 +95,9 @@ public class GrpcApiTests(ClusterFixture cluster)
             case "model": r.Model = "nope"; break;
             case "temperature": r.Sampling.Temperature = 2.5f; break;
             case "top_p": r.Sampling.TopP = 1.5f; break;
+            case "zero_p": r.Sampling.TopP = 0; break;
+            case "top_k": r.Sampling.TopK = 129_281; break;
+            case "zero_tokens": r.Sampling.MaxTokens = 0; break;
             case "stop": r.Sampling.Stop.Add(["a", "b", "c", "d", "e"]); break;
             case "vocab": r.PromptTokenIds.Add(200_000); break;
             case "role": r.PromptTokenIds.Clear(); r.Messages.Add(new ChatMessage { Role = "robot", Content = "x" }); break;

@@ -18,6 +18,8 @@ public class HttpErrorTests(ClusterFixture cluster)
     [InlineData("\"temperature\":2.5", "temperature")]
     [InlineData("\"top_p\":0", "top_p")]
     [InlineData("\"top_p\":1.5", "top_p")]
+    [InlineData("\"top_k\":129281", "top_k")]
+    [InlineData("\"top_k\":-2", "top_k")]
     [InlineData("\"n\":2", "n")]
     [InlineData("\"logprobs\":true,\"top_logprobs\":21", "top_logprobs")]
     [InlineData("\"top_logprobs\":2", "top_logprobs")]

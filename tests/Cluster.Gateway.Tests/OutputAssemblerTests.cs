@@ -8,11 +8,10 @@ public class OutputAssemblerTests
     private static readonly Lazy<ServedModel> s_model = new(() => ServedModel.Load(TestModel.Dir, "m", null));
     private static ServedModel Model => s_model.Value;
 
-    private static GenerationRequest Request(string[]? stops = null, bool reasoning = false, bool logprobs = false) => new()
+    private static CompletionRequest Request(string[]? stops = null, bool reasoning = false, bool logprobs = false) => new()
     {
         PromptIds = [0],
-        MaxTokens = 100,
-        Stops = stops ?? [],
+        Sampling = new SamplingParams { MaxTokens = 100, Stop = { stops ?? [] } },
         SplitReasoning = reasoning,
         Logprobs = logprobs,
         TopLogprobs = logprobs ? 2 : 0,

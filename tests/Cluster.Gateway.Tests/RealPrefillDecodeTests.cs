@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Cluster.AttentionNode;
+using Cluster.Protos.V1;
 using static Cluster.Gateway.Tests.ApiClient;
 using Grpc.Core;
 

@@ -67,7 +67,7 @@ public sealed class ScriptedNode : AttentionService.AttentionServiceBase, IAsync
     /// <param name="listen">Where it listens (default: a free loopback port).</param>
     public static async Task<ScriptedNode> StartAsync(ServedModel model, string role = "both", uint blocks = 10_000, System.Net.IPEndPoint? listen = null)
     {
-        var stats = new AttentionStats { NodeId = $"scripted-{role}", Role = role, BlockSize = 16, BlocksTotal = blocks, BlocksAvailable = blocks };
+        var stats = new AttentionStats { NodeId = $"scripted-{role}", Role = NodeRoles.Parse(role), BlockSize = 16, BlocksTotal = blocks, BlocksAvailable = blocks };
         var node = new ScriptedNode(model, stats);
         var options = new GrpcServerOptions();
         if (listen is not null)

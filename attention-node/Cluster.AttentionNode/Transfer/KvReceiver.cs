@@ -27,7 +27,8 @@ internal sealed class KvReceiver(string nodeId, PrefillPeers peers, LatentCacheM
         TokenGenerateRequest forward = request.Clone();
         // The same id and seed on both nodes, so the decode side's sampler continues the prefill side's draws.
         forward.RequestId = valid.Id;
-        forward.Seed = valid.Sampling.Seed;
+        forward.Sampling ??= new SamplingParams();
+        forward.Sampling.Seed = valid.Sampling.Seed;
         forward.PrefillNode = "";
         using var callCancel = CancellationTokenSource.CreateLinkedTokenSource(ct, peers.Closing);
         try

@@ -1,4 +1,5 @@
 using Cluster.AttentionNode;
+using Cluster.Protos.V1;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.Cli.Commands;
@@ -49,7 +50,7 @@ public static class ServeAttentionCommand
     private static NodeRole ParseRole(string name)
     {
         try { return NodeRoles.Parse(name); }
-        catch (ArgumentException e) { throw new CliException(e.Message); }
+        catch (ArgumentException e) { throw new CliException("--role: " + e.Message); }
     }
 
     /// <summary>--dispatch as a one-line CLI error when it names no format.</summary>

@@ -12,7 +12,7 @@ namespace Cluster.Gateway.Generation;
 public sealed class OutputAssembler
 {
     private readonly ServedModel _model;
-    private readonly GenerationRequest _request;
+    private readonly CompletionRequest _request;
     private readonly StreamingDetokenizer _detokenizer;
     private readonly StopMatcher _stops;
     private readonly ReasoningParser? _reasoning;
@@ -21,7 +21,7 @@ public sealed class OutputAssembler
     private long _releasedChars; // of which released (stop strings excluded)
     private long _releasedTokenEnd; // where the text of the last released token ends
 
-    public OutputAssembler(ServedModel model, GenerationRequest request)
+    public OutputAssembler(ServedModel model, CompletionRequest request)
     {
         _model = model;
         _request = request;

@@ -7,8 +7,9 @@ using Grpc.Core;
 namespace Cluster.Gateway.Grpc;
 
 /// <summary>
-/// cluster.v1.Inference: the same generation as the HTTP API, over gRPC. Greedy unless a temperature is given
-/// (proto3 has no "unset" for it); max_tokens 0 means the gateway's default, capped by what the context leaves.
+/// cluster.v1.Inference: the same generation as the HTTP API, over gRPC, with the same ranges
+/// (<see cref="SamplingValidation"/>). Greedy unless a temperature is given (proto3 has no "unset" for it); without
+/// max_tokens the gateway's default, capped by what the context leaves.
 /// </summary>
 [BindServiceMethod(typeof(InferenceService), nameof(BindService))]
 public sealed class InferenceService(ServedModel model, Generator generator) : Inference.InferenceBase
@@ -25,14 +26,14 @@ public sealed class InferenceService(ServedModel model, Generator generator) : I
 
     public override async Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context)
     {
-        GenerationRequest generation = Validate(request);
-        var output = new OutputAssembler(model, generation);
+        CompletionRequest completion = Validate(request, model);
+        var output = new OutputAssembler(model, completion);
         var text = new StringBuilder();
         var reasoning = new StringBuilder();
         var response = new GenerateResponse();
         try
         {
-            await foreach (OutputDelta delta in generator.RunAsync(generation, output, context.CancellationToken).ConfigureAwait(false))
+            await foreach (OutputDelta delta in generator.RunAsync(completion, output, context.CancellationToken).ConfigureAwait(false))
             {
                 text.Append(delta.Text);
                 reasoning.Append(delta.Reasoning);
@@ -43,17 +44,17 @@ public sealed class InferenceService(ServedModel model, Generator generator) : I
         response.Text = text.ToString();
         response.ReasoningText = reasoning.ToString();
         response.FinishReason = output.FinishReason!;
-        response.Usage = Usage(generation, output);
+        response.Usage = Usage(completion, output);
         return response;
     }
 
     public override async Task GenerateStream(GenerateRequest request, IServerStreamWriter<GenerateChunk> responses, ServerCallContext context)
     {
-        GenerationRequest generation = Validate(request);
-        var output = new OutputAssembler(model, generation);
+        CompletionRequest completion = Validate(request, model);
+        var output = new OutputAssembler(model, completion);
         try
         {
-            await foreach (OutputDelta delta in generator.RunAsync(generation, output, context.CancellationToken).ConfigureAwait(false))
+            await foreach (OutputDelta delta in generator.RunAsync(completion, output, context.CancellationToken).ConfigureAwait(false))
             {
                 if (delta.IsEmpty) continue;
                 var chunk = new GenerateChunk { Text = delta.Text, ReasoningText = delta.Reasoning };
@@ -62,11 +63,12 @@ public sealed class InferenceService(ServedModel model, Generator generator) : I
             }
         }
         catch (GatewayException e) { throw ToRpc(e); }
-        await responses.WriteAsync(new GenerateChunk { FinishReason = output.FinishReason!, Usage = Usage(generation, output) }, context.CancellationToken)
+        await responses.WriteAsync(new GenerateChunk { FinishReason = output.FinishReason!, Usage = Usage(completion, output) }, context.CancellationToken)
             .ConfigureAwait(false);
     }
 
-    private GenerationRequest Validate(GenerateRequest r)
+    /// <summary>The request as the gateway runs it, or the RpcException naming the field at fault.</summary>
+    internal static CompletionRequest Validate(GenerateRequest r, ServedModel model)
     {
         try
         {
@@ -75,15 +77,8 @@ public sealed class InferenceService(ServedModel model, Generator generator) : I
             int given = (r.Prompt.Length > 0 ? 1 : 0) + (r.Messages.Count > 0 ? 1 : 0) + (r.PromptTokenIds.Count > 0 ? 1 : 0);
             if (given != 1)
                 throw GatewayException.Invalid("prompt", $"exactly one of prompt, messages and prompt_token_ids must be given (got {given})");
-            SamplingParams s = r.Sampling ?? new SamplingParams();
-            if (!(s.Temperature >= 0 && s.Temperature <= 2))
-                throw GatewayException.Invalid("sampling.temperature", $"sampling.temperature must be between 0 and 2 (got {s.Temperature})");
-            if (!(s.TopP >= 0 && s.TopP <= 1))
-                throw GatewayException.Invalid("sampling.top_p", $"sampling.top_p must be between 0 and 1, 0 meaning off (got {s.TopP})");
-            if (s.Stop.Count > 4) throw GatewayException.Invalid("sampling.stop", $"sampling.stop may hold at most 4 strings (got {s.Stop.Count})");
-            foreach (string stop in s.Stop)
-                if (stop.Length == 0) throw GatewayException.Invalid("sampling.stop", "sampling.stop must not hold empty strings");
-            if (s.MaxTokens > int.MaxValue) throw GatewayException.Invalid("sampling.max_tokens", $"sampling.max_tokens is too large ({s.MaxTokens})");
+            SamplingParams sampling = r.Sampling?.Clone() ?? new SamplingParams();
+            SamplingValidation.Validate(sampling, model.VocabSize, "sampling.");
 
             var builder = new PromptBuilder(model);
             int[] ids;
@@ -102,23 +97,20 @@ public sealed class InferenceService(ServedModel model, Generator generator) : I
                 ids = builder.FromIds(list, "prompt_token_ids");
             }
             string where = r.Messages.Count > 0 ? "messages" : r.Prompt.Length > 0 ? "prompt" : "prompt_token_ids";
-            return new GenerationRequest
+            sampling.MaxTokens = (uint)builder.MaxTokens(ids.Length, sampling.HasMaxTokens ? (int)sampling.MaxTokens : null, where);
+            return new CompletionRequest
             {
                 PromptIds = ids,
-                MaxTokens = builder.MaxTokens(ids.Length, s.MaxTokens > 0 ? (int)s.MaxTokens : null, where),
-                Temperature = s.Temperature,
-                TopP = s.TopP > 0 ? s.TopP : 1,
-                TopK = (int)Math.Min(s.TopK, (uint)model.VocabSize),
-                Seed = s.HasSeed ? s.Seed : null,
-                Stops = [.. s.Stop],
+                Sampling = sampling,
                 SplitReasoning = r.Messages.Count > 0,
                 StartsInReasoning = thinking,
             };
         }
+        catch (InvalidFieldException e) { throw ToRpc(GatewayException.Invalid(e.Field, e.Message)); }
         catch (GatewayException e) { throw ToRpc(e); }
     }
 
-    private static Usage Usage(GenerationRequest request, OutputAssembler output) => new()
+    private static Usage Usage(CompletionRequest request, OutputAssembler output) => new()
     {
         PromptTokens = (uint)request.PromptIds.Length,
         CompletionTokens = (uint)output.CompletionTokens,

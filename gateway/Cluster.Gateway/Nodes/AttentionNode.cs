@@ -18,11 +18,14 @@ public sealed class AttentionNode : IDisposable
     private const int AffinityCapacity = 1 << 16;
     private int _inFlight, _reservedBlocks;
     private long _pendingPromptTokens;
+    private readonly TimeProvider _time;
+    // In the time provider's timestamps; 0 = not down.
     private long _downUntil;
     private NodeState _state = NodeState.Unknown;
 
-    public AttentionNode(string endpoint, NodeRole role)
+    public AttentionNode(string endpoint, NodeRole role, TimeProvider time)
     {
+        _time = time;
         Endpoint = endpoint;
         Role = role;
         Address = PeerAddress.TryParse(endpoint, out Uri? address) ? address : throw new ArgumentException($"attention node '{endpoint}' is not host:port");
@@ -50,7 +53,7 @@ public sealed class AttentionNode : IDisposable
     /// <summary>Prompt tokens sent there (to prefill) whose first token has not come back yet.</summary>
     public long PendingPromptTokens => Volatile.Read(ref _pendingPromptTokens);
     /// <summary>Refused a connection in the last two seconds: tried only after the others.</summary>
-    public bool RecentlyDown => Environment.TickCount64 < Volatile.Read(ref _downUntil);
+    public bool RecentlyDown => _time.GetTimestamp() < Volatile.Read(ref _downUntil);
 
     /// <summary>Cache blocks still free for this gateway; unbounded when the node does not count blocks.</summary>
     public long FreeBlocks
@@ -60,6 +63,22 @@ public sealed class AttentionNode : IDisposable
             NodeState s = State;
             return s.KnowsCapacity ? s.BlocksTotal - ReservedBlocks : long.MaxValue;
         }
+    }
+
+    /// <summary>Whether this gateway's ledger leaves room there for the request's whole context, within <paramref name="maxInFlight"/> requests.</summary>
+    public bool HasRoomFor(AdmissionRequest request, int maxInFlight)
+    {
+        NodeState s = State;
+        if (InFlight >= maxInFlight) return false;
+        return !s.KnowsCapacity || ReservedBlocks + s.BlocksFor(request.ContextTokens) <= s.BlocksTotal;
+    }
+
+    /// <summary>The prefill work the request adds here: prompt tokens queued, plus its own not expected in the node's cache.</summary>
+    public long PrefillCost(AdmissionRequest request)
+    {
+        int size = State.BlockSize;
+        long cached = size > 0 ? (long)Affinity.CachedBlocks(request.Chain(size)) * size : 0;
+        return PendingPromptTokens + request.Prompt.Count - cached;
     }
 
     internal void Reserve(int blocks)
@@ -78,9 +97,10 @@ public sealed class AttentionNode : IDisposable
 
     public void Observe(AttentionStats stats)
     {
-        string reported = stats.Role;
-        Volatile.Write(ref _state, Role.Contradicts(reported)
-            ? new NodeState(stats, $"configured as a {Role.Name()} node but reports role {reported}", false)
+        // A node that reports no role (a stand-in) is taken at its configured one.
+        NodeRole reported = stats.Role;
+        Volatile.Write(ref _state, reported != NodeRole.Unspecified && reported != Role
+            ? new NodeState(stats, $"configured as a {Role.Name()} node but reports role {reported.Name()}", false)
             : new NodeState(stats, null, true));
     }
 
@@ -96,7 +116,7 @@ public sealed class AttentionNode : IDisposable
         if (code == StatusCode.Unavailable) MarkDown();
     }
 
-    public void MarkDown() => Volatile.Write(ref _downUntil, Environment.TickCount64 + (long)s_downFor.TotalMilliseconds);
+    public void MarkDown() => Volatile.Write(ref _downUntil, _time.GetTimestamp() + (long)(s_downFor.TotalSeconds * _time.TimestampFrequency));
 
     public void MarkUp() => Volatile.Write(ref _downUntil, 0);
 

@@ -21,7 +21,7 @@ public sealed class ClusterStatusReport
             {
                 Endpoint = node.Endpoint,
                 NodeId = s.NodeId,
-                Role = s.Role.Length > 0 ? s.Role : node.Role.Name(),
+                Role = (s.Role != NodeRole.Unspecified ? s.Role : node.Role).Name(),
                 State = state.Error ?? "ok",
                 Running = s.Running,
                 Queued = s.Queued,

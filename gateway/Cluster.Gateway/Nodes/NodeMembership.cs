@@ -1,3 +1,4 @@
+using Cluster.Protos.V1;
 using Cluster.Transport;
 using Cluster.Transport.Discovery;
 using Microsoft.Extensions.Logging;
@@ -14,6 +15,7 @@ public sealed class NodeMembership : IAsyncDisposable
 {
     private readonly Admission _admission;
     private readonly StatsPoller _stats;
+    private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly (IPeerDiscovery Source, NodeRole Role)[] _pools;
     private readonly Dictionary<NodeRole, List<AttentionNode>> _current = [];
@@ -21,10 +23,11 @@ public sealed class NodeMembership : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task[] _watches = [];
 
-    public NodeMembership(GatewayDiscovery discovery, Admission admission, StatsPoller stats, ILogger logger)
+    public NodeMembership(GatewayDiscovery discovery, Admission admission, StatsPoller stats, TimeProvider time, ILogger<NodeMembership> logger)
     {
         _admission = admission;
         _stats = stats;
+        _time = time;
         _logger = logger;
         var pools = new List<(IPeerDiscovery, NodeRole)>(3);
         if (discovery.Attention is { } both) pools.Add((both, NodeRole.Both));
@@ -89,7 +92,7 @@ public sealed class NodeMembership : IAsyncDisposable
                     _logger.LogWarning("{Source}: {Id} has endpoint '{Endpoint}', which is not host:port; not used", source.Source, peer.Id, peer.Endpoint);
                     continue;
                 }
-                var node = new AttentionNode(peer.Endpoint, role);
+                var node = new AttentionNode(peer.Endpoint, role, _time);
                 next.Add(node);
                 added.Add(node);
                 _logger.LogInformation("{Source}: {Role} node {Endpoint} ({Id}) appeared", source.Source, role.Name(), peer.Endpoint, peer.Id);

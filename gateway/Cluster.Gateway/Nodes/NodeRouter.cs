@@ -12,7 +12,7 @@ namespace Cluster.Gateway.Nodes;
 /// every candidate refused and one of them for room, the request goes back to the head of the queue, else it fails
 /// with Unavailable.
 /// </summary>
-public sealed class NodeRouter(Admission admission, StatsPoller stats, ILogger logger)
+public sealed class NodeRouter(Admission admission, StatsPoller stats, ILogger<NodeRouter> logger)
 {
     /// <summary>The nodes requests are placed on now (discovery may change them).</summary>
     public IReadOnlyList<AttentionNode> Nodes => Admission.Nodes;
@@ -51,7 +51,7 @@ public sealed class NodeRouter(Admission admission, StatsPoller stats, ILogger l
     /// <summary>Gets the request admitted, opens its stream and waits for the first event, moving on when a node refuses.</summary>
     private async Task<(Placement, AsyncServerStreamingCall<TokenEvent>)> StartAsync(TokenGenerateRequest request, CancellationToken ct)
     {
-        var wanted = new AdmissionRequest(request.PromptTokenIds, (int)request.MaxTokens);
+        var wanted = new AdmissionRequest(request.PromptTokenIds, (int)request.Sampling.MaxTokens);
         await stats.FirstRound.WaitAsync(ct).ConfigureAwait(false);
         // With every node failing the statistics may be older than the nodes' state: ask again before giving up.
         if (!Admission.HasRoute()) await stats.RefreshAsync(ct).ConfigureAwait(false);

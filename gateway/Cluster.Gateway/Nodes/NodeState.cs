@@ -17,4 +17,10 @@ public sealed record NodeState(AttentionStats? Stats, string? Error, bool Usable
 
     /// <summary>Blocks a context of <paramref name="tokens"/> tokens takes on the node (0 when it does not count blocks).</summary>
     public int BlocksFor(int tokens) => KnowsCapacity ? (int)(((long)tokens + BlockSize - 1) / BlockSize) : 0;
+
+    /// <summary>Whether the whole cache could ever hold <paramref name="tokens"/> tokens (always, when the node does not count blocks).</summary>
+    public bool CanEverHold(int tokens) => !KnowsCapacity || BlocksFor(tokens) <= BlocksTotal;
+
+    /// <summary>Tokens the whole cache holds.</summary>
+    public long Tokens => (long)BlocksTotal * BlockSize;
 }

@@ -1,29 +1,32 @@
 using Cluster.Protos.V1;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Cluster.Gateway.Nodes;
 
 /// <summary>
 /// Keeps every node's statistics fresh: asks all nodes' GetStats at once, now and every interval, each with a
-/// timeout, and lets admission place waiting requests after each round. A caller that needs fresh numbers (a request
+/// timeout (both on the gateway's <see cref="TimeProvider"/>), and lets admission place waiting requests after each round. A caller that needs fresh numbers (a request
 /// finding no usable node, /cluster/status) joins the round in progress or starts one.
 /// </summary>
 public sealed class StatsPoller : IAsyncDisposable
 {
     private readonly Admission _admission;
     private readonly TimeSpan _interval, _timeout;
+    private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
     private readonly Lock _lock = new();
     private Task? _round;
     private Task? _loop;
 
-    public StatsPoller(Admission admission, TimeSpan interval, TimeSpan timeout, ILogger logger)
+    public StatsPoller(Admission admission, IOptions<NodeProbeOptions> options, TimeProvider time, ILogger<StatsPoller> logger)
     {
         _admission = admission;
-        _interval = interval;
-        _timeout = timeout;
+        _interval = options.Value.StatsInterval;
+        _timeout = options.Value.Timeout;
+        _time = time;
         _logger = logger;
     }
 
@@ -73,7 +76,7 @@ public sealed class StatsPoller : IAsyncDisposable
             while (true)
             {
                 await RefreshAsync(stop).ConfigureAwait(false);
-                await Task.Delay(_interval, stop).ConfigureAwait(false);
+                await Task.Delay(_interval, _time, stop).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
@@ -91,9 +94,16 @@ public sealed class StatsPoller : IAsyncDisposable
     private async Task AskNodeAsync(AttentionNode node)
     {
         bool wasUsable = node.State.Usable;
+        // The timeout runs on the gateway's clock (a call deadline would run on the wall clock).
+        using var timeout = new CancellationTokenSource(_timeout, _time);
+        using var call = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, timeout.Token);
         try
         {
-            node.Observe(await node.Client.GetStatsAsync(new GetStatsRequest(), deadline: DateTime.UtcNow + _timeout, cancellationToken: _stop.Token).ConfigureAwait(false));
+            node.Observe(await node.Client.GetStatsAsync(new GetStatsRequest(), cancellationToken: call.Token).ConfigureAwait(false));
+        }
+        catch (Exception e) when (timeout.IsCancellationRequested && !_stop.IsCancellationRequested && e is OperationCanceledException or RpcException)
+        {
+            node.ObserveFailure(StatusCode.DeadlineExceeded, $"no answer within {_timeout.TotalSeconds:0.###} s");
         }
         catch (RpcException e) when (!_stop.IsCancellationRequested)
         {

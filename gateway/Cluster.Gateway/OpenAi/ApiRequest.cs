@@ -1,14 +1,31 @@
 using System.Text.Json;
 using Cluster.Gateway.Generation;
-using Cluster.Tokenizer;
+using Cluster.Protos.V1;
+using ChatMessage = Cluster.Tokenizer.ChatMessage;
 
 namespace Cluster.Gateway.OpenAi;
 
-/// <summary>A validated OpenAI request: what to generate, and how the answer is delivered.</summary>
-public sealed record ApiRequest(GenerationRequest Generation, bool Stream, bool IncludeUsage)
+/// <summary>
+/// A validated OpenAI request: what to generate, and how the answer is delivered. Types are read here
+/// (<see cref="RequestFields"/>), ranges checked by <see cref="SamplingValidation"/> as at the other doors.
+/// </summary>
+public sealed record ApiRequest(CompletionRequest Completion, bool Stream, bool IncludeUsage)
 {
     /// <summary>POST /v1/chat/completions.</summary>
     public static ApiRequest ParseChat(JsonElement body, ServedModel model)
+    {
+        try { return FromChat(body, model); }
+        catch (InvalidFieldException e) { throw GatewayException.Invalid(e.Field, e.Message); }
+    }
+
+    /// <summary>POST /v1/completions: the prompt is a string or an array of token ids.</summary>
+    public static ApiRequest ParseCompletion(JsonElement body, ServedModel model)
+    {
+        try { return FromCompletion(body, model); }
+        catch (InvalidFieldException e) { throw GatewayException.Invalid(e.Field, e.Message); }
+    }
+
+    private static ApiRequest FromChat(JsonElement body, ServedModel model)
     {
         var f = new RequestFields(body);
         CheckModel(f, model);
@@ -23,27 +40,27 @@ public sealed record ApiRequest(GenerationRequest Generation, bool Stream, bool 
             throw GatewayException.Invalid("response_format", "only 'response_format' {\"type\": \"text\"} is supported");
 
         bool logprobs = f.Bool("logprobs") ?? false;
-        int? topLogprobs = (int?)f.Integer("top_logprobs", 0, 20);
+        int topLogprobs = TopLogprobs(f, "top_logprobs");
         if (topLogprobs > 0 && !logprobs) throw GatewayException.Invalid("top_logprobs", "'top_logprobs' requires 'logprobs' to be true");
-        long? maxCompletion = f.Integer("max_completion_tokens", 1, int.MaxValue);
-        int? maxTokens = (int?)(maxCompletion ?? f.Integer("max_tokens", 1, int.MaxValue));
+        int? maxTokens = MaxTokens(f, "max_completion_tokens") ?? MaxTokens(f, "max_tokens");
         var builder = new PromptBuilder(model);
         var prompt = builder.FromMessages(messages, "messages");
-        GenerationRequest generation = Sampling(f, model) with
+        SamplingParams sampling = Sampling(f, model);
+        sampling.MaxTokens = (uint)builder.MaxTokens(prompt.Ids.Length, maxTokens, "messages");
+        var completion = new CompletionRequest
         {
             PromptIds = prompt.Ids,
-            MaxTokens = builder.MaxTokens(prompt.Ids.Length, maxTokens, "messages"),
+            Sampling = sampling,
             Logprobs = logprobs,
-            TopLogprobs = topLogprobs ?? 0,
+            TopLogprobs = topLogprobs,
             SplitReasoning = true,
             StartsInReasoning = prompt.StartsInReasoning,
         };
         var (stream, usage) = Streaming(f);
-        return new ApiRequest(generation, stream, usage);
+        return new ApiRequest(completion, stream, usage);
     }
 
-    /// <summary>POST /v1/completions: the prompt is a string or an array of token ids.</summary>
-    public static ApiRequest ParseCompletion(JsonElement body, ServedModel model)
+    private static ApiRequest FromCompletion(JsonElement body, ServedModel model)
     {
         var f = new RequestFields(body);
         CheckModel(f, model);
@@ -57,20 +74,18 @@ public sealed record ApiRequest(GenerationRequest Generation, bool Stream, bool 
         };
         if (f.Bool("echo") == true) throw GatewayException.Invalid("echo", "'echo' is not supported (only false)");
         if (f.Has("suffix")) throw GatewayException.Invalid("suffix", "'suffix' is not supported");
-        if (f.Integer("best_of", 1, int.MaxValue) is long bestOf && bestOf != 1)
+        if (f.Integer("best_of") is long bestOf && bestOf != 1)
             throw GatewayException.Invalid("best_of", "'best_of' is not supported (only 1)");
-        int? logprobs = (int?)f.Integer("logprobs", 0, 20);
+        // The legacy API's logprobs is the number of alternatives; given at all, the chosen token's is reported.
+        bool logprobs = f.Has("logprobs");
+        int topLogprobs = TopLogprobs(f, "logprobs");
         // The legacy API's default completion length.
-        int maxTokens = (int)(f.Integer("max_tokens", 1, int.MaxValue) ?? 16);
-        GenerationRequest generation = Sampling(f, model) with
-        {
-            PromptIds = ids,
-            MaxTokens = builder.MaxTokens(ids.Length, maxTokens, "prompt"),
-            Logprobs = logprobs is not null,
-            TopLogprobs = logprobs ?? 0,
-        };
+        int maxTokens = MaxTokens(f, "max_tokens") ?? 16;
+        SamplingParams sampling = Sampling(f, model);
+        sampling.MaxTokens = (uint)builder.MaxTokens(ids.Length, maxTokens, "prompt");
+        var completion = new CompletionRequest { PromptIds = ids, Sampling = sampling, Logprobs = logprobs, TopLogprobs = topLogprobs };
         var (stream, usage) = Streaming(f);
-        return new ApiRequest(generation, stream, usage);
+        return new ApiRequest(completion, stream, usage);
     }
 
     private static void CheckModel(RequestFields f, ServedModel model)
@@ -80,25 +95,45 @@ public sealed record ApiRequest(GenerationRequest Generation, bool Stream, bool 
             throw new GatewayException(GatewayErrorKind.ModelNotFound, $"The model '{name}' does not exist (this server serves '{model.Id}')", "model", "model_not_found");
     }
 
-    /// <summary>The sampling fields both endpoints share; prompt and length are filled in by the caller.</summary>
-    private static GenerationRequest Sampling(RequestFields f, ServedModel model)
+    /// <summary>The sampling fields both endpoints share, checked; max_tokens is resolved by the caller.</summary>
+    private static SamplingParams Sampling(RequestFields f, ServedModel model)
     {
-        if (f.Integer("n", 1, int.MaxValue) is long n && n != 1) throw GatewayException.Invalid("n", $"only n = 1 is supported (got {n})");
+        if (f.Integer("n") is long n && n != 1) throw GatewayException.Invalid("n", $"only n = 1 is supported (got {n})");
         f.OnlyDefault("presence_penalty", 0);
         f.OnlyDefault("frequency_penalty", 0);
-        if (f.Get("top_p") is not null && f.Number("top_p", 0, 1) is 0.0)
-            throw GatewayException.Invalid("top_p", "'top_p' must be greater than 0 and at most 1 (got 0)");
-        return new GenerationRequest
+        // OpenAI's default temperature is 1. Checked before narrowing to the message's float, which could round into range.
+        double temperature = f.Number("temperature") ?? 1;
+        SamplingValidation.Temperature(temperature, "temperature");
+        var sampling = new SamplingParams { Temperature = (float)temperature };
+        if (f.Number("top_p") is double topP)
         {
-            PromptIds = [],
-            MaxTokens = 0,
-            // OpenAI's default temperature is 1.
-            Temperature = (float)(f.Number("temperature", 0, 2) ?? 1),
-            TopP = (float)(f.Number("top_p", 0, 1) ?? 1),
-            TopK = (int)(f.Integer("top_k", -1, model.VocabSize) is long k && k > 0 ? k : 0),
-            Seed = f.Integer("seed", long.MinValue, long.MaxValue) is long seed ? unchecked((ulong)seed) : null,
-            Stops = f.Stops("stop"),
-        };
+            SamplingValidation.TopP(topP, "top_p");
+            sampling.TopP = (float)topP;
+        }
+        // vLLM's extension; its -1 means off, as 0 does.
+        if (f.Integer("top_k") is long k and not -1)
+        {
+            SamplingValidation.TopK(k, model.VocabSize, "top_k");
+            sampling.TopK = (uint)k;
+        }
+        if (f.Integer("seed") is long seed) sampling.Seed = unchecked((ulong)seed);
+        sampling.Stop.Add(f.Stops("stop"));
+        SamplingValidation.Validate(sampling, model.VocabSize, "");
+        return sampling;
+    }
+
+    private static int? MaxTokens(RequestFields f, string name)
+    {
+        if (f.Integer(name) is not long n) return null;
+        SamplingValidation.MaxTokens(n, name);
+        return (int)n;
+    }
+
+    private static int TopLogprobs(RequestFields f, string name)
+    {
+        if (f.Integer(name) is not long n) return 0;
+        SamplingValidation.TopLogprobs(n, name);
+        return (int)n;
     }
 
     private static (bool Stream, bool IncludeUsage) Streaming(RequestFields f)

@@ -10,13 +10,13 @@ namespace Cluster.Gateway.OpenAi;
 /// up to here are plain HTTP errors), then stream chunks or answer once. A client that goes away cancels the node's
 /// call; a failure after streaming began is sent as an error event.
 /// </summary>
-public sealed class CompletionEndpoint(ServedModel model, Generator generator, ILogger logger)
+public sealed class CompletionEndpoint(ServedModel model, Generator generator, ILogger<CompletionEndpoint> logger)
 {
     public Task ChatAsync(HttpContext http) =>
-        HandleAsync(http, body => ApiRequest.ParseChat(body, model), r => new ChatFormat(model.Id, r.Generation.Logprobs));
+        HandleAsync(http, body => ApiRequest.ParseChat(body, model), r => new ChatFormat(model.Id, r.Completion.Logprobs));
 
     public Task CompletionsAsync(HttpContext http) =>
-        HandleAsync(http, body => ApiRequest.ParseCompletion(body, model), r => new CompletionFormat(model.Id, r.Generation.Logprobs));
+        HandleAsync(http, body => ApiRequest.ParseCompletion(body, model), r => new CompletionFormat(model.Id, r.Completion.Logprobs));
 
     private async Task HandleAsync(HttpContext http, Func<JsonElement, ApiRequest> parse, Func<ApiRequest, IResponseFormat> format)
     {
@@ -39,9 +39,9 @@ public sealed class CompletionEndpoint(ServedModel model, Generator generator, I
         }
 
         IResponseFormat shape = format(request);
-        var output = new OutputAssembler(model, request.Generation);
+        var output = new OutputAssembler(model, request.Completion);
         var sse = new SseWriter(http.Response);
-        await using var run = generator.RunAsync(request.Generation, output, ct).GetAsyncEnumerator(ct);
+        await using var run = generator.RunAsync(request.Completion, output, ct).GetAsyncEnumerator(ct);
         try
         {
             bool more;
@@ -88,7 +88,7 @@ public sealed class CompletionEndpoint(ServedModel model, Generator generator, I
 
     private static UsageDto Usage(ApiRequest request, OutputAssembler output)
     {
-        int prompt = request.Generation.PromptIds.Length;
+        int prompt = request.Completion.PromptIds.Length;
         return new UsageDto
         {
             PromptTokens = prompt,

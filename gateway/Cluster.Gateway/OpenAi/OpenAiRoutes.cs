@@ -4,14 +4,20 @@ using Cluster.Gateway.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Cluster.Gateway.OpenAi;
 
 /// <summary>The HTTP port's routes: the OpenAI API, the probes, the cluster's status, and OpenAI-shaped 404/405 for everything else.</summary>
 public static class OpenAiRoutes
 {
-    public static void Map(WebApplication app, ServedModel model, CompletionEndpoint completions, Readiness readiness, NodeRouter router, StatsPoller stats)
+    public static void Map(WebApplication app)
     {
+        var model = app.Services.GetRequiredService<ServedModel>();
+        var completions = app.Services.GetRequiredService<CompletionEndpoint>();
+        var readiness = app.Services.GetRequiredService<Readiness>();
+        var router = app.Services.GetRequiredService<NodeRouter>();
+        var stats = app.Services.GetRequiredService<StatsPoller>();
         // Routing answers an unknown path with 404 and a known path with the wrong method with 405, both without a
         // body; clients parse OpenAI's error shape, so give them one.
         app.Use(async (http, next) =>

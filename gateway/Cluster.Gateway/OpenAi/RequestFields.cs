@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace Cluster.Gateway.OpenAi;
 
-/// <summary>Typed reads of a JSON request body's fields; a wrong type or range is a 400 naming the field.</summary>
+/// <summary>Typed reads of a JSON request body's fields; a wrong type is a 400 naming the field.</summary>
 public readonly struct RequestFields(JsonElement root)
 {
     public JsonElement Root { get; } = root.ValueKind == JsonValueKind.Object
@@ -29,47 +29,40 @@ public readonly struct RequestFields(JsonElement root)
         };
     }
 
-    public double? Number(string name, double min, double max)
+    /// <summary>A finite number; its range is the caller's (<see cref="Cluster.Protos.V1.SamplingValidation"/> for sampling).</summary>
+    public double? Number(string name)
     {
         if (Get(name) is not { } v) return null;
         if (v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out double x) || !double.IsFinite(x)) throw Wrong(name, "a number", v);
-        if (x < min || x > max) throw GatewayException.Invalid(name, $"'{name}' must be between {min} and {max} (got {v.GetRawText()})");
         return x;
     }
 
-    public long? Integer(string name, long min, long max)
+    public long? Integer(string name)
     {
         if (Get(name) is not { } v) return null;
         if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt64(out long x)) throw Wrong(name, "an integer", v);
-        if (x < min || x > max) throw GatewayException.Invalid(name, $"'{name}' must be between {min} and {max} (got {x})");
         return x;
     }
 
-    /// <summary>OpenAI's stop: a string or an array of up to 4 non-empty strings.</summary>
+    /// <summary>OpenAI's stop: a string or an array of strings (how many, and that none is empty, is SamplingValidation's).</summary>
     public List<string> Stops(string name)
     {
         if (Get(name) is not { } v) return [];
-        if (v.ValueKind == JsonValueKind.String)
-        {
-            string s = v.GetString()!;
-            return s.Length == 0 ? throw GatewayException.Invalid(name, $"'{name}' must not be empty") : [s];
-        }
+        if (v.ValueKind == JsonValueKind.String) return [v.GetString()!];
         if (v.ValueKind != JsonValueKind.Array) throw Wrong(name, "a string or an array of strings", v);
-        var list = new List<string>();
+        var list = new List<string>(v.GetArrayLength());
         foreach (JsonElement e in v.EnumerateArray())
         {
-            if (e.ValueKind != JsonValueKind.String || e.GetString()!.Length == 0)
-                throw GatewayException.Invalid(name, $"'{name}' must hold non-empty strings");
+            if (e.ValueKind != JsonValueKind.String) throw Wrong(name, "a string or an array of strings", v);
             list.Add(e.GetString()!);
         }
-        if (list.Count > 4) throw GatewayException.Invalid(name, $"'{name}' may hold at most 4 strings (got {list.Count})");
         return list;
     }
 
     /// <summary>Fields whose only supported value is their default: anything else is refused, not silently ignored.</summary>
     public void OnlyDefault(string name, double neutral)
     {
-        if (Number(name, double.MinValue, double.MaxValue) is double x && x != neutral)
+        if (Number(name) is double x && x != neutral)
             throw GatewayException.Invalid(name, $"'{name}' is not supported (only {neutral})");
     }
 
