@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using Cluster.Engine.Backend;
 using Cluster.Engine.Config;
 using Cluster.Engine.Kernels;
 using Cluster.Engine.Tensors;
@@ -27,9 +28,11 @@ public sealed class Mla
     private readonly RmsNorm _kvANorm;
     private readonly Rotary _rotary;
     private readonly HeadJob _job;
+    private readonly IKernels _kernels;
 
-    public Mla(ITensorSource source, ModelConfig config, int layer, Rotary rotary)
+    public Mla(ITensorSource source, ModelConfig config, int layer, Rotary rotary, IKernels kernels)
     {
+        _kernels = kernels;
         _layer = layer;
         _heads = config.NumAttentionHeads;
         _nope = config.QkNopeHeadDim;
@@ -45,12 +48,12 @@ public sealed class Mla
         if (config.QLoraRank is int qLora)
         {
             _qA = TensorShapes.Matrix(source, p + ".q_a_proj.weight", qLora, hidden);
-            _qANorm = new RmsNorm(TensorShapes.Vector(source, p + ".q_a_layernorm.weight", qLora), config.RmsNormEps);
+            _qANorm = new RmsNorm(TensorShapes.Vector(source, p + ".q_a_layernorm.weight", qLora), config.RmsNormEps, kernels);
             _qB = TensorShapes.Matrix(source, p + ".q_b_proj.weight", _heads * _qk, qLora);
         }
         else _q = TensorShapes.Matrix(source, p + ".q_proj.weight", _heads * _qk, hidden);
         _kvA = TensorShapes.Matrix(source, p + ".kv_a_proj_with_mqa.weight", _row, hidden);
-        _kvANorm = new RmsNorm(TensorShapes.Vector(source, p + ".kv_a_layernorm.weight", _lora), config.RmsNormEps);
+        _kvANorm = new RmsNorm(TensorShapes.Vector(source, p + ".kv_a_layernorm.weight", _lora), config.RmsNormEps, kernels);
         _kvB = TensorShapes.Matrix(source, p + ".kv_b_proj.weight", _heads * (_nope + _v), _lora);
         _o = TensorShapes.Matrix(source, p + ".o_proj.weight", hidden, _heads * _v);
         _job = new HeadJob(this);
@@ -67,14 +70,14 @@ public sealed class Mla
         try
         {
             Span<float> qs = q.AsSpan(0, n * _heads * _qk);
-            if (_q is not null) MatMul.RunPair(x, n, _q, qs, _kvA, kv.AsSpan(0, n * _row));
+            if (_q is not null) _kernels.MatMulPair(x, n, _q, qs, _kvA, kv.AsSpan(0, n * _row));
             else
             {
                 float[] qa = Rent(n * _qA!.Rows);
                 Span<float> qas = qa.AsSpan(0, n * _qA.Rows);
-                MatMul.RunPair(x, n, _qA, qas, _kvA, kv.AsSpan(0, n * _row));
+                _kernels.MatMulPair(x, n, _qA, qas, _kvA, kv.AsSpan(0, n * _row));
                 _qANorm!.Forward(qas, qas);
-                MatMul.Run(qas, n, _qB!, qs);
+                _kernels.MatMul(qas, n, _qB!, qs);
                 ArrayPool<float>.Shared.Return(qa);
             }
 
@@ -93,7 +96,7 @@ public sealed class Mla
 
             if (path == AttentionPath.Absorbed) Absorbed(q, batch, attn);
             else Naive(q, batch, attn);
-            MatMul.Run(attn.AsSpan(0, n * _heads * _v), n, _o, output);
+            _kernels.MatMul(attn.AsSpan(0, n * _heads * _v), n, _o, output);
         }
         finally
         {
@@ -111,7 +114,7 @@ public sealed class Mla
         int n = batch.Count;
         float[] qLatent = Rent(n * _heads * _row), context = Rent(n * _heads * _lora);
         _job.Set(AttentionPath.Absorbed, q, batch, attn, qLatent, context, null, null, null, 0, 0);
-        WorkerPool.Shared.For(_heads, HeadGroup, _job);
+        _kernels.For(_heads, HeadGroup, _job);
         ArrayPool<float>.Shared.Return(qLatent);
         ArrayPool<float>.Shared.Return(context);
     }
@@ -132,7 +135,7 @@ public sealed class Mla
                 ql[.._lora].Clear();
                 q.AsSpan(r * qStride + h * _qk + _nope, _rope).CopyTo(ql[_lora..]);
             }
-            MatMul.AccumulateTransposed(q.AsSpan(h * _qk), qStride, n, _kvB, h * kvRows, _nope, qLatent.AsSpan(h * _row), latStride);
+            _kernels.AccumulateTransposed(q.AsSpan(h * _qk), qStride, n, _kvB, h * kvRows, _nope, qLatent.AsSpan(h * _row), latStride);
         }
         int maxLen = 0;
         for (int r = 0; r < n; r++) maxLen = Math.Max(maxLen, batch.Position(r) + 1);
@@ -154,11 +157,11 @@ public sealed class Mla
             {
                 ReadOnlySpan<float> row = rows.AsSpan(t * _row, _row);
                 for (int g = 0; g < heads; g++)
-                    scores[g * len + t] = TensorPrimitives.Dot(qLatent.AsSpan(r * latStride + (h0 + g) * _row, _row), row) * _scale;
+                    scores[g * len + t] = _kernels.Dot(qLatent.AsSpan(r * latStride + (h0 + g) * _row, _row), row) * _scale;
             }
             for (int g = 0; g < heads; g++)
             {
-                Activations.Softmax(scores.AsSpan(g * len, len));
+                _kernels.Softmax(scores.AsSpan(g * len, len));
                 context.AsSpan(r * ctxStride + (h0 + g) * _lora, _lora).Clear();
             }
             for (int t = 0; t < len; t++)
@@ -167,14 +170,14 @@ public sealed class Mla
                 for (int g = 0; g < heads; g++)
                 {
                     Span<float> ctx = context.AsSpan(r * ctxStride + (h0 + g) * _lora, _lora);
-                    TensorPrimitives.MultiplyAdd(latent, scores[g * len + t], ctx, ctx);
+                    _kernels.MultiplyAdd(latent, scores[g * len + t], ctx, ctx);
                 }
             }
         }
         ArrayPool<float>.Shared.Return(rows);
         ArrayPool<float>.Shared.Return(scores);
         for (int h = h0; h < h1; h++)
-            MatMul.Run(context.AsSpan(h * _lora), ctxStride, n, _kvB, h * kvRows + _nope, _v, attn.AsSpan(h * _v), _heads * _v, parallel: false);
+            _kernels.MatMul(context.AsSpan(h * _lora), ctxStride, n, _kvB, h * kvRows + _nope, _v, attn.AsSpan(h * _v), _heads * _v, parallel: false);
     }
 
     private void Naive(float[] q, TokenBatch batch, float[] attn)
@@ -201,9 +204,9 @@ public sealed class Mla
                 int kvStride = _heads * (_nope + _v);
                 float[] cached = Rent(length * _row), keysValues = Rent(length * kvStride);
                 cache.ReadRows(_layer, 0, length, cached);
-                MatMul.Run(cached, _row, length, _kvB, 0, kvStride, keysValues, kvStride);
+                _kernels.MatMul(cached, _row, length, _kvB, 0, kvStride, keysValues, kvStride);
                 _job.Set(AttentionPath.Naive, q, batch, attn, null, null, cached, keysValues, rows, count, length);
-                WorkerPool.Shared.For(_heads, 1, _job);
+                _kernels.For(_heads, 1, _job);
                 ArrayPool<float>.Shared.Return(cached);
                 ArrayPool<float>.Shared.Return(keysValues);
             }
@@ -235,17 +238,17 @@ public sealed class Mla
             fixed (float* k = keys, v = valuesT)
             {
                 var keyMatrix = new Weight("attention keys", DType.F32, [length, _qk], (byte*)k, null, null);
-                MatMul.Run(queries, _qk, count, keyMatrix, 0, length, scores, length, parallel: false);
+                _kernels.MatMul(queries, _qk, count, keyMatrix, 0, length, scores, length, parallel: false);
                 for (int i = 0; i < count; i++)
                 {
                     int len = batch.Position(rows[i]) + 1;
                     Span<float> row = scores.AsSpan(i * length, length);
-                    TensorPrimitives.Multiply(row[..len], _scale, row[..len]);
-                    Activations.Softmax(row[..len]);
+                    _kernels.Multiply(row[..len], _scale, row[..len]);
+                    _kernels.Softmax(row[..len]);
                     row[len..].Clear();
                 }
                 var valueMatrix = new Weight("attention values", DType.F32, [_v, length], (byte*)v, null, null);
-                MatMul.Run(scores, length, count, valueMatrix, 0, _v, output, _v, parallel: false);
+                _kernels.MatMul(scores, length, count, valueMatrix, 0, _v, output, _v, parallel: false);
             }
             for (int i = 0; i < count; i++) output.AsSpan(i * _v, _v).CopyTo(attn.AsSpan((rows[i] * _heads + h) * _v));
         }

@@ -1,0 +1,14 @@
+namespace Cluster.Engine.Backend;
+
+/// <summary>
+/// Where the model's arithmetic runs. The CPU backend (<see cref="Kernels.CpuBackend"/>) is the engine's
+/// Kernels/ folder; another (a CUDA one: the driver API, NVRTC and cuBLAS through P/Invoke) is a new folder
+/// implementing these interfaces, chosen where the model is loaded.
+/// </summary>
+public interface IBackend
+{
+    /// <summary>A short name for logs and benchmarks ("cpu").</summary>
+    string Name { get; }
+
+    IKernels Kernels { get; }
+}

@@ -1,0 +1,29 @@
+using Cluster.Engine.Backend;
+
+namespace Cluster.Engine.Kernels;
+
+/// <summary>
+/// The CPU backend: <see cref="CpuKernels"/> on a <see cref="WorkerPool"/> it owns. <see cref="Default"/> (one
+/// thread per core) serves every caller that names no backend; a test or a benchmark that wants its own thread
+/// count makes its own.
+/// </summary>
+public sealed class CpuBackend : IBackend
+{
+    private static readonly Lazy<CpuBackend> s_default = new(() => new CpuBackend(Environment.ProcessorCount));
+
+    public CpuBackend(int threads)
+    {
+        Pool = new WorkerPool(threads);
+        Kernels = new CpuKernels(Pool);
+    }
+
+    public static CpuBackend Default => s_default.Value;
+
+    public string Name => "cpu";
+
+    public WorkerPool Pool { get; }
+
+    public CpuKernels Kernels { get; }
+
+    IKernels IBackend.Kernels => Kernels;
+}
