@@ -1,3 +1,5 @@
+using Cluster.Engine.Cache;
+
 namespace Cluster.Engine.Backend;
 
 /// <summary>
@@ -11,4 +13,7 @@ public interface IBackend
     string Name { get; }
 
     IKernels Kernels { get; }
+
+    /// <summary>The block memory of a paged latent cache of <paramref name="blocks"/> blocks (<see cref="LatentCacheManager"/>).</summary>
+    ILatentBlocks CreateLatentBlocks(int blocks, int blockSize, int layers, int rowSize, LatentFormat format);
 }

@@ -1,4 +1,5 @@
 using Cluster.Engine.Backend;
+using Cluster.Engine.Cache;
 
 namespace Cluster.Engine.Kernels;
 
@@ -26,4 +27,7 @@ public sealed class CpuBackend : IBackend
     public CpuKernels Kernels { get; }
 
     IKernels IBackend.Kernels => Kernels;
+
+    public ILatentBlocks CreateLatentBlocks(int blocks, int blockSize, int layers, int rowSize, LatentFormat format) =>
+        new CpuLatentBlocks(blocks, blockSize, layers, rowSize, format);
 }

@@ -26,14 +26,14 @@ public sealed class DecoderLayer(RmsNorm inputNorm, Mla attention, RmsNorm postA
             ffn, kernels);
     }
 
-    /// <summary>Updates the hidden states h [batch.Count, hidden] in place.</summary>
-    public void Forward(Span<float> h, TokenBatch batch, AttentionPath path)
+    /// <summary>Updates the hidden states h [batch.Rows, hidden] in place.</summary>
+    public void Forward(Span<float> h, in ForwardBatch batch, ILatentMemory memory, AttentionPath path)
     {
-        int n = batch.Count;
+        int n = batch.Rows;
         float[] normed = ArrayPool<float>.Shared.Rent(h.Length), delta = ArrayPool<float>.Shared.Rent(h.Length);
         Span<float> ns = normed.AsSpan(0, h.Length), ds = delta.AsSpan(0, h.Length);
         inputNorm.Forward(h, ns);
-        attention.Forward(ns, batch, path, ds);
+        attention.Forward(ns, batch, memory, path, ds);
         kernels.Add(h, ds, h);
         postAttentionNorm.Forward(h, ns);
         feedForward.Forward(ns, n, ds);

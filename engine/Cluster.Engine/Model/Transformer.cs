@@ -62,14 +62,18 @@ public sealed class Transformer
     }
 
     /// <summary>
-    /// Runs <paramref name="tokens"/> (one per row of <paramref name="batch"/>) through every layer, writing
-    /// their latents into the caches. Logits go to <paramref name="logits"/>: [rows, vocab] for every row, or
-    /// [1, vocab] for the last row only when <paramref name="lastRowOnly"/>.
+    /// The model's forward pass, as nano-vllm's model runner calls it: the batch's tokens through every layer,
+    /// each layer writing the rows' latents to their slots of <paramref name="memory"/> and attending through the
+    /// block tables. Logits go to <paramref name="logits"/>: [rows, vocab] for every row, or [1, vocab] for the
+    /// last row only when <paramref name="lastRowOnly"/>. <paramref name="layerDone"/> hears each layer index as
+    /// soon as that layer's rows are written.
     /// </summary>
-    public void Forward(ReadOnlySpan<int> tokens, TokenBatch batch, AttentionPath path, Span<float> logits, bool lastRowOnly = false, Action<int>? layerDone = null)
+    public void Forward(in ForwardBatch batch, ILatentMemory memory, AttentionPath path, Span<float> logits, bool lastRowOnly = false, Action<int>? layerDone = null)
     {
-        int n = batch.Count, hidden = Config.HiddenSize, vocab = Config.VocabSize;
-        if (tokens.Length != n) throw new ArgumentException($"{tokens.Length} tokens for {n} batch rows");
+        int n = batch.Rows, hidden = Config.HiddenSize, vocab = Config.VocabSize;
+        if (n > 0 && memory.RowSize != Config.KvLoraRank + Config.QkRopeHeadDim)
+            throw new ArgumentException($"latent memory rows of {memory.RowSize} values; the model's are {Config.KvLoraRank + Config.QkRopeHeadDim}");
+        ReadOnlySpan<int> tokens = batch.Tokens;
         int outRows = lastRowOnly ? 1 : n;
         if (logits.Length < outRows * vocab) throw new ArgumentException($"logits need {outRows} x {vocab} values");
         float[] h = ArrayPool<float>.Shared.Rent(n * hidden);
@@ -79,7 +83,7 @@ public sealed class Transformer
             Embed(tokens, hs);
             for (int l = 0; l < _layers.Length; l++)
             {
-                _layers[l].Forward(hs, batch, path);
+                _layers[l].Forward(hs, batch, memory, path);
                 layerDone?.Invoke(l);
             }
             Span<float> last = lastRowOnly ? hs.Slice((n - 1) * hidden, hidden) : hs;
@@ -87,6 +91,17 @@ public sealed class Transformer
             _kernels.MatMul(last, outRows, _lmHead, logits[..(outRows * vocab)]);
         }
         finally { ArrayPool<float>.Shared.Return(h); }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> (one per row of <paramref name="batch"/>) through every layer, writing
+    /// their latents into the rows' caches: <see cref="Forward(in ForwardBatch, ILatentMemory, AttentionPath, Span{float}, bool, Action{int})"/>
+    /// over <see cref="TokenBatch.Prepare"/>'s arrays.
+    /// </summary>
+    public void Forward(ReadOnlySpan<int> tokens, TokenBatch batch, AttentionPath path, Span<float> logits, bool lastRowOnly = false, Action<int>? layerDone = null)
+    {
+        ForwardBatch prepared = batch.Prepare(tokens, out ILatentMemory memory);
+        Forward(prepared, memory, path, logits, lastRowOnly, layerDone);
     }
 
     /// <summary>
