@@ -1,5 +1,8 @@
 using Cluster.Engine.Backend;
 using Cluster.Engine.Cache;
+using Cluster.Engine.Config;
+using Cluster.Engine.Model;
+using Cluster.Engine.Tensors;
 
 namespace Cluster.Engine.Kernels;
 
@@ -30,4 +33,7 @@ public sealed class CpuBackend : IBackend
 
     public ILatentBlocks CreateLatentBlocks(int blocks, int blockSize, int layers, int rowSize, LatentFormat format) =>
         new CpuLatentBlocks(blocks, blockSize, layers, rowSize, format);
+
+    public IHostedExperts LoadExperts(ITensorSource source, ModelConfig config, int layer, IEnumerable<int>? hosted = null) =>
+        RoutedExperts.Load(source, config, layer, hosted, Kernels);
 }

@@ -10,9 +10,10 @@ namespace Cluster.Engine.Model;
 /// <summary>
 /// The routed experts of one MoE layer, all of them or the subset an expert node hosts. <see cref="Run"/>
 /// takes token rows with the gate's choices and returns each row's weighted sum of its experts' outputs: the
-/// unit of work that dispatch sends to an expert node and combine adds back.
+/// unit of work that dispatch sends to an expert node and combine adds back. The CPU backend's
+/// <see cref="IHostedExperts"/>.
 /// </summary>
-public sealed class RoutedExperts : IRoutedExperts
+public sealed class RoutedExperts : IHostedExperts
 {
     /// <summary>Up to this many rows per expert, experts run one per thread rather than one after another.</summary>
     private const int ExpertParallelRows = 4;
@@ -44,6 +45,8 @@ public sealed class RoutedExperts : IRoutedExperts
         }
         return new RoutedExperts(layer, config.HiddenSize, experts, kernels);
     }
+
+    public int Layer => _layer;
 
     public bool Hosts(int expert) => (uint)expert < (uint)_experts.Length && _experts[expert] is not null;
 

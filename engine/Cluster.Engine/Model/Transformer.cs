@@ -37,13 +37,15 @@ public sealed class Transformer
     /// <summary>
     /// Binds every tensor of the model; <paramref name="progress"/> gets the fraction of layers done. With
     /// <paramref name="routedExperts"/> (MoE layer -> its routed experts, e.g. remote ones on expert nodes) the
-    /// routed expert tensors are never read, so the source may leave them out. The model runs on
-    /// <paramref name="backend"/>, the CPU's by default.
+    /// routed expert tensors are never read, so the source may leave them out; without it the backend hosts them
+    /// all. The model runs on <paramref name="backend"/>, the CPU's by default.
     /// </summary>
     public static Transformer Load(ModelConfig config, ITensorSource source, IProgress<double>? progress = null, Func<int, IRoutedExperts>? routedExperts = null, IBackend? backend = null)
     {
         backend ??= CpuBackend.Default;
         IKernels kernels = backend.Kernels;
+        IBackend host = backend;
+        routedExperts ??= layer => host.LoadExperts(source, config, layer);
         int hidden = config.HiddenSize, vocab = config.VocabSize;
         Weight embed = TensorShapes.Matrix(source, "model.embed_tokens.weight", vocab, hidden);
         var rotary = new Rotary(config, kernels);
