@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Numerics.Tensors;
 using Cluster.Engine.Backend;
 using Cluster.Engine.Config;
 using Cluster.Engine.Kernels;

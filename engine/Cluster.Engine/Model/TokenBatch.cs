@@ -19,9 +19,6 @@ public sealed class TokenBatch
 
     public int Count { get; private set; }
 
-    public ILatentCache Cache(int row) => _caches[row];
-    public int Position(int row) => _positions[row];
-
     public void Clear()
     {
         Array.Clear(_caches, 0, Count);

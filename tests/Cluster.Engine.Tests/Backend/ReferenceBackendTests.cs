@@ -34,7 +34,7 @@ public class ReferenceBackendTests
     [Fact]
     public void ReferenceBackendGivesTheCpuBackendsLogits()
     {
-        float[] cpu = Run(new CpuBackend(2)), reference = Run(new ReferenceBackend());
+        float[] cpu = Run(CpuBackend.Default), reference = Run(new ReferenceBackend());
         Assert.InRange(TinyModel.RelativeError(cpu, reference), 0, 1e-5);
         // Different arithmetic, not the same code twice.
         Assert.NotEqual(cpu, reference);
@@ -54,7 +54,7 @@ public class ReferenceBackendTests
         int[] hosted = [.. Enumerable.Range(0, config.NRoutedExperts).Where(e => e % 2 == 0)];
         for (int i = 0; i < ids.Length; i++) if (ids[i] % 2 == 1) ids[i] = -1;
 
-        IHostedExperts cpu = new CpuBackend(2).LoadExperts(weights, config, layer, hosted), reference = new ReferenceBackend().LoadExperts(weights, config, layer, hosted);
+        IHostedExperts cpu = CpuBackend.Default.LoadExperts(weights, config, layer, hosted), reference = new ReferenceBackend().LoadExperts(weights, config, layer, hosted);
         Assert.True(cpu.Hosts(0) && !cpu.Hosts(1) && reference.Hosts(0) && !reference.Hosts(1));
         float[] a = new float[n * hidden], b = new float[n * hidden];
         cpu.Run(rows, n, ids, w, a);
