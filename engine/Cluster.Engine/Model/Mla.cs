@@ -13,9 +13,10 @@ namespace Cluster.Engine.Model;
 /// K_nope and V, either explicitly (naive) or folded into the query and the output (absorbed).
 /// </summary>
 /// <remarks>
-/// Each token's [latent | k_pe] row goes into its cache once, rounded to the cache's format (BF16 on serving
-/// nodes, see <see cref="Cache.ILatentCache"/>), and attention reads the stored rows back as float: the current
-/// tokens attend over the same rounded values that later steps, or another node, will read.
+/// Each token's [latent | k_pe] row goes to its slot of the latent memory once, rounded to the memory's format
+/// (BF16 on serving nodes, see <see cref="Cache.ILatentCache"/>), and attention reads the stored rows back as float
+/// through the sequence's block table: the current tokens attend over the same rounded values that later steps,
+/// or another node, will read.
 /// </remarks>
 public sealed class Mla
 {
