@@ -16,12 +16,3 @@ public interface IExpertBackend
     /// <summary>"model.layers.{layer}.mlp.experts.{e}.*" for each e in <paramref name="hosted"/> (all when null).</summary>
     IHostedExperts LoadExperts(ITensorSource source, ModelConfig config, int layer, IEnumerable<int>? hosted = null);
 }
-
-/// <summary>One MoE layer's routed experts loaded on this node, some or all of them.</summary>
-public interface IHostedExperts : IRoutedExperts
-{
-    int Layer { get; }
-
-    /// <summary>Whether expert <paramref name="expert"/>'s weights are loaded here.</summary>
-    bool Hosts(int expert);
-}
