@@ -187,10 +187,10 @@ public static unsafe class EngineBench
             for (int r = 0; r < runs; r++)
             {
                 long t0 = Stopwatch.GetTimestamp();
-                WorkerPool.Shared.For(slices, 1, &job, &CopySlices);
+                CpuBackend.Default.Pool.For(slices, 1, &job, &CopySlices);
                 copy[r] = 2.0 * Size / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
                 t0 = Stopwatch.GetTimestamp();
-                WorkerPool.Shared.For(slices, 1, &job, &SumSlices);
+                CpuBackend.Default.Pool.For(slices, 1, &job, &SumSlices);
                 read[r] = Size / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
             }
             return (Median(copy), Median(read));

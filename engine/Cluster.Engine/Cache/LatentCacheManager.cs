@@ -1,4 +1,6 @@
+using Cluster.Engine.Backend;
 using Cluster.Engine.Config;
+using Cluster.Engine.Kernels;
 
 namespace Cluster.Engine.Cache;
 
@@ -11,13 +13,13 @@ namespace Cluster.Engine.Cache;
 /// <remarks>
 /// Every block is in exactly one state: free, used (held by live sequences, ref-counted) or cached (indexed,
 /// no holder, evictable). A started sequence is promised every block it may need, so growing never fails;
-/// Available is free + cached less those promises. Block memory is allocated on a block's first use.
+/// Available is free + cached less those promises. The manager deals in block ids only: the rows live in the
+/// backend's <see cref="ILatentBlocks"/> (<see cref="Memory"/>), which a forward pass addresses through block tables.
 /// </remarks>
 public sealed class LatentCacheManager
 {
     private readonly object _lock = new();
     private readonly int _maxPositions;
-    private readonly byte[]?[] _memory;
     private readonly int[] _refs, _generation, _parent, _parentGeneration;
     private readonly ulong[] _hash;
     private readonly bool[] _indexed;
@@ -29,7 +31,8 @@ public sealed class LatentCacheManager
     private int _used, _promised, _fresh;
     private long _lookupTokens, _hitTokens;
 
-    public LatentCacheManager(ModelConfig config, LatentCacheOptions options)
+    /// <summary>The block memory comes from <paramref name="backend"/>, the CPU's by default.</summary>
+    public LatentCacheManager(ModelConfig config, LatentCacheOptions options, IBackend? backend = null)
     {
         if (options.BlockSize < 1) throw new ArgumentException($"latent cache block size must be >= 1 (got {options.BlockSize})", nameof(options));
         if (!Enum.IsDefined(options.Format)) throw new ArgumentException($"unknown latent cache format {options.Format}", nameof(options));
@@ -43,7 +46,7 @@ public sealed class LatentCacheManager
         long blocks = options.BudgetBytes / BlockBytes;
         if (blocks < 1) throw new ArgumentException($"latent cache budget of {options.BudgetBytes} bytes holds no block of {BlockBytes} bytes ({BlockSize} tokens x {Layers} layers)", nameof(options));
         TotalBlocks = (int)Math.Min(blocks, Array.MaxLength);
-        _memory = new byte[TotalBlocks][];
+        Memory = (backend ?? CpuBackend.Default).CreateLatentBlocks(TotalBlocks, BlockSize, Layers, RowSize, Format);
         _refs = new int[TotalBlocks];
         _generation = new int[TotalBlocks];
         _parent = new int[TotalBlocks];
@@ -61,6 +64,8 @@ public sealed class LatentCacheManager
     public LatentFormat Format { get; }
     public int Layers { get; }
     public int RowSize { get; }
+    /// <summary>Where every block's rows are stored.</summary>
+    public ILatentBlocks Memory { get; }
 
     /// <summary>Blocks that hold <paramref name="tokens"/> positions.</summary>
     public int BlocksFor(int tokens)
@@ -94,7 +99,6 @@ public sealed class LatentCacheManager
             for (int i = 0; i < shared; i++) if (_refs[hits[i]] == 0) revived++;
             int own = blocks - shared;
             if (own > FreeBlocks + _cached.Count - revived - _promised) return null;
-            var memory = new byte[shared][];
             for (int i = 0; i < shared; i++)
             {
                 int b = hits[i];
@@ -103,7 +107,6 @@ public sealed class LatentCacheManager
                     _cached.Remove(b);
                     _used++;
                 }
-                memory[i] = _memory[b]!;
             }
             _promised += own;
             if (reusePrefix)
@@ -111,7 +114,7 @@ public sealed class LatentCacheManager
                 _lookupTokens += prompt.Length;
                 _hitTokens += (long)shared * BlockSize;
             }
-            return new PagedLatentCache(this, maxLength, hits.AsSpan(0, shared), memory);
+            return new PagedLatentCache(this, maxLength, hits.AsSpan(0, shared));
         }
     }
 
@@ -206,7 +209,7 @@ public sealed class LatentCacheManager
                 _refs[b] = 1;
                 _used++;
                 _promised--;
-                cache.Attach(b, _memory[b]!);
+                cache.Attach(b);
             }
         }
     }
@@ -222,7 +225,6 @@ public sealed class LatentCacheManager
             b = _cached.RemoveOldest();
             Forget(b);
         }
-        _memory[b] ??= new byte[BlockBytes];
         _generation[b]++;
         return b;
     }

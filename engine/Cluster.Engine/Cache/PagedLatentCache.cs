@@ -1,34 +1,34 @@
+using Cluster.Engine.Backend;
+
 namespace Cluster.Engine.Cache;
 
 /// <summary>
 /// One sequence's latent cache over blocks of a <see cref="LatentCacheManager"/>: a block table, the first
-/// CachedPrefix positions possibly shared with other sequences (read-only), the rest its own.
+/// CachedPrefix positions possibly shared with other sequences (read-only), the rest its own. The rows are in
+/// the manager's <see cref="ILatentBlocks"/>; a position's slot there is its block's id * BlockSize + offset.
 /// </summary>
 /// <remarks>
-/// Within a block the rows are laid out [layer][position][row], so one layer's rows of a block are one
-/// contiguous run. Rows of one sequence may be read from several threads at once (attention over heads);
-/// positions are written by the thread running the sequence's forward pass.
+/// Rows of one sequence may be read from several threads at once (attention over heads); positions are written
+/// by the thread running the sequence's forward pass.
 /// </remarks>
 public sealed class PagedLatentCache : ILatentCache
 {
     private readonly int[] _blocks;
-    private readonly byte[][] _memory;
-    private readonly int _blockSize, _layerBytes;
+    private readonly ILatentBlocks _memory;
+    private readonly int _blockSize;
     private int _allocated, _reserved, _readOnly;
 
-    internal PagedLatentCache(LatentCacheManager manager, int maxLength, ReadOnlySpan<int> shared, byte[][] sharedMemory)
+    internal PagedLatentCache(LatentCacheManager manager, int maxLength, ReadOnlySpan<int> shared)
     {
         Manager = manager;
+        _memory = manager.Memory;
         MaxLength = maxLength;
         RowSize = manager.RowSize;
         Format = manager.Format;
-        BytesPerRow = RowSize * Format.BytesPerValue();
+        BytesPerRow = _memory.BytesPerRow;
         _blockSize = manager.BlockSize;
-        _layerBytes = _blockSize * BytesPerRow;
         _blocks = new int[manager.BlocksFor(maxLength)];
-        _memory = new byte[_blocks.Length][];
         shared.CopyTo(_blocks);
-        sharedMemory.AsSpan(0, shared.Length).CopyTo(_memory);
         _allocated = shared.Length;
         CachedPrefix = Length = _reserved = _readOnly = shared.Length * _blockSize;
     }
@@ -42,6 +42,9 @@ public sealed class PagedLatentCache : ILatentCache
     public LatentFormat Format { get; }
     /// <summary>Stored bytes of one row: RowSize values in Format.</summary>
     public int BytesPerRow { get; }
+
+    /// <summary>The block ids taken so far, by position / BlockSize: what a <see cref="Model.ForwardBatch"/> carries.</summary>
+    public ReadOnlySpan<int> BlockTable => _blocks.AsSpan(0, _allocated);
 
     internal LatentCacheManager Manager { get; }
     internal bool Released { get; private set; }
@@ -60,11 +63,7 @@ public sealed class PagedLatentCache : ILatentCache
         _reserved = length;
     }
 
-    internal void Attach(int block, byte[] memory)
-    {
-        _blocks[_allocated] = block;
-        _memory[_allocated++] = memory;
-    }
+    internal void Attach(int block) => _blocks[_allocated++] = block;
 
     /// <summary>Positions below <paramref name="positions"/> are published: other sequences may share them from now on.</summary>
     internal void Seal(int positions) => _readOnly = Math.Max(_readOnly, positions);
@@ -75,26 +74,23 @@ public sealed class PagedLatentCache : ILatentCache
         _reserved = 0;
     }
 
+    /// <summary>The slot a forward pass writes <paramref name="position"/>'s rows to: reserved, and not in a shared prefix block.</summary>
+    public int WritableSlot(int position) => Slot(position, 1, writable: true);
+
     public void Write(int layer, int position, ReadOnlySpan<float> row)
     {
         if (row.Length != RowSize) throw new ArgumentException($"latent row of {row.Length} values, expected {RowSize}", nameof(row));
-        LatentRows.Store(Format, row, Stored(layer, position, 1, writable: true));
+        _memory.Write(layer, Slot(position, 1, writable: true), row);
     }
 
-    public void Read(int layer, int position, Span<float> row) =>
-        LatentRows.Load(Format, Stored(layer, position, 1, writable: false), row[..RowSize]);
+    public void Read(int layer, int position, Span<float> row) => _memory.Read(layer, Slot(position, 1, writable: false), 1, row[..RowSize]);
 
     public void ReadRows(int layer, int start, int count, Span<float> rows)
     {
         CheckRun(start, count, rows.Length, RowSize, "values");
-        while (count > 0)
-        {
-            int run = Math.Min(count, _blockSize - start % _blockSize);
-            LatentRows.Load(Format, Stored(layer, start, run, writable: false), rows[..(run * RowSize)]);
-            rows = rows[(run * RowSize)..];
-            start += run;
-            count -= run;
-        }
+        if (count == 0) return;
+        Slot(start, count, writable: false);
+        _memory.ReadSequence(layer, BlockTable, start, count, rows);
     }
 
     public void Advance(int count)
@@ -110,9 +106,8 @@ public sealed class PagedLatentCache : ILatentCache
         while (count > 0)
         {
             int run = Math.Min(count, _blockSize - start % _blockSize);
-            int bytes = run * BytesPerRow;
-            Stored(layer, start, run, writable: false).CopyTo(destination);
-            destination = destination[bytes..];
+            _memory.ReadRaw(layer, Slot(start, run, writable: false), run, destination);
+            destination = destination[(run * BytesPerRow)..];
             start += run;
             count -= run;
         }
@@ -126,7 +121,7 @@ public sealed class PagedLatentCache : ILatentCache
         {
             int run = Math.Min(count, _blockSize - start % _blockSize);
             int bytes = run * BytesPerRow;
-            source[..bytes].CopyTo(Stored(layer, start, run, writable: true));
+            _memory.WriteRaw(layer, Slot(start, run, writable: true), run, source[..bytes]);
             source = source[bytes..];
             start += run;
             count -= run;
@@ -139,18 +134,16 @@ public sealed class PagedLatentCache : ILatentCache
         if (length < (long)count * perRow) throw new ArgumentException($"{length} {unit} for {count} rows of {perRow} {unit}");
     }
 
-    /// <summary>The stored bytes of rows [position, position + count) of one layer, all within one block.</summary>
-    private Span<byte> Stored(int layer, int position, int count, bool writable)
+    /// <summary>The slot of <paramref name="position"/> after checking that positions [position, position + count) are reserved (and writable).</summary>
+    private int Slot(int position, int count, bool writable)
     {
         if ((uint)position > (uint)(_reserved - count) || count > _reserved)
             throw new ArgumentOutOfRangeException(nameof(position), Released
                 ? "the latent cache was released"
                 : $"positions [{position}, {position + count}) not reserved (reserved {_reserved})");
-        if ((uint)layer >= (uint)Manager.Layers) throw new ArgumentOutOfRangeException(nameof(layer), $"layer {layer} of {Manager.Layers}");
         if (writable && position < _readOnly)
             throw new InvalidOperationException($"position {position} lies in a shared prefix block (read-only below {_readOnly})");
         int block = position / _blockSize;
-        int offset = layer * _layerBytes + (position - block * _blockSize) * BytesPerRow;
-        return _memory[block].AsSpan(offset, count * BytesPerRow);
+        return _blocks[block] * _blockSize + position - block * _blockSize;
     }
 }

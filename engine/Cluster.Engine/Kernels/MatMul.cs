@@ -8,7 +8,8 @@ namespace Cluster.Engine.Kernels;
 /// <summary>
 /// y[b, r] = x[b, :] · W[rowStart + r, :] (PyTorch's F.linear without bias) reading W in its stored dtype,
 /// parallel over output rows. Batch 1 streams each weight row once through a fused decode-and-dot; larger
-/// batches decode a tile of rows to float32 once and reuse it for every token.
+/// batches decode a tile of rows to float32 once and reuse it for every token. The CPU backend's matmul
+/// (<see cref="CpuKernels"/>), parallel on the worker pool it is given.
 /// </summary>
 public static unsafe class MatMul
 {
@@ -19,11 +20,11 @@ public static unsafe class MatMul
 
     [ThreadStatic] private static float[]? t_scratch;
 
-    public static void Run(ReadOnlySpan<float> x, int batch, Weight w, Span<float> y) =>
-        Run(x, w.Cols, batch, w, 0, w.Rows, y, w.Rows);
+    public static void Run(WorkerPool pool, ReadOnlySpan<float> x, int batch, Weight w, Span<float> y) =>
+        Run(pool, x, w.Cols, batch, w, 0, w.Rows, y, w.Rows);
 
     /// <summary>Strided form: x rows <paramref name="xStride"/> apart, y rows <paramref name="yStride"/> apart.</summary>
-    public static void Run(ReadOnlySpan<float> x, int xStride, int batch, Weight w, int rowStart, int rows, Span<float> y, int yStride, bool parallel = true)
+    public static void Run(WorkerPool pool, ReadOnlySpan<float> x, int xStride, int batch, Weight w, int rowStart, int rows, Span<float> y, int yStride, bool parallel = true)
     {
         int cols = w.Cols;
         if (w.Shape.Length != 2) throw new ArgumentException($"tensor {w.Name}: matmul needs a matrix, got a vector");
@@ -41,7 +42,7 @@ public static unsafe class MatMul
         }
         try
         {
-            Run(x, xStride, batch, w, rowStart, rows, y, yStride, parallel, cols);
+            Run(pool, x, xStride, batch, w, rowStart, rows, y, yStride, parallel, cols);
         }
         finally
         {
@@ -49,7 +50,7 @@ public static unsafe class MatMul
         }
     }
 
-    private static void Run(ReadOnlySpan<float> x, int xStride, int batch, Weight w, int rowStart, int rows, Span<float> y, int yStride, bool parallel, int cols)
+    private static void Run(WorkerPool pool, ReadOnlySpan<float> x, int xStride, int batch, Weight w, int rowStart, int rows, Span<float> y, int yStride, bool parallel, int cols)
     {
         fixed (float* px = x, py = y)
         {
@@ -60,7 +61,7 @@ public static unsafe class MatMul
                 // matrices (the router's) run on the calling thread.
                 int grain = Math.Max(1, 65536 / Math.Max(1, cols * batch));
                 grain = (grain + Tile - 1) / Tile * Tile;
-                WorkerPool.Shared.For(rows, grain, &job, &Body);
+                pool.For(rows, grain, &job, &Body);
             }
             else Body(&job, 0, rows);
         }
@@ -72,7 +73,7 @@ public static unsafe class MatMul
     /// Two matrices over the same input in one parallel pass (gate_proj with up_proj, q_a_proj with
     /// kv_a_proj_with_mqa): one handoff to the worker threads instead of two, which counts at batch 1.
     /// </summary>
-    public static void RunPair(ReadOnlySpan<float> x, int batch, Weight a, Span<float> ya, Weight b, Span<float> yb)
+    public static void RunPair(WorkerPool pool, ReadOnlySpan<float> x, int batch, Weight a, Span<float> ya, Weight b, Span<float> yb)
     {
         int cols = a.Cols;
         if (b.Cols != cols) throw new ArgumentException($"tensors {a.Name} and {b.Name}: different input widths ({cols} and {b.Cols})");
@@ -82,9 +83,9 @@ public static unsafe class MatMul
         fixed (float* px = x, pa = ya, pb = yb)
         {
             PairJob job = t_pair ??= new PairJob();
-            job.Set(px, batch, a, pa, b, pb);
-            try { WorkerPool.Shared.For(a.Rows + b.Rows, Math.Max(1, 65536 / Math.Max(1, cols * batch)), job); }
-            finally { job.Set(null, 0, null, null, null, null); }
+            job.Set(px, batch, a, pa, b, pb, pool);
+            try { pool.For(a.Rows + b.Rows, Math.Max(1, 65536 / Math.Max(1, cols * batch)), job); }
+            finally { job.Set(null, 0, null, null, null, null, null); }
         }
     }
 
@@ -94,10 +95,11 @@ public static unsafe class MatMul
         private float* _x, _ya, _yb;
         private int _batch;
         private Weight? _a, _b;
+        private WorkerPool? _pool;
 
-        public void Set(float* x, int batch, Weight? a, float* ya, Weight? b, float* yb)
+        public void Set(float* x, int batch, Weight? a, float* ya, Weight? b, float* yb, WorkerPool? pool)
         {
-            _x = x; _batch = batch; _a = a; _ya = ya; _b = b; _yb = yb;
+            _x = x; _batch = batch; _a = a; _ya = ya; _b = b; _yb = yb; _pool = pool;
         }
 
         public void Run(int start, int end)
@@ -108,12 +110,12 @@ public static unsafe class MatMul
             if (start < split)
             {
                 int stop = Math.Min(end, split);
-                MatMul.Run(x, cols, _batch, a, start, stop - start, new Span<float>(_ya + start, _batch * split - start), split, parallel: false);
+                MatMul.Run(_pool!, x, cols, _batch, a, start, stop - start, new Span<float>(_ya + start, _batch * split - start), split, parallel: false);
             }
             if (end > split)
             {
                 int from = Math.Max(start, split) - split, stop = end - split;
-                MatMul.Run(x, cols, _batch, b, from, stop - from, new Span<float>(_yb + from, _batch * b.Rows - from), b.Rows, parallel: false);
+                MatMul.Run(_pool!, x, cols, _batch, b, from, stop - from, new Span<float>(_yb + from, _batch * b.Rows - from), b.Rows, parallel: false);
             }
         }
     }

@@ -13,11 +13,10 @@ public interface IRangeBody
 /// matrix: at batch 1 a decode step issues hundreds of small loops, where Parallel.For's per-call allocations
 /// and task scheduling would cost more than the work. The body is a function pointer over a caller-owned
 /// context on the caller's stack, which stays alive because <see cref="For"/> returns only when every chunk is done.
+/// The CPU backend owns one (<see cref="CpuBackend"/>); its threads live as long as the process.
 /// </summary>
 public sealed unsafe class WorkerPool
 {
-    public static WorkerPool Shared { get; } = new(Environment.ProcessorCount);
-
     private readonly object _callers = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly ManualResetEventSlim _done = new(false);

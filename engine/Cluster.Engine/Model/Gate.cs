@@ -1,4 +1,5 @@
 using System.Buffers;
+using Cluster.Engine.Backend;
 using Cluster.Engine.Config;
 using Cluster.Engine.Kernels;
 using Cluster.Engine.Tensors;
@@ -18,9 +19,11 @@ public sealed class Gate
     private readonly int _experts, _groups, _topkGroup;
     private readonly bool _normalize;
     private readonly float _scaling;
+    private readonly IKernels _kernels;
 
-    public Gate(Weight weight, float[] bias, ModelConfig config)
+    public Gate(Weight weight, float[] bias, ModelConfig config, IKernels? kernels = null)
     {
+        _kernels = kernels ?? CpuBackend.Default.Kernels;
         _weight = weight;
         _bias = bias;
         _experts = config.NRoutedExperts;
@@ -31,10 +34,10 @@ public sealed class Gate
         _scaling = (float)config.RoutedScalingFactor;
     }
 
-    public static Gate Load(ITensorSource source, string prefix, ModelConfig config) => new(
+    public static Gate Load(ITensorSource source, string prefix, ModelConfig config, IKernels kernels) => new(
         TensorShapes.Matrix(source, prefix + ".weight", config.NRoutedExperts, config.HiddenSize),
         TensorShapes.Vector(source, prefix + ".e_score_correction_bias", config.NRoutedExperts),
-        config);
+        config, kernels);
 
     public int Hidden => _weight.Cols;
 
@@ -49,7 +52,7 @@ public sealed class Gate
     {
         if (ids.Length < n * TopK || weights.Length < n * TopK) throw new ArgumentException($"router: outputs need {n * TopK} entries");
         float[] logits = ArrayPool<float>.Shared.Rent(n * _experts);
-        MatMul.Run(x, n, _weight, logits.AsSpan(0, n * _experts));
+        _kernels.MatMul(x, n, _weight, logits.AsSpan(0, n * _experts));
         Span<float> scores = stackalloc float[_experts];
         Span<float> choice = stackalloc float[_experts];
         Span<float> groupScores = stackalloc float[_groups];
@@ -58,8 +61,8 @@ public sealed class Gate
         int perGroup = _experts / _groups;
         for (int r = 0; r < n; r++)
         {
-            System.Numerics.Tensors.TensorPrimitives.Sigmoid(logits.AsSpan(r * _experts, _experts), scores);
-            System.Numerics.Tensors.TensorPrimitives.Add(scores, _bias, choice);
+            _kernels.Sigmoid(logits.AsSpan(r * _experts, _experts), scores);
+            _kernels.Add(scores, _bias, choice);
             for (int g = 0; g < _groups; g++)
             {
                 ReadOnlySpan<float> group = choice.Slice(g * perGroup, perGroup);

@@ -1,5 +1,5 @@
 using System.Buffers;
-using System.Numerics.Tensors;
+using Cluster.Engine.Backend;
 using Cluster.Engine.Config;
 using Cluster.Engine.Kernels;
 using Cluster.Engine.Tensors;
@@ -13,9 +13,10 @@ namespace Cluster.Engine.Model;
 /// K_nope and V, either explicitly (naive) or folded into the query and the output (absorbed).
 /// </summary>
 /// <remarks>
-/// Each token's [latent | k_pe] row goes into its cache once, rounded to the cache's format (BF16 on serving
-/// nodes, see <see cref="Cache.ILatentCache"/>), and attention reads the stored rows back as float: the current
-/// tokens attend over the same rounded values that later steps, or another node, will read.
+/// Each token's [latent | k_pe] row goes to its slot of the latent memory once, rounded to the memory's format
+/// (BF16 on serving nodes, see <see cref="Cache.ILatentCache"/>), and attention reads the stored rows back as float
+/// through the sequence's block table: the current tokens attend over the same rounded values that later steps,
+/// or another node, will read.
 /// </remarks>
 public sealed class Mla
 {
@@ -27,9 +28,11 @@ public sealed class Mla
     private readonly RmsNorm _kvANorm;
     private readonly Rotary _rotary;
     private readonly HeadJob _job;
+    private readonly IKernels _kernels;
 
-    public Mla(ITensorSource source, ModelConfig config, int layer, Rotary rotary)
+    public Mla(ITensorSource source, ModelConfig config, int layer, Rotary rotary, IKernels kernels)
     {
+        _kernels = kernels;
         _layer = layer;
         _heads = config.NumAttentionHeads;
         _nope = config.QkNopeHeadDim;
@@ -45,55 +48,56 @@ public sealed class Mla
         if (config.QLoraRank is int qLora)
         {
             _qA = TensorShapes.Matrix(source, p + ".q_a_proj.weight", qLora, hidden);
-            _qANorm = new RmsNorm(TensorShapes.Vector(source, p + ".q_a_layernorm.weight", qLora), config.RmsNormEps);
+            _qANorm = new RmsNorm(TensorShapes.Vector(source, p + ".q_a_layernorm.weight", qLora), config.RmsNormEps, kernels);
             _qB = TensorShapes.Matrix(source, p + ".q_b_proj.weight", _heads * _qk, qLora);
         }
         else _q = TensorShapes.Matrix(source, p + ".q_proj.weight", _heads * _qk, hidden);
         _kvA = TensorShapes.Matrix(source, p + ".kv_a_proj_with_mqa.weight", _row, hidden);
-        _kvANorm = new RmsNorm(TensorShapes.Vector(source, p + ".kv_a_layernorm.weight", _lora), config.RmsNormEps);
+        _kvANorm = new RmsNorm(TensorShapes.Vector(source, p + ".kv_a_layernorm.weight", _lora), config.RmsNormEps, kernels);
         _kvB = TensorShapes.Matrix(source, p + ".kv_b_proj.weight", _heads * (_nope + _v), _lora);
         _o = TensorShapes.Matrix(source, p + ".o_proj.weight", hidden, _heads * _v);
         _job = new HeadJob(this);
     }
 
     /// <summary>
-    /// Attention for every row of <paramref name="batch"/>: writes each row's latent and rope key into its
-    /// cache at its position, then attends causally over that cache (positions up to its own).
+    /// Attention for every row of <paramref name="batch"/>: writes each row's latent and rope key to its slot of
+    /// <paramref name="memory"/>, then attends causally over its sequence's rows (positions up to its own).
     /// </summary>
-    public void Forward(ReadOnlySpan<float> x, TokenBatch batch, AttentionPath path, Span<float> output)
+    public void Forward(ReadOnlySpan<float> x, in ForwardBatch batch, ILatentMemory memory, AttentionPath path, Span<float> output)
     {
-        int n = batch.Count;
+        int n = batch.Rows;
         float[] q = Rent(n * _heads * _qk), kv = Rent(n * _row), attn = Rent(n * _heads * _v);
         try
         {
             Span<float> qs = q.AsSpan(0, n * _heads * _qk);
-            if (_q is not null) MatMul.RunPair(x, n, _q, qs, _kvA, kv.AsSpan(0, n * _row));
+            if (_q is not null) _kernels.MatMulPair(x, n, _q, qs, _kvA, kv.AsSpan(0, n * _row));
             else
             {
                 float[] qa = Rent(n * _qA!.Rows);
                 Span<float> qas = qa.AsSpan(0, n * _qA.Rows);
-                MatMul.RunPair(x, n, _qA, qas, _kvA, kv.AsSpan(0, n * _row));
+                _kernels.MatMulPair(x, n, _qA, qas, _kvA, kv.AsSpan(0, n * _row));
                 _qANorm!.Forward(qas, qas);
-                MatMul.Run(qas, n, _qB!, qs);
+                _kernels.MatMul(qas, n, _qB!, qs);
                 ArrayPool<float>.Shared.Return(qa);
             }
 
             Span<float> cos = stackalloc float[_rope / 2], sin = stackalloc float[_rope / 2];
+            ReadOnlySpan<int> positions = batch.Positions, slots = batch.SlotMapping;
             for (int r = 0; r < n; r++)
             {
-                _rotary.Angles(batch.Position(r), cos, sin);
+                _rotary.Angles(positions[r], cos, sin);
                 // Normalised and rotated in place, then stored once in the cache's format.
                 Span<float> kvRow = kv.AsSpan(r * _row, _row);
                 _kvANorm.Forward(kvRow[.._lora], kvRow[.._lora]);
                 _rotary.Apply(kvRow[_lora..], cos, sin);
-                batch.Cache(r).Write(_layer, batch.Position(r), kvRow);
+                memory.Write(_layer, slots[r], kvRow);
                 for (int h = 0; h < _heads; h++)
                     _rotary.Apply(qs.Slice((r * _heads + h) * _qk + _nope, _rope), cos, sin);
             }
 
-            if (path == AttentionPath.Absorbed) Absorbed(q, batch, attn);
-            else Naive(q, batch, attn);
-            MatMul.Run(attn.AsSpan(0, n * _heads * _v), n, _o, output);
+            if (path == AttentionPath.Absorbed) Absorbed(q, batch, memory, attn);
+            else Naive(q, batch, memory, attn);
+            _kernels.MatMul(attn.AsSpan(0, n * _heads * _v), n, _o, output);
         }
         finally
         {
@@ -106,12 +110,12 @@ public sealed class Mla
     /// <summary>Heads handled together in the absorbed path: each cached row is read once per group, not once per head.</summary>
     private const int HeadGroup = 4;
 
-    private void Absorbed(float[] q, TokenBatch batch, float[] attn)
+    private void Absorbed(float[] q, in ForwardBatch batch, ILatentMemory memory, float[] attn)
     {
-        int n = batch.Count;
+        int n = batch.Rows;
         float[] qLatent = Rent(n * _heads * _row), context = Rent(n * _heads * _lora);
-        _job.Set(AttentionPath.Absorbed, q, batch, attn, qLatent, context, null, null, null, 0, 0);
-        WorkerPool.Shared.For(_heads, HeadGroup, _job);
+        _job.Set(AttentionPath.Absorbed, q, batch, memory, attn, qLatent, context, null, null, null, 0, 0);
+        _kernels.For(_heads, HeadGroup, _job);
         ArrayPool<float>.Shared.Return(qLatent);
         ArrayPool<float>.Shared.Return(context);
     }
@@ -120,9 +124,10 @@ public sealed class Mla
     /// Heads [h0, h1): q_nope through kv_b's K rows into latent space, attend over the cached [latent | k_pe] rows
     /// (position-major, so each row serves every head of the group while it is in L1), then out through V rows.
     /// </summary>
-    private void AbsorbedHeads(int h0, int h1, float[] q, TokenBatch batch, float[] attn, float[] qLatent, float[] context)
+    private void AbsorbedHeads(int h0, int h1, float[] q, in ForwardBatch batch, ILatentMemory memory, float[] attn, float[] qLatent, float[] context)
     {
-        int n = batch.Count, kvRows = _nope + _v, heads = h1 - h0;
+        ReadOnlySpan<int> positions = batch.Positions, sequences = batch.SequenceIds;
+        int n = batch.Rows, kvRows = _nope + _v, heads = h1 - h0;
         int qStride = _heads * _qk, latStride = _heads * _row, ctxStride = _heads * _lora;
         for (int h = h0; h < h1; h++)
         {
@@ -132,33 +137,31 @@ public sealed class Mla
                 ql[.._lora].Clear();
                 q.AsSpan(r * qStride + h * _qk + _nope, _rope).CopyTo(ql[_lora..]);
             }
-            MatMul.AccumulateTransposed(q.AsSpan(h * _qk), qStride, n, _kvB, h * kvRows, _nope, qLatent.AsSpan(h * _row), latStride);
+            _kernels.AccumulateTransposed(q.AsSpan(h * _qk), qStride, n, _kvB, h * kvRows, _nope, qLatent.AsSpan(h * _row), latStride);
         }
         int maxLen = 0;
-        for (int r = 0; r < n; r++) maxLen = Math.Max(maxLen, batch.Position(r) + 1);
+        for (int r = 0; r < n; r++) maxLen = Math.Max(maxLen, positions[r] + 1);
         float[] rows = Rent(maxLen * _row), scores = Rent(heads * maxLen);
         // The rows read so far (as float) of the sequence of the previous batch row: a prefill's rows share them.
-        Cache.ILatentCache? loaded = null;
-        int loadedLen = 0;
+        int loaded = -1, loadedLen = 0;
         for (int r = 0; r < n; r++)
         {
-            Cache.ILatentCache cache = batch.Cache(r);
-            int len = batch.Position(r) + 1;
-            if (!ReferenceEquals(cache, loaded)) (loaded, loadedLen) = (cache, 0);
+            int sequence = sequences[r], len = positions[r] + 1;
+            if (sequence != loaded) (loaded, loadedLen) = (sequence, 0);
             if (len > loadedLen)
             {
-                cache.ReadRows(_layer, loadedLen, len - loadedLen, rows.AsSpan(loadedLen * _row, (len - loadedLen) * _row));
+                memory.ReadSequence(_layer, batch.BlockTable(sequence), loadedLen, len - loadedLen, rows.AsSpan(loadedLen * _row, (len - loadedLen) * _row));
                 loadedLen = len;
             }
             for (int t = 0; t < len; t++)
             {
                 ReadOnlySpan<float> row = rows.AsSpan(t * _row, _row);
                 for (int g = 0; g < heads; g++)
-                    scores[g * len + t] = TensorPrimitives.Dot(qLatent.AsSpan(r * latStride + (h0 + g) * _row, _row), row) * _scale;
+                    scores[g * len + t] = _kernels.Dot(qLatent.AsSpan(r * latStride + (h0 + g) * _row, _row), row) * _scale;
             }
             for (int g = 0; g < heads; g++)
             {
-                Activations.Softmax(scores.AsSpan(g * len, len));
+                _kernels.Softmax(scores.AsSpan(g * len, len));
                 context.AsSpan(r * ctxStride + (h0 + g) * _lora, _lora).Clear();
             }
             for (int t = 0; t < len; t++)
@@ -167,19 +170,20 @@ public sealed class Mla
                 for (int g = 0; g < heads; g++)
                 {
                     Span<float> ctx = context.AsSpan(r * ctxStride + (h0 + g) * _lora, _lora);
-                    TensorPrimitives.MultiplyAdd(latent, scores[g * len + t], ctx, ctx);
+                    _kernels.MultiplyAdd(latent, scores[g * len + t], ctx, ctx);
                 }
             }
         }
         ArrayPool<float>.Shared.Return(rows);
         ArrayPool<float>.Shared.Return(scores);
         for (int h = h0; h < h1; h++)
-            MatMul.Run(context.AsSpan(h * _lora), ctxStride, n, _kvB, h * kvRows + _nope, _v, attn.AsSpan(h * _v), _heads * _v, parallel: false);
+            _kernels.MatMul(context.AsSpan(h * _lora), ctxStride, n, _kvB, h * kvRows + _nope, _v, attn.AsSpan(h * _v), _heads * _v, parallel: false);
     }
 
-    private void Naive(float[] q, TokenBatch batch, float[] attn)
+    private void Naive(float[] q, in ForwardBatch batch, ILatentMemory memory, float[] attn)
     {
-        int n = batch.Count;
+        ReadOnlySpan<int> positions = batch.Positions, sequences = batch.SequenceIds;
+        int n = batch.Rows;
         int[] rows = ArrayPool<int>.Shared.Rent(n);
         bool[] done = ArrayPool<bool>.Shared.Rent(n);
         Array.Clear(done, 0, n);
@@ -189,21 +193,21 @@ public sealed class Mla
             for (int first = 0; first < n; first++)
             {
                 if (done[first]) continue;
-                var cache = batch.Cache(first);
+                int sequence = sequences[first];
                 int count = 0, length = 0;
                 for (int r = first; r < n; r++)
-                    if (!done[r] && ReferenceEquals(batch.Cache(r), cache))
+                    if (!done[r] && sequences[r] == sequence)
                     {
                         done[r] = true;
                         rows[count++] = r;
-                        length = Math.Max(length, batch.Position(r) + 1);
+                        length = Math.Max(length, positions[r] + 1);
                     }
                 int kvStride = _heads * (_nope + _v);
                 float[] cached = Rent(length * _row), keysValues = Rent(length * kvStride);
-                cache.ReadRows(_layer, 0, length, cached);
-                MatMul.Run(cached, _row, length, _kvB, 0, kvStride, keysValues, kvStride);
-                _job.Set(AttentionPath.Naive, q, batch, attn, null, null, cached, keysValues, rows, count, length);
-                WorkerPool.Shared.For(_heads, 1, _job);
+                memory.ReadSequence(_layer, batch.BlockTable(sequence), 0, length, cached);
+                _kernels.MatMul(cached, _row, length, _kvB, 0, kvStride, keysValues, kvStride);
+                _job.Set(AttentionPath.Naive, q, batch, memory, attn, null, null, cached, keysValues, rows, count, length);
+                _kernels.For(_heads, 1, _job);
                 ArrayPool<float>.Shared.Return(cached);
                 ArrayPool<float>.Shared.Return(keysValues);
             }
@@ -219,7 +223,7 @@ public sealed class Mla
     /// Per head, for all rows of one sequence at once: scores = Q·K^T and out = softmax(scores)·V as two matmuls
     /// over the sequence's keys [K_nope | k_pe] and its values stored transposed, each row masked to its causal prefix.
     /// </summary>
-    private unsafe void NaiveHead(int h, float[] q, TokenBatch batch, float[] attn, float[] cached, float[] keysValues, int[] rows, int count, int length)
+    private unsafe void NaiveHead(int h, float[] q, in ForwardBatch batch, float[] attn, float[] cached, float[] keysValues, int[] rows, int count, int length)
     {
         int kvStride = _heads * (_nope + _v), head = h * (_nope + _v);
         float[] keys = Rent(length * _qk), valuesT = Rent(_v * length), queries = Rent(count * _qk), scores = Rent(count * length), output = Rent(count * _v);
@@ -235,17 +239,17 @@ public sealed class Mla
             fixed (float* k = keys, v = valuesT)
             {
                 var keyMatrix = new Weight("attention keys", DType.F32, [length, _qk], (byte*)k, null, null);
-                MatMul.Run(queries, _qk, count, keyMatrix, 0, length, scores, length, parallel: false);
+                _kernels.MatMul(queries, _qk, count, keyMatrix, 0, length, scores, length, parallel: false);
                 for (int i = 0; i < count; i++)
                 {
-                    int len = batch.Position(rows[i]) + 1;
+                    int len = batch.Positions[rows[i]] + 1;
                     Span<float> row = scores.AsSpan(i * length, length);
-                    TensorPrimitives.Multiply(row[..len], _scale, row[..len]);
-                    Activations.Softmax(row[..len]);
+                    _kernels.Multiply(row[..len], _scale, row[..len]);
+                    _kernels.Softmax(row[..len]);
                     row[len..].Clear();
                 }
                 var valueMatrix = new Weight("attention values", DType.F32, [_v, length], (byte*)v, null, null);
-                MatMul.Run(scores, length, count, valueMatrix, 0, _v, output, _v, parallel: false);
+                _kernels.MatMul(scores, length, count, valueMatrix, 0, _v, output, _v, parallel: false);
             }
             for (int i = 0; i < count; i++) output.AsSpan(i * _v, _v).CopyTo(attn.AsSpan((rows[i] * _heads + h) * _v));
         }
@@ -269,21 +273,22 @@ public sealed class Mla
         private float[]? _qLatent, _context, _cached, _keysValues;
         private int[]? _rows;
         private int _count, _length;
-        private TokenBatch? _batch;
+        private ForwardBatch _batch;
+        private ILatentMemory? _memory;
 
-        public void Set(AttentionPath path, float[] q, TokenBatch batch, float[] attn, float[]? qLatent, float[]? context, float[]? cached, float[]? keysValues, int[]? rows, int count, int length)
+        public void Set(AttentionPath path, float[] q, in ForwardBatch batch, ILatentMemory memory, float[] attn, float[]? qLatent, float[]? context, float[]? cached, float[]? keysValues, int[]? rows, int count, int length)
         {
-            (_path, _q, _batch, _attn, _qLatent, _context, _cached, _keysValues, _rows, _count, _length) = (path, q, batch, attn, qLatent, context, cached, keysValues, rows, count, length);
+            (_path, _q, _batch, _memory, _attn, _qLatent, _context, _cached, _keysValues, _rows, _count, _length) = (path, q, batch, memory, attn, qLatent, context, cached, keysValues, rows, count, length);
         }
 
         public void Run(int start, int end)
         {
             if (_path == AttentionPath.Absorbed)
             {
-                for (int h = start; h < end; h += HeadGroup) mla.AbsorbedHeads(h, Math.Min(end, h + HeadGroup), _q, _batch!, _attn, _qLatent!, _context!);
+                for (int h = start; h < end; h += HeadGroup) mla.AbsorbedHeads(h, Math.Min(end, h + HeadGroup), _q, _batch, _memory!, _attn, _qLatent!, _context!);
                 return;
             }
-            for (int h = start; h < end; h++) mla.NaiveHead(h, _q, _batch!, _attn, _cached!, _keysValues!, _rows!, _count, _length);
+            for (int h = start; h < end; h++) mla.NaiveHead(h, _q, _batch, _attn, _cached!, _keysValues!, _rows!, _count, _length);
         }
     }
 }

@@ -1,5 +1,7 @@
 using System.Buffers;
+using Cluster.Engine.Backend;
 using Cluster.Engine.Config;
+using Cluster.Engine.Kernels;
 using Cluster.Engine.Tensors;
 
 namespace Cluster.Engine.Model;
@@ -12,13 +14,14 @@ public sealed class Moe(Gate gate, IRoutedExperts experts, Mlp? shared) : IFeedF
     public Mlp? Shared => shared;
 
     /// <summary>Loads the gate and shared experts; the routed experts too unless <paramref name="routed"/> supplies them.</summary>
-    public static Moe Load(ITensorSource source, ModelConfig config, int layer, IRoutedExperts? routed = null)
+    public static Moe Load(ITensorSource source, ModelConfig config, int layer, IRoutedExperts? routed = null, IKernels? kernels = null)
     {
+        kernels ??= CpuBackend.Default.Kernels;
         string prefix = $"model.layers.{layer}.mlp";
         Mlp? shared = config.NSharedExperts > 0
-            ? Mlp.Load(source, prefix + ".shared_experts", config.HiddenSize, config.MoeIntermediateSize * config.NSharedExperts)
+            ? Mlp.Load(source, prefix + ".shared_experts", config.HiddenSize, config.MoeIntermediateSize * config.NSharedExperts, kernels)
             : null;
-        return new Moe(Gate.Load(source, prefix + ".gate", config), routed ?? RoutedExperts.Load(source, config, layer), shared);
+        return new Moe(Gate.Load(source, prefix + ".gate", config, kernels), routed ?? RoutedExperts.Load(source, config, layer, kernels: kernels), shared);
     }
 
     public void Forward(ReadOnlySpan<float> x, int n, Span<float> y)

@@ -1,4 +1,5 @@
 using Cluster.Engine.Config;
+using Cluster.Engine.Backend;
 using Cluster.Engine.Kernels;
 
 namespace Cluster.Engine.Model;
@@ -13,9 +14,11 @@ public sealed class Rotary
     private readonly float[] _invFreq;
     private readonly float _attentionFactor;
     private readonly bool _interleaved;
+    private readonly IKernels _kernels;
 
-    public Rotary(ModelConfig config)
+    public Rotary(ModelConfig config, IKernels? kernels = null)
     {
+        _kernels = kernels ?? CpuBackend.Default.Kernels;
         Dim = config.QkRopeHeadDim;
         (double[] invFreq, double factor) = Frequencies(config);
         _invFreq = Array.ConvertAll(invFreq, f => (float)f);
@@ -37,7 +40,7 @@ public sealed class Rotary
     }
 
     /// <summary>Rotates one rope vector of Dim values in place.</summary>
-    public void Apply(Span<float> x, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin) => Rope.Apply(x, cos, sin, _interleaved);
+    public void Apply(Span<float> x, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin) => _kernels.Rope(x, cos, sin, _interleaved);
 
     /// <summary>inv_freq per frequency pair and the cos/sin attention factor (HF's _compute_yarn_parameters).</summary>
     public static (double[] InvFreq, double AttentionFactor) Frequencies(ModelConfig config)

@@ -1,5 +1,5 @@
 using System.Buffers;
-using System.Numerics.Tensors;
+using Cluster.Engine.Backend;
 using Cluster.Engine.Config;
 using Cluster.Engine.Kernels;
 using Cluster.Engine.Tensors;
@@ -9,9 +9,10 @@ namespace Cluster.Engine.Model;
 /// <summary>
 /// The routed experts of one MoE layer, all of them or the subset an expert node hosts. <see cref="Run"/>
 /// takes token rows with the gate's choices and returns each row's weighted sum of its experts' outputs: the
-/// unit of work that dispatch sends to an expert node and combine adds back.
+/// unit of work that dispatch sends to an expert node and combine adds back. The CPU backend's
+/// <see cref="IHostedExperts"/>.
 /// </summary>
-public sealed class RoutedExperts : IRoutedExperts
+public sealed class RoutedExperts : IHostedExperts
 {
     /// <summary>Up to this many rows per expert, experts run one per thread rather than one after another.</summary>
     private const int ExpertParallelRows = 4;
@@ -20,8 +21,11 @@ public sealed class RoutedExperts : IRoutedExperts
     private readonly int _layer, _hidden;
     private readonly ExpertJob _job;
 
-    public RoutedExperts(int layer, int hidden, Mlp?[] experts)
+    private readonly IKernels _kernels;
+
+    public RoutedExperts(int layer, int hidden, Mlp?[] experts, IKernels kernels)
     {
+        _kernels = kernels;
         _layer = layer;
         _hidden = hidden;
         _experts = experts;
@@ -29,16 +33,19 @@ public sealed class RoutedExperts : IRoutedExperts
     }
 
     /// <summary>Loads "model.layers.{layer}.mlp.experts.{e}.*" for each e in <paramref name="hosted"/> (all when null).</summary>
-    public static RoutedExperts Load(ITensorSource source, ModelConfig config, int layer, IEnumerable<int>? hosted = null)
+    public static RoutedExperts Load(ITensorSource source, ModelConfig config, int layer, IEnumerable<int>? hosted = null, IKernels? kernels = null)
     {
+        kernels ??= CpuBackend.Default.Kernels;
         var experts = new Mlp?[config.NRoutedExperts];
         foreach (int e in hosted ?? Enumerable.Range(0, config.NRoutedExperts))
         {
             if ((uint)e >= (uint)experts.Length) throw new ArgumentOutOfRangeException(nameof(hosted), $"layer {layer}: expert {e} out of range 0..{experts.Length - 1}");
-            experts[e] = Mlp.Load(source, $"model.layers.{layer}.mlp.experts.{e}", config.HiddenSize, config.MoeIntermediateSize);
+            experts[e] = Mlp.Load(source, $"model.layers.{layer}.mlp.experts.{e}", config.HiddenSize, config.MoeIntermediateSize, kernels);
         }
-        return new RoutedExperts(layer, config.HiddenSize, experts);
+        return new RoutedExperts(layer, config.HiddenSize, experts, kernels);
     }
+
+    public int Layer => _layer;
 
     public bool Hosts(int expert) => (uint)expert < (uint)_experts.Length && _experts[expert] is not null;
 
@@ -93,15 +100,15 @@ public sealed class RoutedExperts : IRoutedExperts
             int items = used + (shared is null ? 0 : 1);
             // Few rows per expert (decode): one expert per thread, each matmul single-threaded, instead of
             // splitting every small matmul across threads. Many rows (prefill): each expert's matmuls in parallel.
-            if (most <= ExpertParallelRows) WorkerPool.Shared.For(items, 1, _job);
+            if (most <= ExpertParallelRows) _kernels.For(items, 1, _job);
             else _job.Run(0, items);
 
             for (int j = 0; j < pairs; j++)
             {
                 Span<float> dst = output.Slice(order[j] / k * _hidden, _hidden);
-                TensorPrimitives.MultiplyAdd(result.AsSpan(j * _hidden, _hidden), weights[order[j]], dst, dst);
+                _kernels.MultiplyAdd(result.AsSpan(j * _hidden, _hidden), weights[order[j]], dst, dst);
             }
-            if (sharedOut is not null) TensorPrimitives.Add(output[..(n * _hidden)], sharedOut.AsSpan(0, n * _hidden), output);
+            if (sharedOut is not null) _kernels.Add(output[..(n * _hidden)], sharedOut.AsSpan(0, n * _hidden), output);
         }
         finally
         {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using Cluster.Engine.Backend;
 using Cluster.Engine.Cache;
 using Cluster.Engine.Config;
 using Cluster.Engine.Kernels;
@@ -16,9 +17,12 @@ public sealed class Transformer
     private readonly DecoderLayer[] _layers;
     private readonly RmsNorm _norm;
     private readonly TokenBatch _batch = new();
+    private readonly IKernels _kernels;
 
-    private Transformer(ModelConfig config, Weight embed, DecoderLayer[] layers, RmsNorm norm, Weight lmHead)
+    private Transformer(IBackend backend, ModelConfig config, Weight embed, DecoderLayer[] layers, RmsNorm norm, Weight lmHead)
     {
+        Backend = backend;
+        _kernels = backend.Kernels;
         Config = config;
         _embed = embed;
         _layers = layers;
@@ -27,41 +31,51 @@ public sealed class Transformer
     }
 
     public ModelConfig Config { get; }
+    public IBackend Backend { get; }
     public IReadOnlyList<DecoderLayer> Layers => _layers;
 
     /// <summary>
     /// Binds every tensor of the model; <paramref name="progress"/> gets the fraction of layers done. With
     /// <paramref name="routedExperts"/> (MoE layer -> its routed experts, e.g. remote ones on expert nodes) the
-    /// routed expert tensors are never read, so the source may leave them out.
+    /// routed expert tensors are never read, so the source may leave them out; without it the backend hosts them
+    /// all. The model runs on <paramref name="backend"/>, the CPU's by default.
     /// </summary>
-    public static Transformer Load(ModelConfig config, ITensorSource source, IProgress<double>? progress = null, Func<int, IRoutedExperts>? routedExperts = null)
+    public static Transformer Load(ModelConfig config, ITensorSource source, IProgress<double>? progress = null, Func<int, IRoutedExperts>? routedExperts = null, IBackend? backend = null)
     {
+        backend ??= CpuBackend.Default;
+        IKernels kernels = backend.Kernels;
+        IBackend host = backend;
+        routedExperts ??= layer => host.LoadExperts(source, config, layer);
         int hidden = config.HiddenSize, vocab = config.VocabSize;
         Weight embed = TensorShapes.Matrix(source, "model.embed_tokens.weight", vocab, hidden);
-        var rotary = new Rotary(config);
+        var rotary = new Rotary(config, kernels);
         var layers = new DecoderLayer[config.NumHiddenLayers];
         for (int l = 0; l < layers.Length; l++)
         {
-            layers[l] = DecoderLayer.Load(source, config, l, rotary, routedExperts);
+            layers[l] = DecoderLayer.Load(source, config, l, rotary, kernels, routedExperts);
             progress?.Report((l + 1.0) / (layers.Length + 1));
         }
-        var norm = new RmsNorm(TensorShapes.Vector(source, "model.norm.weight", hidden), config.RmsNormEps);
+        var norm = new RmsNorm(TensorShapes.Vector(source, "model.norm.weight", hidden), config.RmsNormEps, kernels);
         Weight lmHead = config.TieWordEmbeddings && !source.Contains("lm_head.weight")
             ? embed
             : TensorShapes.Matrix(source, "lm_head.weight", vocab, hidden);
         progress?.Report(1.0);
-        return new Transformer(config, embed, layers, norm, lmHead);
+        return new Transformer(backend, config, embed, layers, norm, lmHead);
     }
 
     /// <summary>
-    /// Runs <paramref name="tokens"/> (one per row of <paramref name="batch"/>) through every layer, writing
-    /// their latents into the caches. Logits go to <paramref name="logits"/>: [rows, vocab] for every row, or
-    /// [1, vocab] for the last row only when <paramref name="lastRowOnly"/>.
+    /// The model's forward pass, as nano-vllm's model runner calls it: the batch's tokens through every layer,
+    /// each layer writing the rows' latents to their slots of <paramref name="memory"/> and attending through the
+    /// block tables. Logits go to <paramref name="logits"/>: [rows, vocab] for every row, or [1, vocab] for the
+    /// last row only when <paramref name="lastRowOnly"/>. <paramref name="layerDone"/> hears each layer index as
+    /// soon as that layer's rows are written.
     /// </summary>
-    public void Forward(ReadOnlySpan<int> tokens, TokenBatch batch, AttentionPath path, Span<float> logits, bool lastRowOnly = false, Action<int>? layerDone = null)
+    public void Forward(in ForwardBatch batch, ILatentMemory memory, AttentionPath path, Span<float> logits, bool lastRowOnly = false, Action<int>? layerDone = null)
     {
-        int n = batch.Count, hidden = Config.HiddenSize, vocab = Config.VocabSize;
-        if (tokens.Length != n) throw new ArgumentException($"{tokens.Length} tokens for {n} batch rows");
+        int n = batch.Rows, hidden = Config.HiddenSize, vocab = Config.VocabSize;
+        if (n > 0 && memory.RowSize != Config.KvLoraRank + Config.QkRopeHeadDim)
+            throw new ArgumentException($"latent memory rows of {memory.RowSize} values; the model's are {Config.KvLoraRank + Config.QkRopeHeadDim}");
+        ReadOnlySpan<int> tokens = batch.Tokens;
         int outRows = lastRowOnly ? 1 : n;
         if (logits.Length < outRows * vocab) throw new ArgumentException($"logits need {outRows} x {vocab} values");
         float[] h = ArrayPool<float>.Shared.Rent(n * hidden);
@@ -71,14 +85,25 @@ public sealed class Transformer
             Embed(tokens, hs);
             for (int l = 0; l < _layers.Length; l++)
             {
-                _layers[l].Forward(hs, batch, path);
+                _layers[l].Forward(hs, batch, memory, path);
                 layerDone?.Invoke(l);
             }
             Span<float> last = lastRowOnly ? hs.Slice((n - 1) * hidden, hidden) : hs;
             _norm.Forward(last, last);
-            MatMul.Run(last, outRows, _lmHead, logits[..(outRows * vocab)]);
+            _kernels.MatMul(last, outRows, _lmHead, logits[..(outRows * vocab)]);
         }
         finally { ArrayPool<float>.Shared.Return(h); }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> (one per row of <paramref name="batch"/>) through every layer, writing
+    /// their latents into the rows' caches: <see cref="Forward(in ForwardBatch, ILatentMemory, AttentionPath, Span{float}, bool, Action{int})"/>
+    /// over <see cref="TokenBatch.Prepare"/>'s arrays.
+    /// </summary>
+    public void Forward(ReadOnlySpan<int> tokens, TokenBatch batch, AttentionPath path, Span<float> logits, bool lastRowOnly = false, Action<int>? layerDone = null)
+    {
+        ForwardBatch prepared = batch.Prepare(tokens, out ILatentMemory memory);
+        Forward(prepared, memory, path, logits, lastRowOnly, layerDone);
     }
 
     /// <summary>
@@ -115,16 +140,8 @@ public sealed class Transformer
 
     private void Embed(ReadOnlySpan<int> tokens, Span<float> h)
     {
-        int hidden = Config.HiddenSize;
-        var view = new WeightView(_embed);
-        for (int i = 0; i < tokens.Length; i++)
-        {
-            int t = tokens[i];
+        foreach (int t in tokens)
             if ((uint)t >= (uint)Config.VocabSize) throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {t} out of range 0..{Config.VocabSize - 1}");
-            unsafe
-            {
-                fixed (float* dst = h.Slice(i * hidden, hidden)) RowKernels.Decode(view, t, dst);
-            }
-        }
+        _kernels.Embed(_embed, tokens, h);
     }
 }

@@ -5,6 +5,9 @@ namespace Cluster.Engine.Tests.Kernels;
 
 public class MatMulTests
 {
+    /// <summary>Three threads, so a matrix splits into uneven chunks even on a 2-core machine.</summary>
+    private static readonly WorkerPool Pool = new CpuBackend(3).Pool;
+
     internal static float[] Random(int n, int seed, float scale = 1)
     {
         var r = new Random(seed);
@@ -49,7 +52,7 @@ public class MatMulTests
         Weight w = Weight.FromFloats("w", [rows, cols], Random(rows * cols, rows + cols, 0.5f), dtype);
         float[] x = Random(batch * cols, 1000 + batch);
         var y = new float[batch * rows];
-        MatMul.Run(x, batch, w, y);
+        MatMul.Run(Pool, x, batch, w, y);
         var (expected, mag) = Reference(x, batch, w, 0, rows);
         for (int i = 0; i < y.Length; i++)
             Assert.True(Math.Abs(y[i] - expected[i]) <= 2e-6 * mag[i] + 1e-6, $"{dtype} batch {batch} [{i}]: {y[i]} vs {expected[i]}");
@@ -67,8 +70,8 @@ public class MatMulTests
         {
             float[] x = Random(batch * cols, 9);
             float[] a = new float[batch * rows], b = new float[batch * rows];
-            MatMul.Run(x, batch, fp8, a);
-            MatMul.Run(x, batch, f32, b);
+            MatMul.Run(Pool, x, batch, fp8, a);
+            MatMul.Run(Pool, x, batch, f32, b);
             for (int i = 0; i < a.Length; i++) Assert.Equal(b[i], a[i], 1e-4f * (1 + Math.Abs(b[i])));
         }
     }
@@ -83,7 +86,7 @@ public class MatMulTests
         for (int b = 0; b < batch; b++) xDense.AsSpan(b * cols, cols).CopyTo(x.AsSpan(b * xStride));
         var y = new float[(batch - 1) * yStride + 12];
         Array.Fill(y, 42f);
-        MatMul.Run(x, xStride, batch, w, 10, 12, y, yStride, parallel: false);
+        MatMul.Run(Pool, x, xStride, batch, w, 10, 12, y, yStride, parallel: false);
         var (expected, mag) = Reference(xDense, batch, w, 10, 12);
         for (int b = 0; b < batch; b++)
         {
@@ -126,9 +129,9 @@ public class MatMulTests
         Weight b = Weight.FromFloats("b", [77, cols], Random(77 * cols, 22), dtype);
         float[] x = Random(batch * cols, 23);
         float[] ya = new float[batch * 130], yb = new float[batch * 77], ea = new float[batch * 130], eb = new float[batch * 77];
-        MatMul.RunPair(x, batch, a, ya, b, yb);
-        MatMul.Run(x, batch, a, ea);
-        MatMul.Run(x, batch, b, eb);
+        MatMul.RunPair(Pool, x, batch, a, ya, b, yb);
+        MatMul.Run(Pool, x, batch, a, ea);
+        MatMul.Run(Pool, x, batch, b, eb);
         Assert.Equal(ea, ya);
         Assert.Equal(eb, yb);
     }
@@ -137,7 +140,7 @@ public class MatMulTests
     public void RejectsShortBuffersNamingTheTensor()
     {
         Weight w = Weight.FromFloats("model.x.weight", [4, 8], new float[32], DType.BF16);
-        var e = Assert.Throws<ArgumentException>(() => MatMul.Run(new float[7], 1, w, new float[4]));
+        var e = Assert.Throws<ArgumentException>(() => MatMul.Run(Pool, new float[7], 1, w, new float[4]));
         Assert.Contains("model.x.weight", e.Message);
     }
 }

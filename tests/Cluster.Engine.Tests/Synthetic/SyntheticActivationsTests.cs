@@ -1,3 +1,4 @@
+using Cluster.Engine.Backend;
 using Cluster.Engine.Cache;
 using Cluster.Engine.Checkpoints;
 using Cluster.Engine.Config;
@@ -42,9 +43,10 @@ public class SyntheticActivationsTests
         cache.Reserve(n);
         var batch = new TokenBatch();
         for (int i = 0; i < n; i++) batch.Add(cache, i);
+        ForwardBatch prepared = batch.Prepare(tokens, out ILatentMemory memory);
         foreach (DecoderLayer layer in model.Layers)
         {
-            layer.Forward(hidden, batch, AttentionPath.Naive);
+            layer.Forward(hidden, prepared, memory, AttentionPath.Naive);
             for (int i = 0; i < n; i++)
                 Assert.InRange(Rms(hidden.AsSpan(i * h, h)), 0.5, 8);
         }

@@ -1,0 +1,75 @@
+using Cluster.Engine.Backend;
+
+namespace Cluster.Engine.Cache;
+
+/// <summary>
+/// The CPU backend's latent block memory: one byte array per block, allocated on the block's first use (so a
+/// large budget costs nothing until sequences fill it).
+/// </summary>
+public sealed class CpuLatentBlocks : ILatentBlocks
+{
+    private readonly byte[]?[] _blocks;
+    private readonly int _layerBytes, _blockBytes;
+
+    public CpuLatentBlocks(int blocks, int blockSize, int layers, int rowSize, LatentFormat format)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(blocks, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
+        Blocks = blocks;
+        BlockSize = blockSize;
+        Layers = layers;
+        RowSize = rowSize;
+        Format = format;
+        BytesPerRow = rowSize * format.BytesPerValue();
+        long blockBytes = (long)layers * blockSize * BytesPerRow;
+        if (blockBytes > Array.MaxLength) throw new ArgumentException($"a latent cache block of {blockSize} tokens takes {blockBytes} bytes, more than one array holds");
+        _layerBytes = blockSize * BytesPerRow;
+        _blockBytes = (int)blockBytes;
+        _blocks = new byte[blocks][];
+    }
+
+    public int Blocks { get; }
+    public int BlockSize { get; }
+    public int Layers { get; }
+    public int RowSize { get; }
+    public LatentFormat Format { get; }
+    public int BytesPerRow { get; }
+
+    public void Write(int layer, int slot, ReadOnlySpan<float> row)
+    {
+        if (row.Length != RowSize) throw new ArgumentException($"latent row of {row.Length} values, expected {RowSize}", nameof(row));
+        LatentRows.Store(Format, row, Stored(layer, slot, 1));
+    }
+
+    public void Read(int layer, int slot, int count, Span<float> rows)
+    {
+        if (rows.Length < (long)count * RowSize) throw new ArgumentException($"{rows.Length} values for {count} rows of {RowSize}", nameof(rows));
+        LatentRows.Load(Format, Stored(layer, slot, count), rows[..(count * RowSize)]);
+    }
+
+    public void ReadRaw(int layer, int slot, int count, Span<byte> destination) => Stored(layer, slot, count).CopyTo(destination);
+
+    public void WriteRaw(int layer, int slot, int count, ReadOnlySpan<byte> source)
+    {
+        Span<byte> stored = Stored(layer, slot, count);
+        if (source.Length < stored.Length) throw new ArgumentException($"{source.Length} bytes for {count} rows of {BytesPerRow} bytes", nameof(source));
+        source[..stored.Length].CopyTo(stored);
+    }
+
+    /// <summary>The stored bytes of rows [slot, slot + count) of one layer, all within one block.</summary>
+    private Span<byte> Stored(int layer, int slot, int count)
+    {
+        if ((uint)layer >= (uint)Layers) throw new ArgumentOutOfRangeException(nameof(layer), $"layer {layer} of {Layers}");
+        int block = slot / BlockSize, offset = slot - block * BlockSize;
+        if (slot < 0 || (uint)block >= (uint)Blocks || count < 0 || offset + count > BlockSize)
+            throw new ArgumentOutOfRangeException(nameof(slot), $"rows [{slot}, {slot + count}) do not lie within one of {Blocks} blocks of {BlockSize}");
+        byte[] memory = _blocks[block] ?? Allocate(block);
+        return memory.AsSpan(layer * _layerBytes + offset * BytesPerRow, count * BytesPerRow);
+    }
+
+    private byte[] Allocate(int block)
+    {
+        var memory = new byte[_blockBytes];
+        return Interlocked.CompareExchange(ref _blocks[block], memory, null) ?? memory;
+    }
+}
