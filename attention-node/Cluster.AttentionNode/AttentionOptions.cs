@@ -30,6 +30,12 @@ public sealed record AttentionOptions
     public int PrefillChunk { get; init; } = 512;
     /// <summary>Memory of the paged latent cache; a request is admitted only while its whole context fits.</summary>
     public long KvCacheBytes { get; init; } = 1L << 30;
+    /// <summary>
+    /// Makes the whole cache resident at start (what `cluster serve attention` does): the node then holds the memory it
+    /// admits requests against, instead of taking it page by page as new blocks are first used. Hosts embedded in
+    /// tests leave it off so that many nodes fit one machine.
+    /// </summary>
+    public bool ReserveKvCache { get; init; }
     /// <summary>Tokens per cache block, the unit of allocation and of prefix reuse.</summary>
     public int KvBlockSize { get; init; } = 64;
     public LatentFormat KvCacheFormat { get; init; } = LatentFormat.BF16;

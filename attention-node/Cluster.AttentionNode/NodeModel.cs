@@ -73,6 +73,12 @@ internal sealed class NodeModel : IAsyncDisposable
             // The options were validated, so what is left to refuse is a budget too small for one block.
             try { caches = new LatentCacheManager(config, new LatentCacheOptions { BlockSize = options.KvBlockSize, BudgetBytes = options.KvCacheBytes, Format = options.KvCacheFormat }); }
             catch (ArgumentException e) { throw new ArgumentException($"--kv-cache-bytes: {e.Message}", e); }
+            if (options.ReserveKvCache)
+            {
+                clock.Restart();
+                caches.Memory.Reserve();
+                log.LogInformation("{Bytes:N0} bytes of latent cache ({Blocks} blocks) resident in {Seconds:F1} s", (long)caches.TotalBlocks * caches.BlockBytes, caches.TotalBlocks, clock.Elapsed.TotalSeconds);
+            }
             var scheduler = new BatchScheduler(model, caches, new SchedulerOptions(options.NodeId, options.MaxBatch, options.PrefillChunk, options.PrefixCache), textVocab, eos, log);
             return new NodeModel(checkpoint, remote, moeLayers, counts, scheduler, options.Role);
         }

@@ -26,6 +26,7 @@ public static class ServeAttentionCommand
             Dispatch = ParseDispatch(args.String("dispatch", "bf16")),
             MaxBatch = args.Int("max-batch", 32, 1, 1024),
             DrainTimeout = TimeSpan.FromSeconds(args.Int("drain-seconds", 30, 0, 3600)),
+            ReserveKvCache = true,
             LogLevel = args.Flag("verbose") ? LogLevel.Information : LogLevel.Warning,
         };
         AttentionNodeSettings settings = AttentionNodeSettings.Parse(args);

@@ -21,4 +21,10 @@ public interface ILatentBlocks : ILatentMemory
 
     /// <summary>Stores <paramref name="count"/> rows of one layer from <paramref name="slot"/> on (one block) from their stored bytes.</summary>
     void WriteRaw(int layer, int slot, int count, ReadOnlySpan<byte> source);
+
+    /// <summary>
+    /// Makes every block's memory resident now rather than at its first use, so a serving node holds the whole budget
+    /// it claims from the start (no page faults in later steps, no out-of-memory kill at the first busy hour).
+    /// </summary>
+    void Reserve();
 }

@@ -4,7 +4,7 @@ namespace Cluster.Engine.Cache;
 
 /// <summary>
 /// The CPU backend's latent block memory: one byte array per block, allocated on the block's first use (so a
-/// large budget costs nothing until sequences fill it).
+/// large budget costs nothing until sequences fill it) or all at once by <see cref="Reserve"/>.
 /// </summary>
 public sealed class CpuLatentBlocks : ILatentBlocks
 {
@@ -66,6 +66,14 @@ public sealed class CpuLatentBlocks : ILatentBlocks
         byte[] memory = _blocks[block] ?? Allocate(block);
         return memory.AsSpan(layer * _layerBytes + offset * BytesPerRow, count * BytesPerRow);
     }
+
+    /// <summary>Allocates every block not yet in use; blocks already holding rows are left as they are.</summary>
+    public void Reserve() =>
+        // Writing every page makes it resident (a fresh array's pages are the kernel's shared zero page until touched).
+        Parallel.For(0, Blocks, block =>
+        {
+            if (Volatile.Read(ref _blocks[block]) is null) Allocate(block).AsSpan().Clear();
+        });
 
     private byte[] Allocate(int block)
     {

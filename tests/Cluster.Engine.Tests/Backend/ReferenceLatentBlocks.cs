@@ -26,6 +26,9 @@ internal sealed class ReferenceLatentBlocks(int blocks, int blockSize, int layer
         for (int i = 0; i < rowSize; i++) stored[i] = format == LatentFormat.BF16 ? NumberFormats.BF16ToFloat(NumberFormats.FloatToBF16(row[i])) : row[i];
     }
 
+    /// <summary>Its arrays are allocated whole, so there is nothing left to reserve.</summary>
+    public void Reserve() { }
+
     public void Read(int layer, int slot, int count, Span<float> rows) => _layers[layer].AsSpan(slot * rowSize, count * rowSize).CopyTo(rows);
 
     public void ReadRaw(int layer, int slot, int count, Span<byte> destination)
