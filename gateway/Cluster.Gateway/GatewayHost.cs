@@ -102,9 +102,11 @@ public sealed class GatewayHost : IAsyncDisposable
 
             var grpcBuilder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.MinimumLogLevel });
             grpcBuilder.Services.AddSingleton(new InferenceService(model, generator));
+            ExpertControl.Add(grpcBuilder.Services, admission);
             grpc = Build(grpcBuilder, k => k.ListenGrpc(options.Host, options.GrpcPort, null));
             grpc.MapGrpcInfrastructure();
             grpc.MapGrpcService<InferenceService>();
+            ExpertControl.Map(grpc);
             var health = new RoleHealth(grpc.Services.GetRequiredService<HealthServiceImpl>(), Protos.V1.Inference.Descriptor.FullName);
 
             membership = new NodeMembership(discovery, admission, stats, logger);

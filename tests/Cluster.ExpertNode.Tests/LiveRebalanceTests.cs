@@ -68,7 +68,7 @@ public class LiveRebalanceTests
     {
         await using ExpertCluster cluster = await ExpertCluster.StartAsync(3, 2);
         PlacementPlan before = cluster.Plan;
-        PlacementPlan next = Rebalancer.Rebalance(before, TinyCheckpoint.Config, RebalancerTests.Skewed(TinyCheckpoint.Config));
+        PlacementPlan next = Rebalancer.Rebalance(before, RebalancerTests.Skewed(TinyCheckpoint.Config));
         PlanChange change = PlanChange.Between(before, next);
         Assert.True(change.LoadedExperts > 0, "the skewed load moves experts");
 
@@ -109,7 +109,7 @@ public class LiveRebalanceTests
 
         // The new node starts from the plan that includes it (it has nothing to serve before).
         var added = new ExpertNodeAddress("expert-2", "127.0.0.1:1");
-        PlacementPlan grownAt0 = Rebalancer.Rebalance(before, TinyCheckpoint.Config, null, nodes: [.. before.Nodes, added]);
+        PlacementPlan grownAt0 = Rebalancer.Rebalance(before, null, nodes: [.. before.Nodes, added]);
         grownAt0.Save(dir.File("grown.json"));
         ExpertHost third = await ExpertHost.StartAsync(new ExpertHostOptions { ModelDir = TinyCheckpoint.Dir, PlanPath = dir.File("grown.json"), NodeId = "expert-2" });
         cluster.Hosts.Add(third);
@@ -129,7 +129,7 @@ public class LiveRebalanceTests
         Assert.Equal(PlanChange.Held(grown, "expert-2"), Hosted(third));
 
         // Drain expert-0: its experts go elsewhere first, then it gets no rows.
-        PlacementPlan drained = Rebalancer.Rebalance(grown, TinyCheckpoint.Config, null, nodes: [grown.Nodes[1], grown.Nodes[2]]);
+        PlacementPlan drained = Rebalancer.Rebalance(grown, null, nodes: [grown.Nodes[1], grown.Nodes[2]]);
         long servedBefore;
         using (var stop = new CancellationTokenSource())
         {
@@ -152,11 +152,11 @@ public class LiveRebalanceTests
     {
         await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 0);
         ExpertHost host = cluster.Hosts[0];
-        PlacementPlan without = Rebalancer.Rebalance(cluster.Plan, TinyCheckpoint.Config, null, nodes: [cluster.Plan.Nodes[1]]);
+        PlacementPlan without = Rebalancer.Rebalance(cluster.Plan, null, nodes: [cluster.Plan.Nodes[1]]);
         var missing = await Assert.ThrowsAsync<ArgumentException>(() => host.Experts.PrepareAsync(without));
         Assert.Contains("no expert node 'expert-0'", missing.Message);
 
-        PlacementPlan next = Rebalancer.Rebalance(cluster.Plan, TinyCheckpoint.Config, RebalancerTests.Skewed(TinyCheckpoint.Config));
+        PlacementPlan next = Rebalancer.Rebalance(cluster.Plan, RebalancerTests.Skewed(TinyCheckpoint.Config));
         await host.Experts.PrepareAsync(next);
         Assert.Equal((0, 0L), await host.Experts.PrepareAsync(next));
         Assert.Equal([1UL, 2UL], host.Experts.Versions);

@@ -32,7 +32,7 @@ public class RebalancerTests
     {
         PlacementPlan start = PlacementPlanner.Plan(Small, PlacementPlanner.LoopbackNodes(nodes, 7100), null, redundant, replicas: replicas);
         ExpertLoad load = Skewed(Small);
-        PlacementPlan next = Rebalancer.Rebalance(start, Small, load);
+        PlacementPlan next = Rebalancer.Rebalance(start, load);
 
         Assert.Equal(start.Version + 1, next.Version);
         PlacementPlan.Parse(next.ToJson()).CheckFits(Small);
@@ -50,7 +50,7 @@ public class RebalancerTests
         Assert.True(moved < freshMoved, $"rebalance loads {moved} experts, a fresh plan {freshMoved}");
 
         // The same load again: nothing to move.
-        Assert.Equal(0, PlanChange.Between(next, Rebalancer.Rebalance(next, Small, load)).LoadedExperts);
+        Assert.Equal(0, PlanChange.Between(next, Rebalancer.Rebalance(next, load)).LoadedExperts);
     }
 
     [Fact]
@@ -59,20 +59,20 @@ public class RebalancerTests
         PlacementPlan start = PlacementPlanner.Plan(Small, PlacementPlanner.LoopbackNodes(3, 7100), null, 0);
         ExpertLoad load = Skewed(Small);
 
-        PlacementPlan twice = Rebalancer.Rebalance(start, Small, load, replicas: 2, redundantExperts: 4);
+        PlacementPlan twice = Rebalancer.Rebalance(start, load, replicas: 2, redundantExperts: 4);
         Assert.Equal(2, Rebalancer.MinimumReplicas(twice));
         Assert.All(twice.Layers, l => Assert.Equal(2 * Small.NRoutedExperts + 4, l.ReplicaCount));
         PlacementPlan.Parse(twice.ToJson()).CheckFits(Small);
 
         IReadOnlyList<ExpertNodeAddress> four = [.. start.Nodes, new ExpertNodeAddress("expert-3", "127.0.0.1:7103")];
-        PlacementPlan grown = Rebalancer.Rebalance(start, Small, load, nodes: four);
+        PlacementPlan grown = Rebalancer.Rebalance(start, load, nodes: four);
         Assert.Equal(4, grown.Nodes.Count);
         PlanChange change = PlanChange.Between(start, grown);
         Assert.Equal(PlanChange.Held(grown, "expert-3").Count, change.Loads["expert-3"].Count);
         Assert.True(change.Loads["expert-3"].Count >= Small.NRoutedExperts / 4 * grown.Layers.Count - grown.Layers.Count);
 
         IReadOnlyList<ExpertNodeAddress> drained = [start.Nodes[0], start.Nodes[2]];
-        PlacementPlan shrunk = Rebalancer.Rebalance(start, Small, load, nodes: drained);
+        PlacementPlan shrunk = Rebalancer.Rebalance(start, load, nodes: drained);
         Assert.Empty(PlanChange.Held(shrunk, "expert-1"));
         Assert.Equal(PlanChange.Held(start, "expert-1").Count, PlanChange.Between(start, shrunk).Drops["expert-1"].Count);
         PlacementPlan.Parse(shrunk.ToJson()).CheckFits(Small);

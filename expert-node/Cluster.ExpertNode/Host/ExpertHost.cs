@@ -59,7 +59,7 @@ public sealed class ExpertHost : IAsyncDisposable
         if (!IPAddress.TryParse(options.Host, out IPAddress? address)) throw new ArgumentException($"--host '{options.Host}' is not an IP address");
         if (options.Port is < 0 or > 65535) throw new ArgumentException($"--port {options.Port} out of range 0..65535");
         PlacementPlan plan = PlacementPlan.Load(options.PlanPath);
-        plan.NodeIndex(options.NodeId);
+        if (!options.Join) plan.NodeIndex(options.NodeId);
         if (!Directory.Exists(options.ModelDir)) throw new DirectoryNotFoundException($"{options.ModelDir}: model directory not found");
         ModelConfig config = ModelConfig.Load(Path.Combine(options.ModelDir, Checkpoint.ConfigFile));
         // Each plan's new slots come from a checkpoint opened for exactly their tensors, prefaulted so that the
@@ -69,7 +69,7 @@ public sealed class ExpertHost : IAsyncDisposable
             Checkpoint checkpoint = Checkpoint.Open(options.ModelDir, names.Contains);
             checkpoint.Prefault();
             return checkpoint;
-        });
+        }, options.Join);
         try
         {
             cancel.ThrowIfCancellationRequested();
@@ -77,7 +77,7 @@ public sealed class ExpertHost : IAsyncDisposable
             ListenOptions? bound = null;
             builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(address, options.Port, null, l => bound = l));
             builder.Services.AddGrpc().AddServiceOptions<ExpertService>(o => o.MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes);
-            builder.Services.AddSingleton(sp => new ExpertService(options.NodeId, experts, config, sp.GetRequiredService<ILogger<ExpertService>>(),
+            builder.Services.AddSingleton(sp => new ExpertService(options.NodeId, experts, config, options.PlanPath, sp.GetRequiredService<ILogger<ExpertService>>(),
                 sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping));
             WebApplication app = builder.Build();
             app.MapGrpcInfrastructure();

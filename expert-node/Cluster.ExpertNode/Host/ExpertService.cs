@@ -15,10 +15,11 @@ namespace Cluster.ExpertNode.Host;
 /// with the weighted partial sums of this node's experts as F32. F32 rather than BF16 so that the combine adds no
 /// rounding of its own: the attention node's result differs from local experts only by the dispatch's rounding.
 /// A frame that cannot be served gets a CombineFrame with <c>error</c> and the stream stays open. Dispatch frames
-/// arrive in pooled buffers (<see cref="PooledMethods.Dispatch"/>), each valid until the next is read.
+/// arrive in pooled buffers (<see cref="PooledMethods.Dispatch"/>), each valid until the next is read. Prepare and
+/// Release are the expert side of a live plan change (<see cref="Control.PlanRollout"/>).
 /// </summary>
 [BindServiceMethod(typeof(ExpertService), nameof(BindService))]
-public sealed class ExpertService(string nodeId, HostedExperts experts, ModelConfig config, ILogger<ExpertService> logger, CancellationToken stopping)
+public sealed class ExpertService(string nodeId, HostedExperts experts, ModelConfig config, string? planPath, ILogger<ExpertService> logger, CancellationToken stopping)
     : Protos.V1.ExpertService.ExpertServiceBase
 {
     private readonly int _hidden = config.HiddenSize;
@@ -139,6 +140,8 @@ public sealed class ExpertService(string nodeId, HostedExperts experts, ModelCon
             // Off the request thread: reading and prefaulting the tensors takes a while, and frames keep being served.
             (int slots, long bytes) = await Task.Run(() => experts.PrepareAsync(plan, context.CancellationToken), context.CancellationToken).ConfigureAwait(false);
             logger.LogInformation("plan version {Version} prepared: {Slots} slots loaded ({Bytes:N0} bytes)", plan.Version, slots, bytes);
+            // A node restarted from here on starts from the plan that is taking over.
+            if (planPath is not null) plan.SaveIfNewer(planPath);
             return new PreparePlanReply { Version = plan.Version, LoadedSlots = (uint)slots, LoadedBytes = (ulong)bytes };
         }
         catch (ArgumentException e) { throw new RpcException(new Status(StatusCode.FailedPrecondition, $"expert node {nodeId}: {e.Message}")); }

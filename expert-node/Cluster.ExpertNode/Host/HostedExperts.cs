@@ -70,7 +70,7 @@ public sealed class HostedExperts : IDisposable
         }
     }
 
-    /// <summary>Rows of dispatch frames served.</summary>
+    /// <summary>Expert rows computed: one per (token, expert) pair served, the node's share of the routed work.</summary>
     public long RowsServed => Interlocked.Read(ref _rows);
 
     /// <summary>The checkpoint tensors of <paramref name="node"/>'s slots: what Checkpoint.Open should load and nothing else.</summary>
@@ -96,9 +96,11 @@ public sealed class HostedExperts : IDisposable
     /// holding exactly the named tensors (a Checkpoint opened with that include filter); it is called again for the
     /// slots of each newer plan, and a source that is disposable is disposed once none of its experts is held.
     /// </summary>
-    public static HostedExperts Load(ModelConfig config, PlacementPlan plan, string nodeId, Func<IReadOnlySet<string>, ITensorSource> open)
+    /// <param name="join">When the plan leaves the node out: serve no slots (until a newer plan gives it some) instead of failing.</param>
+    public static HostedExperts Load(ModelConfig config, PlacementPlan plan, string nodeId, Func<IReadOnlySet<string>, ITensorSource> open, bool join = false)
     {
         plan.CheckFits(config);
+        if (!join) plan.NodeIndex(nodeId);
         var hosted = new HostedExperts(config, nodeId, open);
         hosted.Add(plan, hosted.LoadMissing(plan));
         return hosted;
@@ -129,14 +131,22 @@ public sealed class HostedExperts : IDisposable
 
     private readonly record struct Loaded(int Layer, int Expert, Mlp Mlp, ITensorSource Source, long Bytes);
 
+    /// <summary>This node's index in <paramref name="plan"/>; -1 when the plan leaves it out.</summary>
+    private int IndexIn(PlacementPlan plan)
+    {
+        for (int i = 0; i < plan.Nodes.Count; i++) if (plan.Nodes[i].Id == NodeId) return i;
+        return -1;
+    }
+
     private List<Loaded> LoadMissing(PlacementPlan plan)
     {
-        int node = plan.NodeIndex(NodeId);
+        int node = IndexIn(plan);
         var missing = new List<(int Layer, int Expert)>();
         lock (_compute)
-            foreach (LayerPlacement layer in plan.Layers)
-                foreach (int e in layer.SlotsOn(node))
-                    if (_loaded[layer.Layer][e] is null) missing.Add((layer.Layer, e));
+            if (node >= 0)
+                foreach (LayerPlacement layer in plan.Layers)
+                    foreach (int e in layer.SlotsOn(node))
+                        if (_loaded[layer.Layer][e] is null) missing.Add((layer.Layer, e));
         var result = new List<Loaded>();
         if (missing.Count == 0) return result;
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -167,7 +177,7 @@ public sealed class HostedExperts : IDisposable
                 if (_layers[layer.Layer] is null) changed.Add(layer.Layer);
             Rebuild(changed);
             HeldPlan[] held = Volatile.Read(ref _held);
-            Volatile.Write(ref _held, [.. held, HeldPlan.Of(plan, plan.NodeIndex(NodeId), _config.NumHiddenLayers)]);
+            Volatile.Write(ref _held, [.. held, HeldPlan.Of(plan, IndexIn(plan), _config.NumHiddenLayers)]);
         }
     }
 
@@ -230,19 +240,26 @@ public sealed class HostedExperts : IDisposable
     public void Run(int layer, ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output)
     {
         long[] tokens = _tokens[layer];
+        int pairs = 0;
         lock (_compute)
         {
             _layers[layer]!.Run(rows, n, ids, weights, output);
-            foreach (int e in ids) if (e >= 0) tokens[e]++;
+            foreach (int e in ids)
+                if (e >= 0)
+                {
+                    tokens[e]++;
+                    pairs++;
+                }
         }
-        Interlocked.Add(ref _rows, n);
+        Interlocked.Add(ref _rows, pairs);
     }
 
     /// <summary>Every slot of the newest plan in layer then slot order, with the tokens its expert has served here.</summary>
     public IEnumerable<(int Layer, int Expert, long Tokens)> Slots()
     {
         PlacementPlan plan = Plan;
-        int node = plan.NodeIndex(NodeId);
+        int node = IndexIn(plan);
+        if (node < 0) yield break;
         foreach (LayerPlacement layer in plan.Layers)
             foreach (int e in layer.SlotsOn(node).ToArray())
                 yield return (layer.Layer, e, Interlocked.Read(ref _tokens[layer.Layer][e]));
@@ -277,7 +294,8 @@ public sealed class HostedExperts : IDisposable
             foreach (LayerPlacement layer in plan.Layers)
             {
                 hosts[layer.Layer] = new bool[plan.RoutedExperts];
-                foreach (int e in layer.SlotsOn(node)) hosts[layer.Layer]![e] = true;
+                if (node >= 0)
+                    foreach (int e in layer.SlotsOn(node)) hosts[layer.Layer]![e] = true;
             }
             return new HeldPlan(plan, hosts);
         }

@@ -1,5 +1,3 @@
-using Cluster.Engine.Config;
-
 namespace Cluster.ExpertNode.Placement;
 
 /// <summary>
@@ -14,10 +12,9 @@ public static class Rebalancer
     /// <param name="replicas">Distinct nodes per expert at least; null keeps the current plan's.</param>
     /// <param name="redundantExperts">Extra replicas per layer; null keeps the current plan's.</param>
     /// <param name="nodes">The nodes of the next plan (added ones last, drained ones left out); null keeps the current ones.</param>
-    public static PlacementPlan Rebalance(PlacementPlan current, ModelConfig config, ExpertLoad? load,
+    public static PlacementPlan Rebalance(PlacementPlan current, ExpertLoad? load,
         int? replicas = null, int? redundantExperts = null, IReadOnlyList<ExpertNodeAddress>? nodes = null)
     {
-        current.CheckFits(config);
         nodes ??= current.Nodes;
         int experts = current.RoutedExperts, n = nodes.Count;
         if (nodes.Select(x => x.Id).Distinct(StringComparer.Ordinal).Count() != n) throw new ArgumentException("expert node ids must be unique");
