@@ -62,14 +62,16 @@ public sealed class ExpertHost : IAsyncDisposable
         if (!options.Join) plan.NodeIndex(options.NodeId);
         if (!Directory.Exists(options.ModelDir)) throw new DirectoryNotFoundException($"{options.ModelDir}: model directory not found");
         ModelConfig config = ModelConfig.Load(Path.Combine(options.ModelDir, Checkpoint.ConfigFile));
-        // Each plan's new slots come from a checkpoint opened for exactly their tensors, prefaulted so that the
-        // first frames do not pay the page faults.
+        // Each plan's new slots come from a checkpoint opened for exactly their tensors. The first is prefaulted
+        // from every core before the node serves; later ones page in on the loading thread while it serves.
+        bool serving = false;
         HostedExperts experts = HostedExperts.Load(config, plan, options.NodeId, names =>
         {
             Checkpoint checkpoint = Checkpoint.Open(options.ModelDir, names.Contains);
-            checkpoint.Prefault();
+            if (!serving) checkpoint.Prefault();
             return checkpoint;
         }, options.Join);
+        serving = true;
         try
         {
             cancel.ThrowIfCancellationRequested();

@@ -137,8 +137,10 @@ public sealed class ExpertService(string nodeId, HostedExperts experts, ModelCon
         }
         try
         {
-            // Off the request thread: reading and prefaulting the tensors takes a while, and frames keep being served.
-            (int slots, long bytes) = await Task.Run(() => experts.PrepareAsync(plan, context.CancellationToken), context.CancellationToken).ConfigureAwait(false);
+            // On a thread of its own: reading and prefaulting the tensors takes a while, and on a pool thread it would
+            // hold back the Dispatch streams' continuations (the pool grows only slowly on a machine with few cores).
+            (int slots, long bytes) = await Task.Factory.StartNew(() => experts.PrepareAsync(plan, context.CancellationToken), context.CancellationToken,
+                TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap().ConfigureAwait(false);
             logger.LogInformation("plan version {Version} prepared: {Slots} slots loaded ({Bytes:N0} bytes)", plan.Version, slots, bytes);
             // A node restarted from here on starts from the plan that is taking over.
             if (planPath is not null) plan.SaveIfNewer(planPath);

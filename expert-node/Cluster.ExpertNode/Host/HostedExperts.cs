@@ -155,10 +155,28 @@ public sealed class HostedExperts : IDisposable
         foreach ((int l, int e) in missing)
         {
             long bytes = 0;
-            foreach (string name in ExpertTensors(l, e)) bytes += source.Get(name).TotalBytes;
+            foreach (string name in ExpertTensors(l, e))
+            {
+                Weight w = source.Get(name);
+                bytes += w.TotalBytes;
+                Touch(w);
+                if (w.ScaleInv is { } scale) Touch(scale);
+            }
             result.Add(new Loaded(l, e, Mlp.Load(source, Prefix(l, e), _config.HiddenSize, _config.MoeIntermediateSize), source, bytes));
         }
         return result;
+    }
+
+    /// <summary>
+    /// Reads one byte per page on this thread, so that the first frames after a plan change pay no page faults; one
+    /// thread on purpose: a parallel prefault would fill the thread pool that the Dispatch streams need meanwhile.
+    /// </summary>
+    private static void Touch(Weight w)
+    {
+        ReadOnlySpan<byte> bytes = w.Bytes;
+        int sum = 0;
+        for (int i = 0; i < bytes.Length; i += 4096) sum += bytes[i];
+        GC.KeepAlive(sum);
     }
 
     private void Add(PlacementPlan plan, List<Loaded> loaded)
