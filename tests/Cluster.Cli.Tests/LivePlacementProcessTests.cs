@@ -46,6 +46,24 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
         }
 
         public int HttpPort { get; }
+
+        /// <summary>The pid of the child started with <c>--node-id <paramref name="nodeId"/></c>.</summary>
+        public int ChildPid(string nodeId)
+        {
+            foreach (string dir in Directory.GetDirectories("/proc"))
+            {
+                if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
+                try
+                {
+                    string stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                    string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                    if (int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture) != _process.Id) continue;
+                    if (File.ReadAllText(Path.Combine(dir, "cmdline")).Contains($"--node-id\0{nodeId}\0", StringComparison.Ordinal)) return pid;
+                }
+                catch (IOException) { }
+            }
+            throw new InvalidOperationException($"no child {nodeId} of cluster up:\n{Log}");
+        }
         public string Gateway { get; }
         public string Log { get { lock (_log) return _log.ToString(); } }
 
@@ -136,7 +154,14 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
         {
             Assert.Equal("serving", node.GetProperty("state").GetString());
             Assert.Equal(3, node.GetProperty("plan_version").GetInt32());
+            Assert.Equal(0, node.GetProperty("restarts").GetInt32());
         }
+        // `cluster status --json` carries the same beside the attention nodes' statistics.
+        var status = ClusterProcess.Run("status", "--gateway", $"http://127.0.0.1:{up.HttpPort}", "--control", up.Gateway, "--json");
+        Assert.True(status.ExitCode == 0, status.Stderr);
+        JsonElement experts = JsonDocument.Parse(status.Stdout).RootElement.GetProperty("experts");
+        Assert.Equal(3, experts.GetProperty("plan_version").GetInt32());
+        Assert.Equal(3, experts.GetProperty("nodes").GetArrayLength());
 
         // Balance under the last plan (rebalanced on the skewed load) for the same requests as the start plan's.
         var again = new string[requests];
@@ -146,5 +171,18 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
         output.WriteLine($"max/mean expert rows per node: start plan {before:F3}, after the rebalance {after:F3}");
         Assert.True(after < before, $"max/mean expert rows per node: start plan {before:F3}, after {after:F3}");
         Assert.True(after <= 1.1, $"max/mean expert rows per node after the rebalance {after:F3}");
+
+        // A node restarted now starts from the plan in use (its plan file was rewritten) and reports the restart.
+        Process.GetProcessById(up.ChildPid("expert-1")).Kill();
+        var until = DateTime.UtcNow.AddSeconds(90);
+        while (!up.Log.Contains("expert-1 is back", StringComparison.Ordinal) && DateTime.UtcNow < until) await Task.Delay(200);
+        Assert.Contains("expert-1 is back", up.Log);
+        JsonElement restarted = Status(up).GetProperty("nodes").EnumerateArray().Single(n => n.GetProperty("node_id").GetString() == "expert-1");
+        Assert.Equal(1, restarted.GetProperty("restarts").GetInt32());
+        Assert.Equal(3, restarted.GetProperty("plan_version").GetInt32());
+        Assert.Equal("serving", restarted.GetProperty("state").GetString());
+        var afterRestart = new string[requests];
+        await Parallel.ForAsync(0, requests, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) => afterRestart[i] = await CompleteAsync(http, up, i));
+        Assert.Equal(expected, afterRestart);
     }
 }

@@ -22,22 +22,27 @@ public static class ExpertsStatusCommand
         }
         if (json)
         {
-            Console.Out.WriteLine(Json(status));
+            Console.Out.WriteLine(Json(status, indented: true));
             return 0;
         }
         Console.Out.WriteLine($"plan version {status.PlanVersion}: {status.Replicas} replica(s) per expert, {status.RedundantExperts} redundant per layer; "
             + $"max/mean rows per node since the plan {status.MaxOverMeanRows:F3}");
-        Console.Out.WriteLine($"{"node",-12} {"endpoint",-21} {"state",-10} {"plan",5} {"slots",6} {"rows",12} {"since plan",12}");
-        foreach (ExpertNodeStatus n in status.Nodes)
-            Console.Out.WriteLine($"{n.NodeId,-12} {n.Endpoint,-21} {n.State,-10} {n.PlanVersion,5} {n.Slots,6} {n.RowsServed,12} {n.RowsSincePlan,12}");
+        WriteTable(status, Console.Out);
         return 0;
     }
 
+    public static void WriteTable(ExpertsStatus status, TextWriter output)
+    {
+        output.WriteLine($"{"node",-12} {"endpoint",-21} {"state",-10} {"plan",5} {"slots",6} {"rows",12} {"since plan",12} {"restarts",8}");
+        foreach (ExpertNodeStatus n in status.Nodes)
+            output.WriteLine($"{n.NodeId,-12} {n.Endpoint,-21} {n.State,-10} {n.PlanVersion,5} {n.Slots,6} {n.RowsServed,12} {n.RowsSincePlan,12} {n.Restarts,8}");
+    }
+
     /// <summary>The status as JSON with numbers as numbers (protobuf's JSON writes 64-bit ones as strings).</summary>
-    public static string Json(ExpertsStatus status)
+    public static string Json(ExpertsStatus status, bool indented)
     {
         using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = indented }))
         {
             w.WriteStartObject();
             w.WriteNumber("plan_version", status.PlanVersion);
@@ -55,6 +60,7 @@ public static class ExpertsStatusCommand
                 w.WriteNumber("slots", n.Slots);
                 w.WriteNumber("rows_served", n.RowsServed);
                 w.WriteNumber("rows_since_plan", n.RowsSincePlan);
+                w.WriteNumber("restarts", n.Restarts);
                 w.WriteEndObject();
             }
             w.WriteEndArray();

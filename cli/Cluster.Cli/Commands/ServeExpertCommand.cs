@@ -18,6 +18,7 @@ public static class ServeExpertCommand
             Port = args.Int("port", 0, 0, 65535),
             Join = args.Flag("join"),
             Verbose = args.Flag("verbose"),
+            Restarts = int.TryParse(Environment.GetEnvironmentVariable(Supervision.ChildProcess.RestartsVariable), out int restarts) ? restarts : 0,
         };
         DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
         args.RejectUnknown();

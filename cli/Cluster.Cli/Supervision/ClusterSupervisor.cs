@@ -147,7 +147,7 @@ public sealed class ClusterSupervisor : IAsyncDisposable
             Console.Error.WriteLine($"cluster up: restarting {dead.Name} in {delay.TotalSeconds:0.#} s (restart {_restarts[i]})");
             await Task.Delay(delay, cancel).ConfigureAwait(false);
             dead.Dispose();
-            ChildProcess fresh = ChildProcess.Start(dead.Name, _args[i], echoLogs: true);
+            ChildProcess fresh = ChildProcess.Start(dead.Name, _args[i], echoLogs: true, _restarts[i]);
             _children[i] = fresh;
             started[i].Restart();
             _ = ReportBackAsync(fresh);

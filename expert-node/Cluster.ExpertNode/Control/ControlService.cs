@@ -52,6 +52,7 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
                 RowsServed = (ulong)rows,
                 RowsSincePlan = (ulong)Math.Max(0, since),
                 PlanVersion = info?.PlanVersion ?? 0,
+                Restarts = info?.Restarts ?? 0,
             });
         }
         double mean = status.Nodes.Average(n => (double)n.RowsSincePlan);

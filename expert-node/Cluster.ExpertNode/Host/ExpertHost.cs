@@ -79,7 +79,7 @@ public sealed class ExpertHost : IAsyncDisposable
             ListenOptions? bound = null;
             builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(address, options.Port, null, l => bound = l));
             builder.Services.AddGrpc().AddServiceOptions<ExpertService>(o => o.MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes);
-            builder.Services.AddSingleton(sp => new ExpertService(options.NodeId, experts, config, options.PlanPath, sp.GetRequiredService<ILogger<ExpertService>>(),
+            builder.Services.AddSingleton(sp => new ExpertService(options.NodeId, experts, config, options.PlanPath, options.Restarts, sp.GetRequiredService<ILogger<ExpertService>>(),
                 sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping));
             WebApplication app = builder.Build();
             app.MapGrpcInfrastructure();

@@ -19,7 +19,7 @@ namespace Cluster.ExpertNode.Host;
 /// Release are the expert side of a live plan change (<see cref="Control.PlanRollout"/>).
 /// </summary>
 [BindServiceMethod(typeof(ExpertService), nameof(BindService))]
-public sealed class ExpertService(string nodeId, HostedExperts experts, ModelConfig config, string? planPath, ILogger<ExpertService> logger, CancellationToken stopping)
+public sealed class ExpertService(string nodeId, HostedExperts experts, ModelConfig config, string? planPath, int restarts, ILogger<ExpertService> logger, CancellationToken stopping)
     : Protos.V1.ExpertService.ExpertServiceBase
 {
     private readonly int _hidden = config.HiddenSize;
@@ -112,7 +112,7 @@ public sealed class ExpertService(string nodeId, HostedExperts experts, ModelCon
 
     public override Task<ExpertNodeInfo> GetInfo(GetExpertInfoRequest request, ServerCallContext context)
     {
-        var info = new ExpertNodeInfo { NodeId = nodeId, PlanVersion = experts.Plan.Version, RowsServed = (ulong)experts.RowsServed };
+        var info = new ExpertNodeInfo { NodeId = nodeId, PlanVersion = experts.Plan.Version, RowsServed = (ulong)experts.RowsServed, Restarts = (uint)restarts };
         info.HeldVersions.Add(experts.Versions);
         foreach ((int layer, int expert, long tokens) in experts.Slots())
         {
