@@ -11,7 +11,8 @@ namespace Cluster.Cli.Tests;
 /// `cluster experts rebalance` and `cluster experts scale` change the plan; no request fails, in exact mode
 /// (f32 cache and dispatch) every output equals the one before any change, and every node ends on the last version.
 /// On a model with skewed experts (--expert-skew 1.2) the expert rows per node are measured under the start plan
-/// and after one rebalance.
+/// and after the changes. Then a killed expert node comes back on the plan in use and reports its restart, a node is
+/// drained under 8 streams and added back.
 /// </summary>
 public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDisposable
 {
@@ -105,7 +106,7 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
     }
 
     [Fact]
-    public async Task A_rebalance_and_a_scale_change_while_8_streams_run_fail_nothing_change_no_output_and_even_the_rows()
+    public async Task Rebalance_scale_drain_and_add_while_streams_run_fail_nothing_change_no_output_and_even_the_rows()
     {
         var init = ClusterProcess.Run("model", "init", "--preset", "tiny", "--out", _model, "--seed", "3", "--expert-skew", "1.2", "--force");
         Assert.True(init.ExitCode == 0, init.Stderr);
@@ -184,5 +185,40 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
         var afterRestart = new string[requests];
         await Parallel.ForAsync(0, requests, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) => afterRestart[i] = await CompleteAsync(http, up, i));
         Assert.Equal(expected, afterRestart);
+
+        // Drain expert-2 while the streams run: its experts go to the others and it computes no row after the switch;
+        // then give it slots again (it still runs) and it serves.
+        string endpoint2 = end.GetProperty("nodes").EnumerateArray().Single(n => n.GetProperty("node_id").GetString() == "expert-2").GetProperty("endpoint").GetString()!;
+        var unknown = ClusterProcess.Run("experts", "drain", "--gateway", up.Gateway, "--node-id", "expert-9");
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Equal("cluster experts drain: placement plan has no expert node 'expert-9' (nodes: expert-0, expert-1, expert-2) (FailedPrecondition)", unknown.Stderr.Trim());
+        using (var stop2 = new CancellationTokenSource())
+        {
+            Task[] more = [.. Enumerable.Range(0, 8).Select(s => Task.Run(async () =>
+            {
+                for (int i = s; !stop2.IsCancellationRequested || i < s + 8; i += 8)
+                    Assert.Equal(expected[i % requests], await CompleteAsync(http, up, i % requests));
+            }))];
+            await Task.Delay(300);
+            var drain = ClusterProcess.Run("experts", "drain", "--gateway", up.Gateway, "--node-id", "expert-2");
+            Assert.True(drain.ExitCode == 0, drain.Stderr + up.Log);
+            Assert.StartsWith("plan version 3 -> 4", drain.Stdout);
+            await Task.Delay(300);
+            stop2.Cancel();
+            await Task.WhenAll(more);
+        }
+        JsonElement drained = Status(up);
+        Assert.Equal(4, drained.GetProperty("plan_version").GetInt32());
+        Assert.DoesNotContain(drained.GetProperty("nodes").EnumerateArray(), n => n.GetProperty("node_id").GetString() == "expert-2");
+
+        var add = ClusterProcess.Run("experts", "add", "--gateway", up.Gateway, "--node-id", "expert-2", "--endpoint", endpoint2);
+        Assert.True(add.ExitCode == 0, add.Stderr + up.Log);
+        Assert.StartsWith("plan version 4 -> 5", add.Stdout);
+        var readded = new string[requests];
+        await Parallel.ForAsync(0, requests, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) => readded[i] = await CompleteAsync(http, up, i));
+        Assert.Equal(expected, readded);
+        JsonElement node2 = Status(up).GetProperty("nodes").EnumerateArray().Single(n => n.GetProperty("node_id").GetString() == "expert-2");
+        Assert.Equal(5, node2.GetProperty("plan_version").GetInt32());
+        Assert.True(node2.GetProperty("rows_since_plan").GetInt64() > 0, "the node added back computes rows");
     }
 }
