@@ -176,8 +176,11 @@ public sealed class HostedExperts : IDisposable
         ReadOnlySpan<byte> bytes = w.Bytes;
         int sum = 0;
         for (int i = 0; i < bytes.Length; i += 4096) sum += bytes[i];
-        GC.KeepAlive(sum);
+        // Kept, so that the reads are not optimized away.
+        Volatile.Write(ref s_touched, sum);
     }
+
+    private static int s_touched;
 
     private void Add(PlacementPlan plan, List<Loaded> loaded)
     {
@@ -206,38 +209,49 @@ public sealed class HostedExperts : IDisposable
     public int Release(ulong keepFromVersion)
     {
         var disposable = new HashSet<IDisposable>();
-        int dropped = 0;
-        lock (_compute)
+        int dropped;
+        // Not while a prepare runs: it may count on an expert this would drop.
+        _preparing.Wait();
+        try
         {
-            HeldPlan[] held = Volatile.Read(ref _held);
-            HeldPlan[] kept = Array.FindAll(held, h => h.Plan.Version >= keepFromVersion || h == held[^1]);
-            if (kept.Length == held.Length) return 0;
-            Volatile.Write(ref _held, kept);
-            var changed = new HashSet<int>();
-            var live = new HashSet<ITensorSource>();
-            for (int l = 0; l < _loaded.Length; l++)
-            {
-                for (int e = 0; e < _loaded[l].Length; e++)
-                {
-                    if (_loaded[l][e] is null) continue;
-                    if (Array.Exists(kept, h => h.Hosts(l, e)))
-                    {
-                        live.Add(_source[l][e]!);
-                        continue;
-                    }
-                    if (_source[l][e] is IDisposable d) disposable.Add(d);
-                    _loaded[l][e] = null;
-                    _source[l][e] = null;
-                    _bytes[l][e] = 0;
-                    changed.Add(l);
-                    dropped++;
-                }
-            }
-            Rebuild(changed);
-            disposable.RemoveWhere(d => d is ITensorSource s && live.Contains(s));
+            lock (_compute) dropped = Drop(keepFromVersion, disposable);
         }
+        finally { _preparing.Release(); }
         // Outside the lock, and after no RoutedExperts refers to their weights any more.
         foreach (IDisposable d in disposable) d.Dispose();
+        return dropped;
+    }
+
+    /// <summary>Under the compute lock: forgets the versions, drops the experts, collects the sources none of the kept experts needs.</summary>
+    private int Drop(ulong keepFromVersion, HashSet<IDisposable> disposable)
+    {
+        HeldPlan[] held = Volatile.Read(ref _held);
+        HeldPlan[] kept = Array.FindAll(held, h => h.Plan.Version >= keepFromVersion || h == held[^1]);
+        if (kept.Length == held.Length) return 0;
+        Volatile.Write(ref _held, kept);
+        var changed = new HashSet<int>();
+        var live = new HashSet<ITensorSource>();
+        int dropped = 0;
+        for (int l = 0; l < _loaded.Length; l++)
+        {
+            for (int e = 0; e < _loaded[l].Length; e++)
+            {
+                if (_loaded[l][e] is null) continue;
+                if (Array.Exists(kept, h => h.Hosts(l, e)))
+                {
+                    live.Add(_source[l][e]!);
+                    continue;
+                }
+                if (_source[l][e] is IDisposable d) disposable.Add(d);
+                _loaded[l][e] = null;
+                _source[l][e] = null;
+                _bytes[l][e] = 0;
+                changed.Add(l);
+                dropped++;
+            }
+        }
+        Rebuild(changed);
+        disposable.RemoveWhere(d => d is ITensorSource s && live.Contains(s));
         return dropped;
     }
 
