@@ -30,6 +30,8 @@ public static class RebalanceBench
         string dir = Directory.CreateTempSubdirectory("cluster-rebalance-bench-").FullName;
         if (args.Contains("--min-threads")) ThreadPool.SetMinThreads(32, 32);
         var hosts = new List<ExpertHost>();
+        var processes = new List<System.Diagnostics.Process>();
+        bool asProcesses = args.Contains("--processes");
         try
         {
             Console.Error.WriteLine($"rebalance bench: writing the small preset with expert skew 1.2 to {dir}");
@@ -37,15 +39,26 @@ public static class RebalanceBench
             PlacementPlan start = PlacementPlanner.Plan(config, PlacementPlanner.LoopbackNodes(Nodes, 1), null, Redundant);
             string planPath = Path.Combine(dir, "plan.json");
             start.Save(planPath);
-            foreach (ExpertNodeAddress n in start.Nodes)
-                hosts.Add(await ExpertHost.StartAsync(new ExpertHostOptions { ModelDir = dir, PlanPath = planPath, NodeId = n.Id }));
-            start = start.WithEndpoints([.. hosts.Select(h => $"127.0.0.1:{h.Port}")]);
+            if (asProcesses)
+            {
+                // As deployed: each expert node a `cluster serve expert` process of its own (own thread pool).
+                int[] ports = Cluster.Cli.Supervision.FreePorts.Take(Nodes);
+                start = start.WithEndpoints([.. ports.Select(p => $"127.0.0.1:{p}")]);
+                start.Save(planPath);
+                for (int i = 0; i < Nodes; i++) processes.Add(await StartNodeAsync(dir, planPath, start.Nodes[i].Id, ports[i]));
+            }
+            else
+            {
+                foreach (ExpertNodeAddress n in start.Nodes)
+                    hosts.Add(await ExpertHost.StartAsync(new ExpertHostOptions { ModelDir = dir, PlanPath = planPath, NodeId = n.Id }));
+                start = start.WithEndpoints([.. hosts.Select(h => $"127.0.0.1:{h.Port}")]);
+            }
             using ExpertStreams streams = await ExpertStreams.ConnectAsync(start, config, TimeSpan.FromSeconds(60));
             using var gates = Checkpoint.Open(dir, name => name.Contains(".mlp.gate.", StringComparison.Ordinal));
             var stepper = new Stepper(streams, gates, config);
 
             stepper.RunFor(TimeSpan.FromSeconds(3));
-            double before = stepper.RowsMaxOverMean(hosts, TimeSpan.FromSeconds(3));
+            double before = await stepper.RowsMaxOverMeanAsync(streams, TimeSpan.FromSeconds(3));
             double[] beforeSteps = stepper.StepsFor(TimeSpan.FromSeconds(2));
             ExpertLoad load = stepper.Load();
             PlacementPlan next = Rebalancer.Rebalance(start, load);
@@ -53,7 +66,7 @@ public static class RebalanceBench
 
             (double[] during, RolloutReport report) = await RolloutAsync(stepper, start, next, streams);
             double[] afterSteps = stepper.StepsFor(TimeSpan.FromSeconds(2));
-            double after = stepper.RowsMaxOverMean(hosts, TimeSpan.FromSeconds(3));
+            double after = await stepper.RowsMaxOverMeanAsync(streams, TimeSpan.FromSeconds(3));
             // A second change, now that every path has run once: twice the redundant replicas.
             PlacementPlan scaled = Rebalancer.Rebalance(next, stepper.Load(), redundantExperts: 2 * Redundant);
             (double[] duringScale, RolloutReport scaleReport) = await RolloutAsync(stepper, next, scaled, streams);
@@ -63,7 +76,7 @@ public static class RebalanceBench
             int moved = PlanChange.Between(start, next).LoadedExperts, freshMoved = PlanChange.Between(start, fresh).LoadedExperts;
             Console.WriteLine("## Live rebalance (bench rebalance)");
             Console.WriteLine();
-            Console.WriteLine($"Small preset with --expert-skew 1.2 (BF16), {Nodes} expert hosts in this process with {Redundant} redundant experts per layer, decode steps of {Rows} rows "
+            Console.WriteLine($"Small preset with --expert-skew 1.2 (BF16), {Nodes} expert {(asProcesses ? "node processes" : "hosts in this process")} with {Redundant} redundant experts per layer, decode steps of {Rows} rows "
                 + $"through all {start.Layers.Count} MoE layers (BF16 dispatch) back to back, routed by the model's gate; 2 cores shared with other builds; load average {BenchEnvironment.LoadAverage()} at the end.");
             Console.WriteLine();
             Console.WriteLine("| change | median step before ms | slowest step during the rollout ms | ratio | median step after ms | steps during | slots loaded | prepare s | switch s |");
@@ -84,6 +97,11 @@ public static class RebalanceBench
         finally
         {
             foreach (ExpertHost h in hosts) await h.DisposeAsync();
+            foreach (System.Diagnostics.Process p in processes)
+            {
+                if (!p.HasExited) p.Kill(entireProcessTree: true);
+                p.Dispose();
+            }
             try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
         }
     }
@@ -96,6 +114,24 @@ public static class RebalanceBench
         RolloutReport report = await rollout;
         Console.Error.WriteLine($"rebalance bench: plan {current.Version} -> {next.Version}, steps during the rollout (ms): {string.Join(" ", during.Select(d => d.ToString("F1")))}");
         return (during, report);
+    }
+
+    private static async Task<System.Diagnostics.Process> StartNodeAsync(string model, string plan, string id, int port)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "serve", "expert", "--model", model, "--plan", plan,
+            "--node-id", id, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+            psi.ArgumentList.Add(a);
+        var process = System.Diagnostics.Process.Start(psi)!;
+        _ = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+            if (line.StartsWith("READY ", StringComparison.Ordinal))
+            {
+                _ = process.StandardOutput.ReadToEndAsync();
+                return process;
+            }
+        throw new InvalidOperationException($"{id} exited with code {process.ExitCode} before it was ready");
     }
 
     private static double Median(double[] steps)
@@ -177,12 +213,13 @@ public static class RebalanceBench
             return [.. steps];
         }
 
-        /// <summary>Max over mean of the expert rows each host computed while stepping for <paramref name="time"/>.</summary>
-        public double RowsMaxOverMean(List<ExpertHost> hosts, TimeSpan time)
+        /// <summary>Max over mean of the expert rows each node computed while stepping for <paramref name="time"/> (its GetInfo before and after).</summary>
+        public async Task<double> RowsMaxOverMeanAsync(ExpertStreams streams, TimeSpan time)
         {
-            long[] start = [.. hosts.Select(h => h.Experts.RowsServed)];
+            ExpertNodeInfo[] start = await streams.GetInfoAsync();
             RunFor(time);
-            double[] rows = [.. hosts.Select((h, i) => (double)(h.Experts.RowsServed - start[i]))];
+            ExpertNodeInfo[] end = await streams.GetInfoAsync();
+            double[] rows = [.. end.Select((info, i) => (double)(info.RowsServed - start[i].RowsServed))];
             return rows.Max() / rows.Average();
         }
     }
