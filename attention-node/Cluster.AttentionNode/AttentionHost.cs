@@ -60,6 +60,7 @@ public sealed class AttentionHost : IAsyncDisposable
         ListenOptions? grpcListen = null, httpListen = null;
         var service = new AttentionService(options.NodeId);
         builder.Services.AddSingleton(service);
+        PlanAgentHosting.Add(builder, options);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.ListenGrpc(address, options.Port, null, listen => grpcListen = listen);
@@ -74,6 +75,7 @@ public sealed class AttentionHost : IAsyncDisposable
         var health = new RoleHealth(app.Services.GetRequiredService<HealthServiceImpl>(), Protos.V1.AttentionService.Descriptor.FullName);
         app.MapGrpcInfrastructure();
         app.MapGrpcService<AttentionService>();
+        PlanAgentHosting.Map(app);
         AttentionHost? started = null;
         NodeHttpEndpoints.Map(app, () => started?._node?.Stats(options.NodeId), app.Services.GetRequiredService<CallMetrics>());
         await app.StartAsync(ct).ConfigureAwait(false);
@@ -99,6 +101,7 @@ public sealed class AttentionHost : IAsyncDisposable
                 throw;
             }
             service.Attach(host._node);
+            PlanAgentHosting.Attach(app, host._node);
             health.MarkServing();
             log.LogInformation("{Node}: serving as {Role}", options.NodeId, options.Role.Name());
             return host;

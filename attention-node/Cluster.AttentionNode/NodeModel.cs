@@ -39,6 +39,8 @@ internal sealed class NodeModel : IAsyncDisposable
     /// <summary>The streams to the expert nodes; null when the experts run here.</summary>
     public ExpertStreams? Experts => _experts;
     public BatchScheduler Scheduler { get; }
+    /// <summary>Tokens routed to each logical expert, per layer (null for dense layers).</summary>
+    public long[]?[] ExpertTokens => _expertTokens;
     public NodeRole Role { get; }
     /// <summary>Fetches a request's prompt cache from its prefill node.</summary>
     public KvReceiver Receiver { get; }

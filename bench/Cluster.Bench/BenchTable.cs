@@ -14,6 +14,7 @@ public static class BenchTable
         ["gateway"] = GatewayBench.Run,
         ["pd"] = PdBench.Run,
         ["failover"] = FailoverBench.Run,
+        ["rebalance"] = RebalanceBench.Run,
         ["network"] = NetworkBench.Run,
         ["soak"] = SoakBench.Run,
     };

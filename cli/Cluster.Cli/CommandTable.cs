@@ -20,6 +20,11 @@ public static class CommandTable
         new Command("status", Commands.StatusCommand.Usage, Commands.StatusCommand.Run),
         new Command("serve expert", Commands.ServeExpertCommand.Usage, Commands.ServeExpertCommand.Run),
         new Command("experts plan", Commands.ExpertsPlanCommand.Usage, Commands.ExpertsPlanCommand.Run),
+        new Command("experts status", Commands.ExpertsStatusCommand.Usage, Commands.ExpertsStatusCommand.Run),
+        new Command("experts rebalance", Commands.ExpertsRebalanceCommand.Usage, Commands.ExpertsRebalanceCommand.Run),
+        new Command("experts scale", Commands.ExpertsScaleCommand.Usage, Commands.ExpertsScaleCommand.Run),
+        new Command("experts add", Commands.ExpertsAddCommand.Usage, Commands.ExpertsAddCommand.Run),
+        new Command("experts drain", Commands.ExpertsDrainCommand.Usage, Commands.ExpertsDrainCommand.Run),
         new Command("serve gateway", Commands.ServeGatewayCommand.Usage, Commands.ServeGatewayCommand.Run),
     ];
 }

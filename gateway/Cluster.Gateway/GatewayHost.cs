@@ -90,9 +90,11 @@ public sealed class GatewayHost : IAsyncDisposable
             // The gRPC port serves the same singletons as the HTTP port.
             var grpcBuilder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.MinimumLogLevel });
             grpcBuilder.Services.AddSingleton(services.GetRequiredService<InferenceService>());
+            ExpertControl.Add(grpcBuilder.Services, services.GetRequiredService<Admission>());
             grpc = Build(grpcBuilder, k => k.ListenGrpc(options.Host, options.GrpcPort, null));
             grpc.MapGrpcInfrastructure();
             grpc.MapGrpcService<InferenceService>();
+            ExpertControl.Map(grpc);
             var health = new RoleHealth(grpc.Services.GetRequiredService<HealthServiceImpl>(), Protos.V1.Inference.Descriptor.FullName);
 
             // The first reports (a static list at once) are in place before the statistics' first round asks them.

@@ -55,12 +55,12 @@ public sealed class ClusterUpProcessTests : IDisposable
     /// </summary>
     private static void ProbeEveryRoleWithGrpcJs(string stdout)
     {
-        var expected = new Dictionary<string, string>();
+        var expected = new Dictionary<string, string[]>();
         foreach (string line in stdout.Split('\n'))
         {
-            if (Regex.Match(line, @"^gRPC Inference:\s+(?:http://)?(\S+)") is { Success: true } gateway) expected[gateway.Groups[1].Value] = "cluster.v1.Inference";
-            else if (Regex.Match(line, @"^\S+\s+(?:both|prefill|decode) attention\s+(\S+)") is { Success: true } attention) expected[attention.Groups[1].Value] = "cluster.v1.AttentionService";
-            else if (Regex.Match(line, @"^\S+\s+expert\s+(\S+)") is { Success: true } expert) expected[expert.Groups[1].Value] = "cluster.v1.ExpertService";
+            if (Regex.Match(line, @"^gRPC Inference:\s+(?:http://)?(\S+)") is { Success: true } gateway) expected[gateway.Groups[1].Value] = ["cluster.v1.Control", "cluster.v1.Inference"];
+            else if (Regex.Match(line, @"^\S+\s+(?:both|prefill|decode) attention\s+(\S+)") is { Success: true } attention) expected[attention.Groups[1].Value] = ["cluster.v1.AttentionService", "cluster.v1.PlanAgent"];
+            else if (Regex.Match(line, @"^\S+\s+expert\s+(\S+)") is { Success: true } expert) expected[expert.Groups[1].Value] = ["cluster.v1.ExpertService"];
         }
         Assert.True(expected.Count == 4, $"expected the gateway, one attention and two expert endpoints in:\n{stdout}");
         string output = Repo.RunNode(Path.Combine(Repo.Root, "tests/Shared/node/role_probe.js"), string.Join('\n', expected.Keys), timeoutMs: 60_000);
@@ -72,7 +72,7 @@ public sealed class ClusterUpProcessTests : IDisposable
             Assert.False(probe.RootElement.TryGetProperty("error", out var error), $"{target}: {error}");
             Assert.Equal("SERVING", probe.RootElement.GetProperty("health").GetString());
             string[] services = [.. probe.RootElement.GetProperty("services").EnumerateArray().Select(e => e.GetString()!)];
-            Assert.Equal([expected[target], "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"], services.Where(n => n != "grpc.reflection.v1.ServerReflection").Order(StringComparer.Ordinal));
+            Assert.Equal([.. expected[target], "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"], services.Where(n => n != "grpc.reflection.v1.ServerReflection").Order(StringComparer.Ordinal));
             seen.Add(target);
         }
         Assert.Equal(expected.Count, seen.Count);

@@ -51,6 +51,23 @@ public sealed class ModelInitCommandTests : IDisposable
     }
 
     [Fact]
+    public void Expert_skew_writes_the_calibrated_router_biases_and_nothing_else_differs()
+    {
+        string dir = Path.Combine(_root, "skewed");
+        var r = ClusterProcess.Run("model", "init", "--preset", "tiny", "--out", dir, "--seed", "4", "--expert-skew", "1.2");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("preset tiny, seed 4, bf16, expert skew 1.2", r.Stdout);
+        var expected = SyntheticModel.CreateWeights(SyntheticPresets.Tiny, 4, DType.BF16, expertSkew: 1.2);
+        var plain = SyntheticModel.CreateWeights(SyntheticPresets.Tiny, 4, DType.BF16);
+        using var ck = Checkpoint.Open(dir);
+        foreach (string name in ck.Names)
+        {
+            Assert.True(ck.Get(name).Bytes.SequenceEqual(expected.Get(name).Bytes), name);
+            Assert.Equal(!name.EndsWith("e_score_correction_bias"), ck.Get(name).Bytes.SequenceEqual(plain.Get(name).Bytes));
+        }
+    }
+
+    [Fact]
     public void Refuses_a_non_empty_directory_without_force()
     {
         string dir = Path.Combine(_root, "busy");
@@ -66,6 +83,7 @@ public sealed class ModelInitCommandTests : IDisposable
     [InlineData("--preset huge", "cluster model init: unknown preset 'huge' (expected tiny, small, bench)")]
     [InlineData("--preset tiny --weights int4", "cluster model init: --weights must be bf16 or fp8 (got 'int4')")]
     [InlineData("--preset tiny --seed -1", "cluster model init: --seed must be between 0 and 2147483647 (got -1)")]
+    [InlineData("--preset tiny --expert-skew -1", "cluster model init: --expert-skew must be between 0 and 4 (got -1)")]
     [InlineData("--preset tiny --shards 3", "cluster model init: unknown option --shards")]
     public void Bad_options_are_one_line_errors(string options, string message)
     {

@@ -71,7 +71,9 @@ public sealed class StatusCommandTests : IDisposable
     [Fact]
     public void Prints_one_row_per_node_then_the_gateways_queue()
     {
-        var r = ClusterProcess.Run("status", "--gateway", _url);
+        // No Control service answers (a stand-in gateway serving HTTP only): the experts part says why.
+        string control = $"127.0.0.1:{FreePort()}";
+        var r = ClusterProcess.Run("status", "--gateway", _url, "--control", control);
         Assert.True(r.ExitCode == 0, r.Stderr);
         string[] lines = r.Stdout.TrimEnd().Split('\n');
         Assert.StartsWith("node", lines[0]);
@@ -85,7 +87,9 @@ public sealed class StatusCommandTests : IDisposable
         Assert.Equal(["127.0.0.1:9103", "decode", "error", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "127.0.0.1:9103"], Cells(lines[3]));
         Assert.Equal("127.0.0.1:9103: unreachable: connection refused", lines[4]);
         Assert.Equal("gateway: 3 queued, 7 in flight", lines[5]);
-        Assert.Equal(6, lines.Length);
+        Assert.Equal("", lines[6]);
+        Assert.StartsWith($"experts: cannot reach the gateway at {control}", lines[7]);
+        Assert.Equal(8, lines.Length);
         // Columns line up: every row is as wide as the header up to the last column.
         Assert.Equal(lines[0].IndexOf("endpoint", StringComparison.Ordinal), lines[1].IndexOf("127.0.0.1", StringComparison.Ordinal));
     }
@@ -93,11 +97,15 @@ public sealed class StatusCommandTests : IDisposable
     [Fact]
     public void Json_is_the_gateways_answer()
     {
-        var r = ClusterProcess.Run("status", "--gateway", _url + "/", "--json");
+        var r = ClusterProcess.Run("status", "--gateway", _url + "/", "--json", "--control", $"127.0.0.1:{FreePort()}");
         Assert.True(r.ExitCode == 0, r.Stderr);
-        using var printed = JsonDocument.Parse(r.Stdout);
+        var printed = System.Text.Json.Nodes.JsonNode.Parse(r.Stdout)!.AsObject();
+        // The gateway's answer plus an experts object, here saying why there is none.
+        Assert.StartsWith("cannot reach the gateway at", printed["experts"]!["error"]!.GetValue<string>());
+        printed.Remove("experts");
         using var served = JsonDocument.Parse(Status);
-        Assert.True(JsonElement.DeepEquals(served.RootElement, printed.RootElement), r.Stdout);
+        using var rest = JsonDocument.Parse(printed.ToJsonString());
+        Assert.True(JsonElement.DeepEquals(served.RootElement, rest.RootElement), r.Stdout);
     }
 
     [Fact]

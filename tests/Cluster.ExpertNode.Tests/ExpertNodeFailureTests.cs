@@ -55,7 +55,7 @@ public class ExpertNodeFailureTests
         Assert.Equal(1UL, wrongVersion.BatchId);
 
         CombineFrame notHosted = await ExchangeAsync(call, Frame(2, layer, version, hosted, foreign));
-        Assert.Equal($"expert node expert-0: layer {layer}: expert {foreign} is not hosted here", notHosted.Error);
+        Assert.Equal($"expert node expert-0: layer {layer}: expert {foreign} is not hosted here under plan version 1", notHosted.Error);
 
         CombineFrame denseLayer = await ExchangeAsync(call, Frame(3, 0, version, hosted));
         Assert.Equal("expert node expert-0: layer 0 is not a MoE layer of the plan", denseLayer.Error);
@@ -93,7 +93,7 @@ public class ExpertNodeFailureTests
         var e = await Assert.ThrowsAsync<ExpertNodeException>(() => Task.Run(() =>
             streams.ForLayer(layer, TensorDType.Bf16).Run(new float[Hidden], 1, ids, new float[K], new float[Hidden])));
         int wrongNode = 1 - cluster.Plan.Layer(layer).ReplicasOf(0)[0].Node;
-        Assert.Equal($"expert node expert-{wrongNode}: layer {layer}: expert 0 is not hosted here", e.Message);
+        Assert.Equal($"expert node expert-{wrongNode}: layer {layer}: expert 0 is not hosted here under plan version 1", e.Message);
         Assert.Equal($"expert-{wrongNode}", e.NodeId);
     }
 

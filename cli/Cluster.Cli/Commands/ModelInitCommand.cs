@@ -9,7 +9,7 @@ namespace Cluster.Cli.Commands;
 /// <summary><c>cluster model init</c>: a random checkpoint in DeepSeek-V3's Hugging Face layout, with the real tokenizer files.</summary>
 public static class ModelInitCommand
 {
-    public const string Usage = "model init --preset tiny|small|bench --out DIR [--seed N] [--weights bf16|fp8] [--force]";
+    public const string Usage = "model init --preset tiny|small|bench --out DIR [--seed N] [--weights bf16|fp8] [--expert-skew S] [--force]";
 
     public static Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -17,6 +17,7 @@ public static class ModelInitCommand
         string dir = args.Required("out");
         int seed = args.Int("seed", 0, 0, int.MaxValue);
         string weights = args.String("weights", "bf16");
+        double skew = args.Double("expert-skew", 0, 0, 4);
         bool force = args.Flag("force");
         args.RejectUnknown();
 
@@ -39,13 +40,14 @@ public static class ModelInitCommand
         var bar = new ProgressBar($"{presetName} {weights}");
         long bytes;
         int shards = SyntheticModel.ShardCount(config, dtype);
-        try { bytes = CheckpointWriter.Write(dir, config, SyntheticModel.Plan(config, seed, dtype), shards, bar, cancel); }
+        try { bytes = CheckpointWriter.Write(dir, config, SyntheticModel.Plan(config, seed, dtype, skew), shards, bar, cancel); }
         finally { bar.Finish(); }
         foreach (string f in new[] { "tokenizer.json", "tokenizer_config.json" })
             File.Copy(Path.Combine(tokenizerDir, f), Path.Combine(dir, f), overwrite: true);
 
         var stats = ModelStatistics.For(config);
-        Console.WriteLine($"{dir}: preset {presetName}, seed {seed}, {weights}: {stats.TotalParameters + stats.MtpParameters:N0} parameters "
+        string skewText = skew > 0 ? $", expert skew {skew}" : "";
+        Console.WriteLine($"{dir}: preset {presetName}, seed {seed}, {weights}{skewText}: {stats.TotalParameters + stats.MtpParameters:N0} parameters "
             + $"({stats.MtpParameters:N0} in the MTP layer), {bytes:N0} bytes in {shards} shards, {clock.Elapsed.TotalSeconds:F1} s");
         return Task.FromResult(0);
     }

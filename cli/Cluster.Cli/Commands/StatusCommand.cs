@@ -1,11 +1,12 @@
 using System.Text.Json;
+using Cluster.Protos.V1;
 
 namespace Cluster.Cli.Commands;
 
 /// <summary><c>cluster status</c>: every attention node's load and cache as the gateway sees them (<c>GET /cluster/status</c>).</summary>
 public static class StatusCommand
 {
-    public const string Usage = "status [--gateway http://127.0.0.1:8000] [--json]";
+    public const string Usage = "status [--gateway http://127.0.0.1:8000] [--control 127.0.0.1:8001] [--json]";
 
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(10);
 
@@ -13,6 +14,8 @@ public static class StatusCommand
     {
         string gateway = args.String("gateway", "http://127.0.0.1:8000").TrimEnd('/');
         bool json = args.Flag("json");
+        // The gateway's gRPC port, where its Control service tells the expert placement.
+        string control = args.String("control", "127.0.0.1:8001");
         args.RejectUnknown();
         if (!Uri.TryCreate(gateway, UriKind.Absolute, out Uri? baseUri) || baseUri.Scheme is not ("http" or "https"))
             throw new CliException($"--gateway must be an http:// or https:// address (got '{gateway}')");
@@ -38,10 +41,15 @@ public static class StatusCommand
         JsonDocument document;
         try { document = JsonDocument.Parse(body); }
         catch (JsonException e) { throw new InvalidDataException($"{url} did not answer JSON: {e.Message}"); }
+        (ExpertsStatus? experts, string? problem) = await StatusExperts.ReadAsync(control, cancel);
         using (document)
         {
-            if (json) Console.Out.WriteLine(body.TrimEnd());
-            else StatusTable.Write(document.RootElement, Console.Out);
+            if (json) Console.Out.WriteLine(StatusExperts.Merge(body, experts, problem));
+            else
+            {
+                StatusTable.Write(document.RootElement, Console.Out);
+                StatusExperts.Write(experts, problem, Console.Out);
+            }
         }
         return 0;
     }

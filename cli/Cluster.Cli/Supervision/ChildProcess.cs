@@ -33,7 +33,10 @@ public sealed class ChildProcess : IDisposable
     public Task Exited { get; private set; } = Task.CompletedTask;
 
     /// <summary>Starts the CLI that is running now (same dotnet, same cluster.dll) with <paramref name="args"/>.</summary>
-    public static ChildProcess Start(string name, IEnumerable<string> args, bool echoLogs)
+    /// <summary>The environment variable that tells a restarted role how often it has been restarted (it reports the count).</summary>
+    public const string RestartsVariable = "CLUSTER_RESTARTS";
+
+    public static ChildProcess Start(string name, IEnumerable<string> args, bool echoLogs, int restarts = 0)
     {
         var psi = new ProcessStartInfo(Environment.ProcessPath ?? "dotnet")
         {
@@ -44,6 +47,7 @@ public sealed class ChildProcess : IDisposable
         };
         // The child exits when this pipe closes, so it never outlives a supervisor that was killed outright.
         psi.Environment[ParentWatch.Variable] = "1";
+        psi.Environment[RestartsVariable] = restarts.ToString(System.Globalization.CultureInfo.InvariantCulture);
         // Running as `dotnet cluster.dll`, the entry assembly is the path to give the same host.
         string entry = typeof(ChildProcess).Assembly.Location;
         if (!Path.GetFileNameWithoutExtension(psi.FileName).Equals("cluster", StringComparison.OrdinalIgnoreCase)) psi.ArgumentList.Add(entry);

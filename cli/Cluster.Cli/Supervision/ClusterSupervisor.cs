@@ -60,8 +60,10 @@ public sealed class ClusterSupervisor : IAsyncDisposable
             foreach (ExpertNodeAddress node in experts)
             {
                 cluster.ExpertNodes.Add((node.Id, node.Endpoint));
+                // --join: a node drained by a live change and then restarted finds the shared plan file without it,
+                // and should wait with no slots (to be added back) rather than fail in a loop.
                 cluster.Spawn(node.Id, ["serve", "expert", "--model", layout.ModelDir, "--plan", cluster.PlanPath, "--node-id", node.Id,
-                    "--port", node.Endpoint.Split(':')[1], .. verbose]);
+                    "--port", node.Endpoint.Split(':')[1], "--join", .. verbose]);
             }
             int next = layout.ExpertNodes;
             string[] settings = [.. AttentionSettings(layout), .. verbose];
@@ -147,7 +149,7 @@ public sealed class ClusterSupervisor : IAsyncDisposable
             Console.Error.WriteLine($"cluster up: restarting {dead.Name} in {delay.TotalSeconds:0.#} s (restart {_restarts[i]})");
             await Task.Delay(delay, cancel).ConfigureAwait(false);
             dead.Dispose();
-            ChildProcess fresh = ChildProcess.Start(dead.Name, _args[i], echoLogs: true);
+            ChildProcess fresh = ChildProcess.Start(dead.Name, _args[i], echoLogs: true, _restarts[i]);
             _children[i] = fresh;
             started[i].Restart();
             _ = ReportBackAsync(fresh);

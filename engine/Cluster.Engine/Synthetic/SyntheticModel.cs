@@ -28,8 +28,11 @@ public static class SyntheticModel
         return CheckpointLayout.For(config, weightDType);
     }
 
-    /// <summary>All weights of the model in memory, generated in parallel (progress is reported from worker threads).</summary>
-    public static InMemoryTensorSource CreateWeights(ModelConfig config, int seed, DType weightDType, IProgress<ByteProgress>? progress = null)
+    /// <summary>
+    /// All weights of the model in memory, generated in parallel (progress is reported from worker threads).
+    /// <paramref name="expertSkew"/> &gt; 0 calibrates the router biases for Zipf-like expert popularity (<see cref="ExpertSkew"/>).
+    /// </summary>
+    public static InMemoryTensorSource CreateWeights(ModelConfig config, int seed, DType weightDType, IProgress<ByteProgress>? progress = null, double expertSkew = 0)
     {
         List<TensorSpec> specs = Layout(config, weightDType);
         var weights = new Weight[specs.Count];
@@ -39,7 +42,7 @@ public static class SyntheticModel
         int[] order = Enumerable.Range(0, specs.Count).OrderByDescending(i => specs[i].Elements).ToArray();
         Parallel.ForEach(order, i =>
         {
-            weights[i] = Generate(specs[i], seed);
+            weights[i] = Generate(config, specs[i], seed, expertSkew);
             long d = Interlocked.Add(ref done, specs[i].StoredBytes);
             progress?.Report(new ByteProgress(d, total));
         });
@@ -47,8 +50,11 @@ public static class SyntheticModel
     }
 
     /// <summary>The checkpoint's tensors, each generated when the writer asks for it (streaming: nothing is held twice).</summary>
-    public static List<PendingTensor> Plan(ModelConfig config, int seed, DType weightDType) =>
-        Layout(config, weightDType).ConvertAll(spec => new PendingTensor(spec.Name, spec.DType, spec.Shape, () => Generate(spec, seed)));
+    public static List<PendingTensor> Plan(ModelConfig config, int seed, DType weightDType, double expertSkew = 0) =>
+        Layout(config, weightDType).ConvertAll(spec => new PendingTensor(spec.Name, spec.DType, spec.Shape, () => Generate(config, spec, seed, expertSkew)));
+
+    private static Weight Generate(ModelConfig config, TensorSpec spec, long seed, double expertSkew) =>
+        expertSkew > 0 && spec.Role == TensorRole.RouterBias ? ExpertSkew.Bias(config, spec, seed, expertSkew) : Generate(spec, seed);
 
     /// <summary>Shards of about 512 MB, at least two as in every published checkpoint.</summary>
     public static int ShardCount(ModelConfig config, DType weightDType)

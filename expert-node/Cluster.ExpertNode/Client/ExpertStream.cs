@@ -12,13 +12,38 @@ namespace Cluster.ExpertNode.Client;
 /// (<see cref="CombineFrameDecoder.Release"/>) when it has added it, since another layer's exchange may read the
 /// next frame of this stream before then.
 /// </summary>
-internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, TimeSpan timeout) : IDisposable
+internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, TimeSpan timeout, CancellationToken closing) : IDisposable
 {
     private readonly SemaphoreSlim _turn = new(1, 1);
+    private readonly CancellationTokenSource _retired = CancellationTokenSource.CreateLinkedTokenSource(closing);
     private AsyncDuplexStreamingCall<DispatchFrame, CombineFrame>? _call;
     private string? _abortedFor;
+    private string? _down;
+    private double _secondsPerRow;
 
     public ExpertNodeAddress Node => node;
+
+    /// <summary>Cancelled when the streams close or a plan leaves this node out: its health watch and probe stop.</summary>
+    public CancellationToken Retired => _retired.Token;
+
+    /// <summary>Why the node is down, or null while it is up.</summary>
+    public string? DownReason => Volatile.Read(ref _down);
+
+    /// <summary>Marks the node down; false when it already was.</summary>
+    public bool MarkDown(string why) => Interlocked.CompareExchange(ref _down, why, null) is null;
+
+    public void MarkUp() => Volatile.Write(ref _down, null);
+
+    /// <summary>Seconds per row of its recent exchanges (0 before the first), which its failover deadline follows.</summary>
+    public double SecondsPerRow => Volatile.Read(ref _secondsPerRow);
+
+    public void Observe(int rows, TimeSpan elapsed)
+    {
+        double perRow = elapsed.TotalSeconds / Math.Max(1, rows);
+        double old = Volatile.Read(ref _secondsPerRow);
+        // One exchange at a time per node (its stream serializes them), so read-modify-write needs no lock.
+        Volatile.Write(ref _secondsPerRow, old == 0 ? perRow : 0.8 * old + 0.2 * perRow);
+    }
     public Protos.V1.ExpertService.ExpertServiceClient Client { get; } = new(channel.Invoker);
     public Grpc.Health.V1.Health.HealthClient Health { get; } = new(channel.Invoker);
 
@@ -95,6 +120,7 @@ internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, 
 
     public void Dispose()
     {
+        _retired.Cancel();
         Reset();
         channel.Dispose();
     }

@@ -1,4 +1,5 @@
 using Cluster.Engine.Config;
+using Cluster.ExpertNode.Control;
 using Cluster.ExpertNode.Host;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
@@ -13,64 +14,94 @@ namespace Cluster.ExpertNode.Client;
 /// An attention node's side of dispatch/combine: one persistent Dispatch stream per expert node of the plan,
 /// shared by the <see cref="RemoteExperts"/> of every MoE layer, and which nodes are down. A node is marked down when
 /// its health watch says so, its stream breaks or it answers too late; rows then go to live replicas of its experts,
-/// and the node is probed (GetInfo, health, an empty dispatch) until it is back.
+/// and the node is probed (GetInfo, health, an empty dispatch) until it is back. The plan can change while serving
+/// (<see cref="SwitchAsync"/>): the next plan takes over between two steps, with streams opened to nodes it adds and
+/// closed to nodes it leaves out.
 /// </summary>
-public sealed class ExpertStreams : IDisposable, IAsyncDisposable
+public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
 {
     private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(200);
     private static readonly Grpc.Health.V1.HealthCheckRequest HealthOfService = new() { Service = Protos.V1.ExpertService.Descriptor.FullName };
-    private readonly ExpertStream[] _streams;
-    private readonly string?[] _down;
-    private readonly double[] _secondsPerRow;
+    private readonly TimeSpan _exchangeTimeout;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _closing = new();
+    private readonly object _step = new();
+    private readonly SemaphoreSlim _switching = new(1, 1);
+    // Plan and streams change together, between steps, so a step sees one pair throughout.
+    private PlacementPlan _plan;
+    private ExpertStream[] _streams;
+    private bool _inStep;
+    private (PlacementPlan Plan, ExpertStream[] Streams, TaskCompletionSource Done)? _staged;
     private long _batch;
 
-    private ExpertStreams(PlacementPlan plan, ModelConfig config, ExpertStream[] streams, ILogger logger)
+    private ExpertStreams(PlacementPlan plan, ModelConfig config, ExpertStream[] streams, TimeSpan exchangeTimeout, ILogger logger)
     {
-        Plan = plan;
+        _plan = plan;
         Config = config;
         _streams = streams;
+        _exchangeTimeout = exchangeTimeout;
         _logger = logger;
-        _down = new string?[streams.Length];
-        _secondsPerRow = new double[streams.Length];
     }
 
-    public PlacementPlan Plan { get; }
+    /// <summary>The plan steps route by now.</summary>
+    public PlacementPlan Plan => Volatile.Read(ref _plan);
     public ModelConfig Config { get; }
     public IReadOnlyList<ExpertNodeAddress> Nodes => Plan.Nodes;
 
     /// <summary>
     /// Waits until every expert node of the plan answers GetInfo with the plan's version (nodes may still be loading),
     /// then opens one Dispatch stream to each. Fails with the node's name when one is still unreachable after
-    /// <paramref name="wait"/>, or when a node holds another plan.
+    /// <paramref name="wait"/>, or when a node does not serve the plan's version.
     /// </summary>
     public static async Task<ExpertStreams> ConnectAsync(PlacementPlan plan, ModelConfig config, TimeSpan wait,
         TimeSpan? exchangeTimeout = null, ILogger? logger = null, CancellationToken cancel = default)
     {
         plan.CheckFits(config);
-        var streams = new ExpertStream[plan.Nodes.Count];
+        var connected = new ExpertStreams(plan, config, [], exchangeTimeout ?? TimeSpan.FromSeconds(60), logger ?? NullLogger.Instance);
         try
         {
-            DateTime until = DateTime.UtcNow + wait;
-            for (int i = 0; i < streams.Length; i++)
-            {
-                ExpertNodeAddress node = plan.Nodes[i];
-                var channel = PeerChannel.ForAddress(node.Uri, new GrpcClientOptions { MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes });
-                streams[i] = new ExpertStream(node, channel, exchangeTimeout ?? TimeSpan.FromSeconds(60));
-                await WaitReadyAsync(node, streams[i].Client, plan.Version, until, cancel).ConfigureAwait(false);
-                streams[i].Open();
-            }
-            var connected = new ExpertStreams(plan, config, streams, logger ?? NullLogger.Instance);
-            for (int i = 0; i < streams.Length; i++) _ = connected.WatchAsync(i);
+            connected._streams = await connected.OpenAsync(plan, [], DateTime.UtcNow + wait, cancel).ConfigureAwait(false);
+            foreach (ExpertStream s in connected._streams) _ = connected.WatchAsync(s);
             return connected;
         }
         catch
         {
-            foreach (ExpertStream? s in streams) s?.Dispose();
+            connected.Dispose();
             throw;
         }
     }
+
+    /// <summary>The streams for <paramref name="plan"/>'s nodes in its order: those of <paramref name="reuse"/> at the same id and endpoint, new ones (ready, serving the plan's version) for the rest.</summary>
+    private async Task<ExpertStream[]> OpenAsync(PlacementPlan plan, ExpertStream[] reuse, DateTime until, CancellationToken cancel)
+    {
+        var streams = new ExpertStream[plan.Nodes.Count];
+        try
+        {
+            for (int i = 0; i < streams.Length; i++)
+            {
+                ExpertNodeAddress node = plan.Nodes[i];
+                ExpertStream? same = Array.Find(reuse, s => s.Node == node);
+                if (same is not null)
+                {
+                    streams[i] = same;
+                    continue;
+                }
+                var channel = PeerChannel.ForAddress(node.Uri, new GrpcClientOptions { MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes });
+                streams[i] = new ExpertStream(node, channel, _exchangeTimeout, _closing.Token);
+                await WaitReadyAsync(node, streams[i].Client, plan.Version, until, cancel).ConfigureAwait(false);
+                streams[i].Open();
+            }
+            return streams;
+        }
+        catch
+        {
+            foreach (ExpertStream? s in streams)
+                if (s is not null && Array.IndexOf(reuse, s) < 0) s.Dispose();
+            throw;
+        }
+    }
+
+    private static bool Serves(ExpertNodeInfo info, ulong version) => info.PlanVersion == version || info.HeldVersions.Contains(version);
 
     private static async Task WaitReadyAsync(ExpertNodeAddress node, Protos.V1.ExpertService.ExpertServiceClient client, ulong version, DateTime until, CancellationToken cancel)
     {
@@ -82,8 +113,8 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
                 ExpertNodeInfo info = await client.GetInfoAsync(new GetExpertInfoRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancel).ConfigureAwait(false);
                 if (info.NodeId != node.Id)
                     throw new ExpertNodeException(node.Id, $"{node.Endpoint} is expert node '{info.NodeId}', not '{node.Id}' as the plan says");
-                if (info.PlanVersion != version)
-                    throw new ExpertNodeException(node.Id, $"expert node {node.Id} ({node.Endpoint}) holds plan version {info.PlanVersion}, not {version}");
+                if (!Serves(info, version))
+                    throw new ExpertNodeException(node.Id, $"expert node {node.Id} ({node.Endpoint}) holds plan version {string.Join(", ", info.HeldVersions.DefaultIfEmpty(info.PlanVersion))}, not {version}");
                 return;
             }
             catch (RpcException e) { problem = e.Status.Detail; }
@@ -93,39 +124,118 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
         }
     }
 
-    internal int NodeCount => _streams.Length;
+    /// <summary>
+    /// Routes by <paramref name="next"/> from the next step on (at once when no step is running) and returns when
+    /// no step uses the old plan any more, so its slots may be dropped. Every node of <paramref name="next"/> must
+    /// already serve its version (prepared); streams open to the nodes it adds and close to the nodes it leaves out.
+    /// </summary>
+    public async Task SwitchAsync(PlacementPlan next, TimeSpan wait, CancellationToken cancel = default)
+    {
+        next.CheckFits(Config, $"plan version {next.Version}");
+        await _switching.WaitAsync(cancel).ConfigureAwait(false);
+        try
+        {
+            PlacementPlan current = Plan;
+            if (next.Version == current.Version) return;
+            if (next.Version < current.Version)
+                throw new ArgumentException($"plan version {next.Version} is older than the one in use, {current.Version}");
+            ExpertStream[] streams = await OpenAsync(next, Volatile.Read(ref _streams), DateTime.UtcNow + wait, cancel).ConfigureAwait(false);
+            Task done;
+            lock (_step)
+            {
+                if (!_inStep)
+                {
+                    Apply(next, streams);
+                    return;
+                }
+                var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _staged = (next, streams, tcs);
+                done = tcs.Task;
+            }
+            await done.WaitAsync(cancel).ConfigureAwait(false);
+        }
+        finally { _switching.Release(); }
+    }
 
-    /// <summary>Why <paramref name="node"/> is down, or null while it is up.</summary>
-    public string? DownReason(int node) => Volatile.Read(ref _down[node]);
+    string IPlanSwitch.Name => "in this process";
 
-    internal bool IsDown(int node) => Volatile.Read(ref _down[node]) is not null;
+    Task IPlanSwitch.SwitchAsync(PlacementPlan next, CancellationToken cancel) => SwitchAsync(next, TimeSpan.FromSeconds(30), cancel);
+
+    /// <summary>Called under <see cref="_step"/>: the new pair takes over; streams no node of the plan uses are closed.</summary>
+    private void Apply(PlacementPlan next, ExpertStream[] streams)
+    {
+        ExpertStream[] old = _streams;
+        Volatile.Write(ref _plan, next);
+        Volatile.Write(ref _streams, streams);
+        foreach (ExpertStream s in streams)
+            if (Array.IndexOf(old, s) < 0) _ = WatchAsync(s);
+        foreach (ExpertStream s in old)
+            if (Array.IndexOf(streams, s) < 0) s.Dispose();
+        _logger.LogInformation("routing by plan version {Version} ({Nodes} expert nodes)", next.Version, streams.Length);
+    }
+
+    /// <summary>A step starts (its first MoE layer): a staged plan takes over now.</summary>
+    internal void BeginStep()
+    {
+        lock (_step)
+        {
+            _inStep = true;
+            if (_staged is not { } staged) return;
+            _staged = null;
+            Apply(staged.Plan, staged.Streams);
+            staged.Done.SetResult();
+        }
+    }
+
+    /// <summary>A step ended (its last MoE layer, or a failure in any): a plan switch need not wait for it.</summary>
+    internal void EndStep()
+    {
+        lock (_step)
+        {
+            _inStep = false;
+            if (_staged is not { } staged) return;
+            _staged = null;
+            Apply(staged.Plan, staged.Streams);
+            staged.Done.SetResult();
+        }
+    }
+
+    internal int NodeCount => Volatile.Read(ref _streams).Length;
+
+    /// <summary>Why <paramref name="node"/> (an index into <see cref="Plan"/>'s nodes) is down, or null while it is up.</summary>
+    public string? DownReason(int node) => Volatile.Read(ref _streams)[node].DownReason;
+
+    internal bool IsDown(int node) => Volatile.Read(ref _streams)[node].DownReason is not null;
 
     /// <summary>
     /// Takes the node out of routing (failing its exchange in flight, if any) and probes it until it is back.
     /// Logs which experts are left without a live replica.
     /// </summary>
-    internal void MarkDown(int node, string why)
+    internal void MarkDown(int node, string why) => MarkDown(Volatile.Read(ref _streams)[node], why);
+
+    private void MarkDown(ExpertStream stream, string why)
     {
-        if (Interlocked.CompareExchange(ref _down[node], why, null) is not null) return;
-        _streams[node].Abort(why);
-        ExpertNodeAddress address = Plan.Nodes[node];
+        if (!stream.MarkDown(why)) return;
+        stream.Abort(why);
         string uncovered = Uncovered();
-        _logger.LogWarning("expert node {Node} ({Endpoint}) is down: {Why}; {Uncovered}", address.Id, address.Endpoint, why,
+        _logger.LogWarning("expert node {Node} ({Endpoint}) is down: {Why}; {Uncovered}", stream.Node.Id, stream.Node.Endpoint, why,
             uncovered.Length == 0 ? "every expert has a live replica" : "without a live replica: " + uncovered);
-        _ = ProbeAsync(node);
+        _ = ProbeAsync(stream);
     }
 
     /// <summary>"layer L: e1 e2; ..." for the experts whose every replica is on a down node.</summary>
     public string Uncovered()
     {
+        PlacementPlan plan = Plan;
+        ExpertStream[] streams = Volatile.Read(ref _streams);
         var parts = new List<string>();
-        foreach (LayerPlacement layer in Plan.Layers)
+        foreach (LayerPlacement layer in plan.Layers)
         {
             var missing = new List<int>();
             for (int e = 0; e < layer.Experts; e++)
             {
                 bool live = false;
-                foreach (ExpertReplica r in layer.ReplicasOf(e)) live |= !IsDown(r.Node);
+                foreach (ExpertReplica r in layer.ReplicasOf(e)) live |= streams[r.Node].DownReason is null;
                 if (!live) missing.Add(e);
             }
             if (missing.Count > 0) parts.Add($"layer {layer.Layer}: {string.Join(' ', missing)}");
@@ -137,55 +247,59 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
     /// Follows the node's health (grpc.health.v1 Watch of its ExpertService) while it is up, so that a node that
     /// stops, turns NOT_SERVING at shutdown or vanishes is marked down at once, before a step has to meet it.
     /// </summary>
-    private async Task WatchAsync(int node)
+    private async Task WatchAsync(ExpertStream stream)
     {
-        while (!_closing.IsCancellationRequested)
+        CancellationToken retired = stream.Retired;
+        while (!retired.IsCancellationRequested)
         {
             try
             {
-                if (IsDown(node))
+                if (stream.DownReason is not null)
                 {
                     // The probe brings it back; the watch resumes then.
-                    await Task.Delay(ProbeInterval, _closing.Token).ConfigureAwait(false);
+                    await Task.Delay(ProbeInterval, retired).ConfigureAwait(false);
                     continue;
                 }
-                using var watch = _streams[node].Health.Watch(HealthOfService, cancellationToken: _closing.Token);
+                using var watch = stream.Health.Watch(HealthOfService, cancellationToken: retired);
                 string? why = null;
-                while (why is null && await watch.ResponseStream.MoveNext(_closing.Token).ConfigureAwait(false))
+                while (why is null && await watch.ResponseStream.MoveNext(retired).ConfigureAwait(false))
                 {
                     var status = watch.ResponseStream.Current.Status;
                     if (status != Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving) why = $"its health is {status}";
                 }
-                MarkDown(node, why ?? "its health watch ended");
+                MarkDown(stream, why ?? "its health watch ended");
             }
-            catch (RpcException e) when (!_closing.IsCancellationRequested) { MarkDown(node, $"its health watch failed: {e.Status.Detail}"); }
+            catch (RpcException e) when (!retired.IsCancellationRequested) { MarkDown(stream, $"its health watch failed: {e.Status.Detail}"); }
             catch (OperationCanceledException) { return; }
             catch (RpcException) { return; }
+            catch (ObjectDisposedException) { return; }
         }
     }
 
-    private async Task ProbeAsync(int node)
+    private async Task ProbeAsync(ExpertStream stream)
     {
-        ExpertNodeAddress address = Plan.Nodes[node];
-        while (!_closing.IsCancellationRequested)
+        ExpertNodeAddress address = stream.Node;
+        CancellationToken retired = stream.Retired;
+        while (!retired.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(ProbeInterval, _closing.Token).ConfigureAwait(false);
-                ExpertNodeInfo info = await _streams[node].Client.GetInfoAsync(new GetExpertInfoRequest(),
-                    deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: _closing.Token).ConfigureAwait(false);
-                if (info.PlanVersion != Plan.Version || info.NodeId != address.Id) continue;
+                await Task.Delay(ProbeInterval, retired).ConfigureAwait(false);
+                ExpertNodeInfo info = await stream.Client.GetInfoAsync(new GetExpertInfoRequest(),
+                    deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: retired).ConfigureAwait(false);
+                if (!Serves(info, Plan.Version) || info.NodeId != address.Id) continue;
                 // Back only once it says so too, or the health watch would take it down again at once.
-                var health = await _streams[node].Health.CheckAsync(HealthOfService,
-                    deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: _closing.Token).ConfigureAwait(false);
+                var health = await stream.Health.CheckAsync(HealthOfService,
+                    deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: retired).ConfigureAwait(false);
                 if (health.Status != Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving) continue;
-                if (!await AnswersDispatchAsync(node).ConfigureAwait(false)) continue;
-                Volatile.Write(ref _down[node], null);
+                if (!await AnswersDispatchAsync(stream, retired).ConfigureAwait(false)) continue;
+                stream.MarkUp();
                 _logger.LogWarning("expert node {Node} ({Endpoint}) is back", address.Id, address.Endpoint);
                 return;
             }
             catch (RpcException) { }
             catch (OperationCanceledException) { return; }
+            catch (ObjectDisposedException) { return; }
         }
     }
 
@@ -193,14 +307,15 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
     /// Whether the node answers a frame of no rows on a dispatch stream of its own within a second: a node whose
     /// GetInfo works but whose dispatch hangs must stay down, or every step would wait for it again.
     /// </summary>
-    private async Task<bool> AnswersDispatchAsync(int node)
+    private async Task<bool> AnswersDispatchAsync(ExpertStream stream, CancellationToken retired)
     {
-        using var call = _streams[node].Client.Dispatch(deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: _closing.Token);
+        PlacementPlan plan = Plan;
+        using var call = stream.Client.Dispatch(deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: retired);
         await call.RequestStream.WriteAsync(new DispatchFrame
         {
-            BatchId = 0, Layer = (uint)Plan.Layers[0].Layer, Rows = 0, Hidden = (uint)Config.HiddenSize, Dtype = TensorDType.Bf16, PlanVersion = Plan.Version,
+            BatchId = 0, Layer = (uint)plan.Layers[0].Layer, Rows = 0, Hidden = (uint)Config.HiddenSize, Dtype = TensorDType.Bf16, PlanVersion = plan.Version,
         }).ConfigureAwait(false);
-        if (!await call.ResponseStream.MoveNext(_closing.Token).ConfigureAwait(false)) return false;
+        if (!await call.ResponseStream.MoveNext(retired).ConfigureAwait(false)) return false;
         CombineFrame reply = call.ResponseStream.Current;
         bool ok = reply.Error.Length == 0;
         CombineFrameDecoder.Instance.Release(reply);
@@ -212,9 +327,10 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
 
     internal async Task<CombineFrame> ExchangeAsync(int node, DispatchFrame frame)
     {
+        ExpertStream stream = Volatile.Read(ref _streams)[node];
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        CombineFrame reply = await _streams[node].ExchangeAsync(frame).ConfigureAwait(false);
-        Observe(node, (int)frame.Rows, System.Diagnostics.Stopwatch.GetElapsedTime(start));
+        CombineFrame reply = await stream.ExchangeAsync(frame).ConfigureAwait(false);
+        stream.Observe((int)frame.Rows, System.Diagnostics.Stopwatch.GetElapsedTime(start));
         return reply;
     }
 
@@ -226,7 +342,7 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
     /// </summary>
     internal TimeSpan GiveUpAfter(int node, int rows)
     {
-        double perRow = Volatile.Read(ref _secondsPerRow[node]);
+        double perRow = Volatile.Read(ref _streams)[node].SecondsPerRow;
         if (perRow == 0) return FailoverFirst;
         return FailoverFloor + TimeSpan.FromSeconds(FailoverMultiplier * perRow * Math.Max(1, rows));
     }
@@ -240,20 +356,13 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
     /// <summary>The patience before anything is measured (a node's first frames also warm it up).</summary>
     public TimeSpan FailoverFirst { get; set; } = TimeSpan.FromSeconds(30);
 
-    private void Observe(int node, int rows, TimeSpan elapsed)
-    {
-        double perRow = elapsed.TotalSeconds / Math.Max(1, rows);
-        double old = Volatile.Read(ref _secondsPerRow[node]);
-        // One exchange at a time per node (its stream serializes them), so read-modify-write needs no lock.
-        Volatile.Write(ref _secondsPerRow[node], old == 0 ? perRow : 0.8 * old + 0.2 * perRow);
-    }
-
     /// <summary>Every expert node's own view: its slots and the tokens each served.</summary>
     public async Task<ExpertNodeInfo[]> GetInfoAsync(CancellationToken cancel = default)
     {
-        var calls = new Task<ExpertNodeInfo>[_streams.Length];
+        ExpertStream[] streams = Volatile.Read(ref _streams);
+        var calls = new Task<ExpertNodeInfo>[streams.Length];
         for (int i = 0; i < calls.Length; i++)
-            calls[i] = _streams[i].Client.GetInfoAsync(new GetExpertInfoRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancel).ResponseAsync;
+            calls[i] = streams[i].Client.GetInfoAsync(new GetExpertInfoRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancel).ResponseAsync;
         return await Task.WhenAll(calls).ConfigureAwait(false);
     }
 
@@ -263,7 +372,15 @@ public sealed class ExpertStreams : IDisposable, IAsyncDisposable
     public void Dispose()
     {
         _closing.Cancel();
-        foreach (ExpertStream s in _streams) s.Dispose();
+        lock (_step)
+        {
+            foreach (ExpertStream s in _streams) s.Dispose();
+            if (_staged is { } staged)
+            {
+                foreach (ExpertStream s in staged.Streams) if (Array.IndexOf(_streams, s) < 0) s.Dispose();
+                staged.Done.TrySetCanceled();
+            }
+        }
     }
 
     public ValueTask DisposeAsync()

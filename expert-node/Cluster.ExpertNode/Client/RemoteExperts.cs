@@ -22,37 +22,69 @@ namespace Cluster.ExpertNode.Client;
 public sealed class RemoteExperts : IRoutedExperts
 {
     private readonly ExpertStreams _streams;
-    private readonly LayerPlacement _placement;
     private readonly int _layer, _hidden;
     private readonly TensorDType _dispatch;
-    private readonly int[] _nextReplica;
+    private readonly bool _firstLayer, _lastLayer;
+    // The plan of the current step and what is sized by its nodes; replaced when a step starts under a newer plan.
+    private PlacementPlan _plan = null!;
+    private LayerPlacement _placement = null!;
+    private int[] _nextReplica = [];
     // Two sets of per-node batches: a round's failed rows are routed into the other set while this one's are still read.
-    private readonly NodeBatch[][] _rounds;
-    private readonly Task<CombineFrame>?[] _pending;
-    private readonly bool[] _lost;
+    private NodeBatch[][] _rounds = [];
+    private Task<CombineFrame>?[] _pending = [];
+    private bool[] _lost = [];
 
     internal RemoteExperts(ExpertStreams streams, int layer, TensorDType dispatch)
     {
         if (dispatch is not (TensorDType.Bf16 or TensorDType.Fp8E4M3 or TensorDType.F32)) throw new ArgumentException($"dispatch dtype must be BF16, FP8_E4M3 or F32 (got {dispatch})");
         _streams = streams;
-        _placement = streams.Plan.Layer(layer);
         _layer = layer;
         _hidden = streams.Config.HiddenSize;
         _dispatch = dispatch;
+        // A step is one pass over the MoE layers in order: the first starts it, the last ends it.
+        _firstLayer = streams.Plan.Layers[0].Layer == layer;
+        _lastLayer = streams.Plan.Layers[^1].Layer == layer;
+        Follow(streams.Plan);
+    }
+
+    /// <summary>Routes by <paramref name="plan"/>: its placement of this layer, round robin restarting, buffers per node.</summary>
+    private void Follow(PlacementPlan plan)
+    {
+        _plan = plan;
+        _placement = plan.Layer(_layer);
         _nextReplica = new int[_placement.Experts];
+        int nodes = plan.Nodes.Count;
+        if (_pending.Length == nodes) return;
         _rounds = new NodeBatch[2][];
         for (int s = 0; s < 2; s++)
         {
-            _rounds[s] = new NodeBatch[streams.NodeCount];
-            for (int i = 0; i < streams.NodeCount; i++) _rounds[s][i] = new NodeBatch();
+            _rounds[s] = new NodeBatch[nodes];
+            for (int i = 0; i < nodes; i++) _rounds[s][i] = new NodeBatch();
         }
-        _pending = new Task<CombineFrame>?[streams.NodeCount];
-        _lost = new bool[streams.NodeCount];
+        _pending = new Task<CombineFrame>?[nodes];
+        _lost = new bool[nodes];
     }
 
     public int Layer => _layer;
 
     public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output, Mlp? shared = null)
+    {
+        if (_firstLayer) _streams.BeginStep();
+        try
+        {
+            PlacementPlan plan = _streams.Plan;
+            if (!ReferenceEquals(plan, _plan)) Follow(plan);
+            RunStep(rows, n, ids, weights, output, shared);
+        }
+        catch
+        {
+            _streams.EndStep();
+            throw;
+        }
+        if (_lastLayer) _streams.EndStep();
+    }
+
+    private void RunStep(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output, Mlp? shared)
     {
         if (n == 0) return;
         int k = ids.Length / n;
@@ -105,7 +137,7 @@ public sealed class RemoteExperts : IRoutedExperts
                 continue;
             }
             batches[i].Encode(rows, _hidden, _dispatch);
-            _pending[i] = _streams.ExchangeAsync(i, batches[i].Frame(batch, _layer, _hidden, k, _dispatch, _streams.Plan.Version));
+            _pending[i] = _streams.ExchangeAsync(i, batches[i].Frame(batch, _layer, _hidden, k, _dispatch, _plan.Version));
         }
     }
 
@@ -148,7 +180,7 @@ public sealed class RemoteExperts : IRoutedExperts
         {
             if (failure is null)
                 for (int i = 0; i < _pending.Length; i++)
-                    if (_pending[i] is { } t) batches[i].AddInto(t.Result, _hidden, output, _streams.Plan.Nodes[i].Id);
+                    if (_pending[i] is { } t) batches[i].AddInto(t.Result, _hidden, output, _plan.Nodes[i].Id);
         }
         finally
         {
@@ -221,7 +253,7 @@ public sealed class RemoteExperts : IRoutedExperts
 
     private ExpertNodeException Uncovered(int expert, int node)
     {
-        ExpertNodeAddress address = _streams.Plan.Nodes[node];
+        ExpertNodeAddress address = _plan.Nodes[node];
         return new ExpertNodeException(address.Id,
             $"layer {_layer}: expert {expert} has no live replica (expert node {address.Id} ({address.Endpoint}) is down: {_streams.DownReason(node)})");
     }

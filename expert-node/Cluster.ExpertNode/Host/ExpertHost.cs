@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Cluster.Engine.Checkpoints;
+using Cluster.Engine.Config;
 using Cluster.ExpertNode.Placement;
 using Cluster.Transport;
 using Grpc.HealthCheck;
@@ -21,12 +22,10 @@ namespace Cluster.ExpertNode.Host;
 public sealed class ExpertHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
-    private readonly Checkpoint _checkpoint;
 
-    private ExpertHost(WebApplication app, Checkpoint checkpoint, string nodeId, int port, HostedExperts experts, RoleHealth health)
+    private ExpertHost(WebApplication app, string nodeId, int port, HostedExperts experts, RoleHealth health)
     {
         _app = app;
-        _checkpoint = checkpoint;
         NodeId = nodeId;
         Port = port;
         Experts = experts;
@@ -38,7 +37,7 @@ public sealed class ExpertHost : IAsyncDisposable
     public HostedExperts Experts { get; }
     public RoleHealth Health { get; }
     /// <summary>Bytes of the checkpoint tensors this node mapped: its experts only.</summary>
-    public long LoadedBytes => _checkpoint.LoadedBytes;
+    public long LoadedBytes => Experts.LoadedBytes;
 
     /// <summary>Runs an expert node until <paramref name="cancel"/>; prints the READY line once it serves.</summary>
     public static async Task<int> RunAsync(ExpertHostOptions options, CancellationToken cancel)
@@ -60,21 +59,27 @@ public sealed class ExpertHost : IAsyncDisposable
         if (!IPAddress.TryParse(options.Host, out IPAddress? address)) throw new ArgumentException($"--host '{options.Host}' is not an IP address");
         if (options.Port is < 0 or > 65535) throw new ArgumentException($"--port {options.Port} out of range 0..65535");
         PlacementPlan plan = PlacementPlan.Load(options.PlanPath);
-        int node = plan.NodeIndex(options.NodeId);
-        HashSet<string> names = HostedExperts.TensorNames(plan, node);
-        Checkpoint checkpoint = Checkpoint.Open(options.ModelDir, names.Contains);
+        if (!options.Join) plan.NodeIndex(options.NodeId);
+        if (!Directory.Exists(options.ModelDir)) throw new DirectoryNotFoundException($"{options.ModelDir}: model directory not found");
+        ModelConfig config = ModelConfig.Load(Path.Combine(options.ModelDir, Checkpoint.ConfigFile));
+        // Each plan's new slots come from a checkpoint opened for exactly their tensors. The first is prefaulted
+        // from every core before the node serves; later ones page in on the loading thread while it serves.
+        bool serving = false;
+        HostedExperts experts = HostedExperts.Load(config, plan, options.NodeId, names =>
+        {
+            Checkpoint checkpoint = Checkpoint.Open(options.ModelDir, names.Contains);
+            if (!serving) checkpoint.Prefault();
+            return checkpoint;
+        }, options.Join);
+        serving = true;
         try
         {
-            // Only this node's experts: the first dispatch frames should not pay their page faults.
-            checkpoint.Prefault();
-            HostedExperts experts = HostedExperts.Load(checkpoint, checkpoint.Config, plan, node);
             cancel.ThrowIfCancellationRequested();
-
             var builder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.Verbose ? LogLevel.Information : LogLevel.Warning });
             ListenOptions? bound = null;
             builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(address, options.Port, null, l => bound = l));
             builder.Services.AddGrpc().AddServiceOptions<ExpertService>(o => o.MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes);
-            builder.Services.AddSingleton(sp => new ExpertService(options.NodeId, experts, checkpoint.Config.HiddenSize, sp.GetRequiredService<ILogger<ExpertService>>(),
+            builder.Services.AddSingleton(sp => new ExpertService(options.NodeId, experts, config, options.PlanPath, options.Restarts, sp.GetRequiredService<ILogger<ExpertService>>(),
                 sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping));
             WebApplication app = builder.Build();
             app.MapGrpcInfrastructure();
@@ -86,12 +91,12 @@ public sealed class ExpertHost : IAsyncDisposable
             health.MarkServing();
             ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.ExpertNode");
             logger.LogInformation("expert node {Node} serving {Slots} slots ({Bytes:N0} bytes) on port {Port}, plan version {Version}",
-                options.NodeId, names.Count / 3, checkpoint.LoadedBytes, port, plan.Version);
-            return new ExpertHost(app, checkpoint, options.NodeId, port, experts, health);
+                options.NodeId, experts.Slots().Count(), experts.LoadedBytes, port, plan.Version);
+            return new ExpertHost(app, options.NodeId, port, experts, health);
         }
         catch
         {
-            checkpoint.Dispose();
+            experts.Dispose();
             throw;
         }
     }
@@ -102,6 +107,6 @@ public sealed class ExpertHost : IAsyncDisposable
         using (var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2)))
             await _app.StopAsync(grace.Token).ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
-        _checkpoint.Dispose();
+        Experts.Dispose();
     }
 }

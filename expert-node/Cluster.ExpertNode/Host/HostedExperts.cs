@@ -6,27 +6,72 @@ using Cluster.ExpertNode.Placement;
 namespace Cluster.ExpertNode.Host;
 
 /// <summary>
-/// The routed experts one expert node holds (its slots in the plan, every MoE layer) and the tokens each slot has
-/// served. Compute is serialized: RoutedExperts is not safe to run concurrently, and it parallelizes inside.
+/// The routed experts one expert node holds and the plan versions it serves. Usually one version; during a live
+/// rebalance also the next one: <see cref="PrepareAsync"/> loads the next plan's new slots while frames keep being
+/// served, then frames of either version are accepted (each only for the experts its version gives this node), and
+/// <see cref="Release"/> forgets the older version once no attention node routes with it, dropping the slots only it
+/// had. The tokens each (layer, expert) served are counted for the node's lifetime. Compute is serialized:
+/// RoutedExperts is not safe to run concurrently, and it parallelizes inside.
 /// </summary>
-public sealed class HostedExperts
+public sealed class HostedExperts : IDisposable
 {
-    private readonly RoutedExperts?[] _layers;
-    private readonly long[][] _tokens;
+    private readonly ModelConfig _config;
+    private readonly Func<IReadOnlySet<string>, ITensorSource> _open;
     private readonly object _compute = new();
+    private readonly SemaphoreSlim _preparing = new(1, 1);
+    private readonly Mlp?[][] _loaded;
+    private readonly ITensorSource?[][] _source;
+    private readonly long[][] _bytes;
+    private readonly long[][] _tokens;
+    private RoutedExperts?[] _layers;
+    // Ascending by version; replaced, never mutated, so readers need no lock.
+    private HeldPlan[] _held = [];
+    private long _rows;
 
-    private HostedExperts(PlacementPlan plan, int node, RoutedExperts?[] layers)
+    private HostedExperts(ModelConfig config, string nodeId, Func<IReadOnlySet<string>, ITensorSource> open)
     {
-        Plan = plan;
-        Node = node;
-        _layers = layers;
-        _tokens = new long[layers.Length][];
-        for (int l = 0; l < layers.Length; l++) _tokens[l] = new long[plan.RoutedExperts];
+        _config = config;
+        NodeId = nodeId;
+        _open = open;
+        int layers = config.NumHiddenLayers, experts = config.NRoutedExperts;
+        _loaded = new Mlp?[layers][];
+        _source = new ITensorSource?[layers][];
+        _bytes = new long[layers][];
+        _tokens = new long[layers][];
+        for (int l = 0; l < layers; l++)
+        {
+            _loaded[l] = new Mlp?[experts];
+            _source[l] = new ITensorSource?[experts];
+            _bytes[l] = new long[experts];
+            _tokens[l] = new long[experts];
+        }
+        _layers = new RoutedExperts?[layers];
     }
 
-    public PlacementPlan Plan { get; }
-    /// <summary>This node's index in the plan.</summary>
-    public int Node { get; }
+    public string NodeId { get; }
+
+    /// <summary>The newest plan held.</summary>
+    public PlacementPlan Plan => Volatile.Read(ref _held)[^1].Plan;
+
+    /// <summary>Every plan version served, ascending.</summary>
+    public ulong[] Versions => Array.ConvertAll(Volatile.Read(ref _held), h => h.Plan.Version);
+
+    /// <summary>Bytes of the expert tensors loaded now (the slots of every held version, each expert once).</summary>
+    public long LoadedBytes
+    {
+        get
+        {
+            lock (_compute)
+            {
+                long total = 0;
+                foreach (long[] layer in _bytes) foreach (long b in layer) total += b;
+                return total;
+            }
+        }
+    }
+
+    /// <summary>Expert rows computed: one per (token, expert) pair served, the node's share of the routed work.</summary>
+    public long RowsServed => Interlocked.Read(ref _rows);
 
     /// <summary>The checkpoint tensors of <paramref name="node"/>'s slots: what Checkpoint.Open should load and nothing else.</summary>
     public static HashSet<string> TensorNames(PlacementPlan plan, int node)
@@ -34,43 +79,261 @@ public sealed class HostedExperts
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (LayerPlacement layer in plan.Layers)
             foreach (int e in layer.SlotsOn(node))
-                foreach (string proj in (ReadOnlySpan<string>)["gate_proj", "up_proj", "down_proj"])
-                    names.Add($"model.layers.{layer.Layer}.mlp.experts.{e}.{proj}.weight");
+                foreach (string name in ExpertTensors(layer.Layer, e)) names.Add(name);
         return names;
     }
+
+    private static string Prefix(int layer, int expert) => $"model.layers.{layer}.mlp.experts.{expert}";
+
+    private static string[] ExpertTensors(int layer, int expert) =>
+        [Prefix(layer, expert) + ".gate_proj.weight", Prefix(layer, expert) + ".up_proj.weight", Prefix(layer, expert) + ".down_proj.weight"];
 
     /// <summary>True for routed expert weights, which an attention node with remote experts leaves out of its Checkpoint.Open.</summary>
     public static bool IsRoutedExpertTensor(string name) => name.Contains(".mlp.experts.", StringComparison.Ordinal);
 
-    public static HostedExperts Load(ITensorSource source, ModelConfig config, PlacementPlan plan, int node)
+    /// <summary>
+    /// Loads node <paramref name="nodeId"/>'s slots of <paramref name="plan"/>. <paramref name="open"/> gives a source
+    /// holding exactly the named tensors (a Checkpoint opened with that include filter); it is called again for the
+    /// slots of each newer plan, and a source that is disposable is disposed once none of its experts is held.
+    /// </summary>
+    /// <param name="join">When the plan leaves the node out: serve no slots (until a newer plan gives it some) instead of failing.</param>
+    public static HostedExperts Load(ModelConfig config, PlacementPlan plan, string nodeId, Func<IReadOnlySet<string>, ITensorSource> open, bool join = false)
     {
         plan.CheckFits(config);
-        var layers = new RoutedExperts?[config.NumHiddenLayers];
-        foreach (LayerPlacement layer in plan.Layers)
-            layers[layer.Layer] = RoutedExperts.Load(source, config, layer.Layer, layer.SlotsOn(node).ToArray());
-        return new HostedExperts(plan, node, layers);
+        if (!join) plan.NodeIndex(nodeId);
+        var hosted = new HostedExperts(config, nodeId, open);
+        hosted.Add(plan, hosted.LoadMissing(plan));
+        return hosted;
     }
 
-    public bool HostsLayer(int layer) => (uint)layer < (uint)_layers.Length && _layers[layer] is not null;
-
-    public bool Hosts(int layer, int expert) => HostsLayer(layer) && _layers[layer]!.Hosts(expert);
-
-    /// <summary>Runs the layer's hosted experts over the rows and counts each (row, expert) pair for its slot.</summary>
-    public void Run(int layer, ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output)
+    /// <summary>
+    /// Loads the slots <paramref name="next"/> gives this node that it does not hold yet (on the caller's thread; frames
+    /// keep being served meanwhile), then serves <paramref name="next"/>'s version too. Returns the slots loaded and
+    /// their bytes; a version already held loads nothing.
+    /// </summary>
+    public async Task<(int Slots, long Bytes)> PrepareAsync(PlacementPlan next, CancellationToken cancel = default)
     {
-        long[] tokens = _tokens[layer];
+        next.CheckFits(_config, $"plan version {next.Version}");
+        next.NodeIndex(NodeId);
+        await _preparing.WaitAsync(cancel).ConfigureAwait(false);
+        try
+        {
+            HeldPlan[] held = Volatile.Read(ref _held);
+            if (Array.Exists(held, h => h.Plan.Version == next.Version)) return (0, 0);
+            if (next.Version < held[^1].Plan.Version)
+                throw new ArgumentException($"plan version {next.Version} is older than the newest held, {held[^1].Plan.Version}");
+            List<Loaded> loaded = LoadMissing(next);
+            Add(next, loaded);
+            return (loaded.Count, loaded.Sum(l => l.Bytes));
+        }
+        finally { _preparing.Release(); }
+    }
+
+    private readonly record struct Loaded(int Layer, int Expert, Mlp Mlp, ITensorSource Source, long Bytes);
+
+    /// <summary>This node's index in <paramref name="plan"/>; -1 when the plan leaves it out.</summary>
+    private int IndexIn(PlacementPlan plan)
+    {
+        for (int i = 0; i < plan.Nodes.Count; i++) if (plan.Nodes[i].Id == NodeId) return i;
+        return -1;
+    }
+
+    private List<Loaded> LoadMissing(PlacementPlan plan)
+    {
+        int node = IndexIn(plan);
+        var missing = new List<(int Layer, int Expert)>();
+        lock (_compute)
+            if (node >= 0)
+                foreach (LayerPlacement layer in plan.Layers)
+                    foreach (int e in layer.SlotsOn(node))
+                        if (_loaded[layer.Layer][e] is null) missing.Add((layer.Layer, e));
+        var result = new List<Loaded>();
+        if (missing.Count == 0) return result;
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach ((int l, int e) in missing) names.UnionWith(ExpertTensors(l, e));
+        ITensorSource source = _open(names);
+        foreach ((int l, int e) in missing)
+        {
+            long bytes = 0;
+            foreach (string name in ExpertTensors(l, e))
+            {
+                Weight w = source.Get(name);
+                bytes += w.TotalBytes;
+                Touch(w);
+                if (w.ScaleInv is { } scale) Touch(scale);
+            }
+            result.Add(new Loaded(l, e, Mlp.Load(source, Prefix(l, e), _config.HiddenSize, _config.MoeIntermediateSize), source, bytes));
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Reads one byte per page on this thread, so that the first frames after a plan change pay no page faults; one
+    /// thread on purpose: a parallel prefault would fill the thread pool that the Dispatch streams need meanwhile.
+    /// </summary>
+    private static void Touch(Weight w)
+    {
+        ReadOnlySpan<byte> bytes = w.Bytes;
+        int sum = 0;
+        for (int i = 0; i < bytes.Length; i += 4096) sum += bytes[i];
+        // Kept, so that the reads are not optimized away.
+        Volatile.Write(ref s_touched, sum);
+    }
+
+    private static int s_touched;
+
+    private void Add(PlacementPlan plan, List<Loaded> loaded)
+    {
+        var changed = new HashSet<int>();
         lock (_compute)
         {
-            _layers[layer]!.Run(rows, n, ids, weights, output);
-            foreach (int e in ids) if (e >= 0) tokens[e]++;
+            foreach (Loaded x in loaded)
+            {
+                _loaded[x.Layer][x.Expert] = x.Mlp;
+                _source[x.Layer][x.Expert] = x.Source;
+                _bytes[x.Layer][x.Expert] = x.Bytes;
+                changed.Add(x.Layer);
+            }
+            foreach (LayerPlacement layer in plan.Layers)
+                if (_layers[layer.Layer] is null) changed.Add(layer.Layer);
+            Rebuild(changed);
+            HeldPlan[] held = Volatile.Read(ref _held);
+            Volatile.Write(ref _held, [.. held, HeldPlan.Of(plan, IndexIn(plan), _config.NumHiddenLayers)]);
         }
     }
 
-    /// <summary>Every hosted slot in layer then slot order, with the tokens it has served.</summary>
+    /// <summary>
+    /// Forgets every held version below <paramref name="keepFromVersion"/> (the newest is always kept) and drops the
+    /// experts no remaining version gives this node. Returns the slots dropped.
+    /// </summary>
+    public int Release(ulong keepFromVersion)
+    {
+        var disposable = new HashSet<IDisposable>();
+        int dropped;
+        // Not while a prepare runs: it may count on an expert this would drop.
+        _preparing.Wait();
+        try
+        {
+            lock (_compute) dropped = Drop(keepFromVersion, disposable);
+        }
+        finally { _preparing.Release(); }
+        // Outside the lock, and after no RoutedExperts refers to their weights any more.
+        foreach (IDisposable d in disposable) d.Dispose();
+        return dropped;
+    }
+
+    /// <summary>Under the compute lock: forgets the versions, drops the experts, collects the sources none of the kept experts needs.</summary>
+    private int Drop(ulong keepFromVersion, HashSet<IDisposable> disposable)
+    {
+        HeldPlan[] held = Volatile.Read(ref _held);
+        HeldPlan[] kept = Array.FindAll(held, h => h.Plan.Version >= keepFromVersion || h == held[^1]);
+        if (kept.Length == held.Length) return 0;
+        Volatile.Write(ref _held, kept);
+        var changed = new HashSet<int>();
+        var live = new HashSet<ITensorSource>();
+        int dropped = 0;
+        for (int l = 0; l < _loaded.Length; l++)
+        {
+            for (int e = 0; e < _loaded[l].Length; e++)
+            {
+                if (_loaded[l][e] is null) continue;
+                if (Array.Exists(kept, h => h.Hosts(l, e)))
+                {
+                    live.Add(_source[l][e]!);
+                    continue;
+                }
+                if (_source[l][e] is IDisposable d) disposable.Add(d);
+                _loaded[l][e] = null;
+                _source[l][e] = null;
+                _bytes[l][e] = 0;
+                changed.Add(l);
+                dropped++;
+            }
+        }
+        Rebuild(changed);
+        disposable.RemoveWhere(d => d is ITensorSource s && live.Contains(s));
+        return dropped;
+    }
+
+    /// <summary>A fresh RoutedExperts per changed layer over the experts loaded now (the one running keeps its own array).</summary>
+    private void Rebuild(HashSet<int> layers)
+    {
+        foreach (int l in layers) _layers[l] = new RoutedExperts(l, _config.HiddenSize, (Mlp?[])_loaded[l].Clone());
+    }
+
+    /// <summary>The held plan of <paramref name="version"/>, or null when the node does not serve that version.</summary>
+    public HeldPlan? Held(ulong version)
+    {
+        foreach (HeldPlan h in Volatile.Read(ref _held)) if (h.Plan.Version == version) return h;
+        return null;
+    }
+
+    /// <summary>Runs the layer's experts over the rows and counts each (row, expert) pair for its expert.</summary>
+    public void Run(int layer, ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output)
+    {
+        long[] tokens = _tokens[layer];
+        int pairs = 0;
+        lock (_compute)
+        {
+            _layers[layer]!.Run(rows, n, ids, weights, output);
+            foreach (int e in ids)
+                if (e >= 0)
+                {
+                    tokens[e]++;
+                    pairs++;
+                }
+        }
+        Interlocked.Add(ref _rows, pairs);
+    }
+
+    /// <summary>Every slot of the newest plan in layer then slot order, with the tokens its expert has served here.</summary>
     public IEnumerable<(int Layer, int Expert, long Tokens)> Slots()
     {
-        foreach (LayerPlacement layer in Plan.Layers)
-            foreach (int e in layer.SlotsOn(Node).ToArray())
+        PlacementPlan plan = Plan;
+        int node = IndexIn(plan);
+        if (node < 0) yield break;
+        foreach (LayerPlacement layer in plan.Layers)
+            foreach (int e in layer.SlotsOn(node).ToArray())
                 yield return (layer.Layer, e, Interlocked.Read(ref _tokens[layer.Layer][e]));
+    }
+
+    public void Dispose()
+    {
+        var sources = new HashSet<IDisposable>();
+        lock (_compute)
+            foreach (ITensorSource?[] layer in _source)
+                foreach (ITensorSource? s in layer)
+                    if (s is IDisposable d) sources.Add(d);
+        foreach (IDisposable d in sources) d.Dispose();
+    }
+
+    /// <summary>One plan version this node serves, with which (layer, expert) pairs it gives this node.</summary>
+    public sealed class HeldPlan
+    {
+        private readonly bool[]?[] _hosts;
+
+        private HeldPlan(PlacementPlan plan, bool[]?[] hosts)
+        {
+            Plan = plan;
+            _hosts = hosts;
+        }
+
+        public PlacementPlan Plan { get; }
+
+        internal static HeldPlan Of(PlacementPlan plan, int node, int layers)
+        {
+            var hosts = new bool[]?[layers];
+            foreach (LayerPlacement layer in plan.Layers)
+            {
+                hosts[layer.Layer] = new bool[plan.RoutedExperts];
+                if (node >= 0)
+                    foreach (int e in layer.SlotsOn(node)) hosts[layer.Layer]![e] = true;
+            }
+            return new HeldPlan(plan, hosts);
+        }
+
+        public bool HostsLayer(int layer) => (uint)layer < (uint)_hosts.Length && _hosts[layer] is not null;
+
+        public bool Hosts(int layer, int expert) => HostsLayer(layer) && (uint)expert < (uint)_hosts[layer]!.Length && _hosts[layer]![expert];
     }
 }

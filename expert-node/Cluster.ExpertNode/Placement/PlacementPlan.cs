@@ -74,9 +74,24 @@ public sealed class PlacementPlan
     {
         string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (dir is not null) Directory.CreateDirectory(dir);
-        string temp = path + ".tmp";
+        // A temp name of this process's own: nodes sharing one plan file may write it at the same moment.
+        string temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
         File.WriteAllText(temp, ToJson());
         File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// Writes the plan to <paramref name="path"/> unless the file already holds this version or a newer one, so that
+    /// a node restarted after a live change starts from the plan in use (every node of a rollout may write it).
+    /// </summary>
+    public void SaveIfNewer(string path)
+    {
+        try
+        {
+            if (File.Exists(path) && Load(path).Version >= Version) return;
+        }
+        catch (InvalidDataException) { }
+        Save(path);
     }
 
     public string ToJson()

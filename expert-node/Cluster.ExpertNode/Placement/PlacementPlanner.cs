@@ -18,20 +18,8 @@ public static class PlacementPlanner
         int redundantExperts = 0, ExpertLoad? load = null, ulong version = 1, int replicas = 1)
     {
         int experts = config.NRoutedExperts, n = nodes.Count;
-        if (experts <= 0) throw new ArgumentException("the model has no routed experts to place");
-        if (n == 0) throw new ArgumentException("at least one expert node is needed");
         if (nodes.Select(x => x.Id).Distinct(StringComparer.Ordinal).Count() != n) throw new ArgumentException("expert node ids must be unique");
-        if (redundantExperts < 0) throw new ArgumentException($"--redundant-experts must not be negative (got {redundantExperts})");
-        if (replicas < 1 || replicas > n)
-            throw new ArgumentException($"--expert-replicas {replicas} needs 1..{n}: replicas of one expert never share a node, and there are {n} expert nodes");
-        if (redundantExperts > experts * (n - replicas))
-            throw new ArgumentException($"--redundant-experts {redundantExperts} is more than {n} nodes can hold: no two replicas of one expert share a node, so at most {experts * (n - replicas)} extra with {replicas} replicas each");
-        int total = experts * replicas + redundantExperts;
-        int slots = slotsPerNode ?? (total + n - 1) / n;
-        if (slots < 1) throw new ArgumentException($"slots per node must be at least 1 (got {slots})");
-        if ((long)slots * n < total)
-            throw new ArgumentException($"{n} nodes x {slots} slots hold {slots * n} experts but each layer needs {total} ({experts} experts x {replicas} + {redundantExperts} redundant)");
-        if (slots > experts) slots = experts;
+        int slots = SlotsPerNode(experts, n, slotsPerNode, redundantExperts, replicas);
 
         var layers = new List<LayerPlacement>();
         for (int layer = 0; layer < config.NumHiddenLayers; layer++)
@@ -42,6 +30,24 @@ public static class PlacementPlanner
             layers.Add(Pack(layer, weights, copies, n, slots, rotation: layers.Count % n));
         }
         return new PlacementPlan(version, experts, nodes, layers);
+    }
+
+    /// <summary>Checks the counts (throwing with the option's name) and gives the slots per node per layer.</summary>
+    internal static int SlotsPerNode(int experts, int n, int? slotsPerNode, int redundantExperts, int replicas)
+    {
+        if (experts <= 0) throw new ArgumentException("the model has no routed experts to place");
+        if (n == 0) throw new ArgumentException("at least one expert node is needed");
+        if (redundantExperts < 0) throw new ArgumentException($"--redundant-experts must not be negative (got {redundantExperts})");
+        if (replicas < 1 || replicas > n)
+            throw new ArgumentException($"--expert-replicas {replicas} needs 1..{n}: replicas of one expert never share a node, and there are {n} expert nodes");
+        if (redundantExperts > experts * (n - replicas))
+            throw new ArgumentException($"--redundant-experts {redundantExperts} is more than {n} nodes can hold: no two replicas of one expert share a node, so at most {experts * (n - replicas)} extra with {replicas} replicas each");
+        int total = experts * replicas + redundantExperts;
+        int slots = slotsPerNode ?? (total + n - 1) / n;
+        if (slots < 1) throw new ArgumentException($"slots per node must be at least 1 (got {slots})");
+        if ((long)slots * n < total)
+            throw new ArgumentException($"{n} nodes x {slots} slots hold {slots * n} experts but each layer needs {total} ({experts} experts x {replicas} + {redundantExperts} redundant)");
+        return Math.Min(slots, experts);
     }
 
     /// <summary>Expert nodes named expert-0.. on consecutive loopback ports, for plans made before the nodes exist.</summary>
@@ -58,7 +64,7 @@ public static class PlacementPlanner
     }
 
     /// <summary>Replica counts: <paramref name="replicas"/> each, then each extra replica to the expert with the highest load per replica.</summary>
-    private static int[] Replicate(double[] weights, int replicas, int redundant, int nodes, int rotation)
+    internal static int[] Replicate(double[] weights, int replicas, int redundant, int nodes, int rotation)
     {
         int experts = weights.Length;
         var copies = new int[experts];
@@ -80,7 +86,7 @@ public static class PlacementPlanner
 
     /// <param name="rotation">Ties between equally loaded nodes go to the first from this node on, so the node that
     /// takes a layer's odd share changes from layer to layer and totals even out.</param>
-    private static LayerPlacement Pack(int layer, double[] weights, int[] copies, int nodes, int slots, int rotation)
+    internal static LayerPlacement Pack(int layer, double[] weights, int[] copies, int nodes, int slots, int rotation)
     {
         var items = new List<(int Expert, double Load)>();
         for (int e = 0; e < weights.Length; e++)

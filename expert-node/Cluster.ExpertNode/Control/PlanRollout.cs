@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using Cluster.ExpertNode.Host;
+using Cluster.ExpertNode.Placement;
+using Cluster.Protos.V1;
+using Cluster.Transport;
+using Grpc.Core;
+
+namespace Cluster.ExpertNode.Control;
+
+/// <summary>What a rollout did and how long each phase took.</summary>
+public sealed record RolloutReport(ulong FromVersion, ulong ToVersion, int LoadedSlots, long LoadedBytes, int DroppedSlots,
+    TimeSpan Prepare, TimeSpan Switch, TimeSpan Release);
+
+/// <summary>
+/// Moves a serving cluster from one plan to the next without stopping it, in three phases:
+/// <list type="number">
+/// <item>prepare: every expert node of the next plan loads the slots it gains (in the background while it serves)
+/// and then serves frames of both versions;</item>
+/// <item>switch: every attention node routes by the next plan from its next step on;</item>
+/// <item>release: once all have switched, the expert nodes forget the old version and drop the slots only it had.</item>
+/// </list>
+/// A failure in the first phase leaves every attention node on the old plan; in the second, the nodes that switched
+/// and the ones that did not both keep working (the expert nodes still serve both versions) and nothing is released.
+/// </summary>
+public static class PlanRollout
+{
+    public static async Task<RolloutReport> RunAsync(PlacementPlan current, PlacementPlan next, IReadOnlyList<IPlanSwitch> attention,
+        CancellationToken cancel = default)
+    {
+        if (next.Version <= current.Version) throw new ArgumentException($"the next plan's version {next.Version} must be above the current {current.Version}");
+        var channels = next.Nodes.Concat(current.Nodes).DistinctBy(n => n.Id)
+            .ToDictionary(n => n.Id, n => PeerChannel.ForAddress(n.Uri, new GrpcClientOptions { MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes }));
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            string json = next.ToJson();
+            PreparePlanReply[] prepared = await Task.WhenAll(next.Nodes.Select(n => Call(n, () =>
+                Client(channels, n).PrepareAsync(new PreparePlanRequest { PlanJson = json }, cancellationToken: cancel).ResponseAsync))).ConfigureAwait(false);
+            TimeSpan prepare = clock.Elapsed;
+
+            clock.Restart();
+            await Task.WhenAll(attention.Select(async a =>
+            {
+                try { await a.SwitchAsync(next, cancel).ConfigureAwait(false); }
+                catch (Exception e) when (e is RpcException or ArgumentException or InvalidDataException or ExpertNode.Client.ExpertNodeException)
+                {
+                    throw new InvalidOperationException($"attention node {a.Name} did not switch to plan version {next.Version}: {Detail(e)}", e);
+                }
+            })).ConfigureAwait(false);
+            TimeSpan @switch = clock.Elapsed;
+
+            clock.Restart();
+            ReleasePlanReply[] released = await Task.WhenAll(next.Nodes.Select(n => Call(n, () =>
+                Client(channels, n).ReleaseAsync(new ReleasePlanRequest { KeepFromVersion = next.Version }, cancellationToken: cancel).ResponseAsync))).ConfigureAwait(false);
+            return new RolloutReport(current.Version, next.Version, prepared.Sum(p => (int)p.LoadedSlots), prepared.Sum(p => (long)p.LoadedBytes),
+                released.Sum(r => (int)r.DroppedSlots), prepare, @switch, clock.Elapsed);
+        }
+        finally
+        {
+            foreach (PeerChannel c in channels.Values) c.Dispose();
+        }
+    }
+
+    private static Protos.V1.ExpertService.ExpertServiceClient Client(Dictionary<string, PeerChannel> channels, ExpertNodeAddress node) =>
+        new(channels[node.Id].Invoker);
+
+    private static async Task<T> Call<T>(ExpertNodeAddress node, Func<Task<T>> call)
+    {
+        try { return await call().ConfigureAwait(false); }
+        catch (RpcException e) { throw new InvalidOperationException($"expert node {node.Id} ({node.Endpoint}): {e.Status.Detail}", e); }
+    }
+
+    private static string Detail(Exception e) => e is RpcException r ? r.Status.Detail : e.Message;
+}

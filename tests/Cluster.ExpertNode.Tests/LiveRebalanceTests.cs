@@ -1,0 +1,175 @@
+using Cluster.Engine.Checkpoints;
+using Cluster.Engine.Model;
+using Cluster.ExpertNode.Client;
+using Cluster.ExpertNode.Control;
+using Cluster.ExpertNode.Host;
+using Cluster.ExpertNode.Placement;
+using Cluster.Protos.V1;
+
+namespace Cluster.ExpertNode.Tests;
+
+/// <summary>
+/// Plans change while steps run: a rebalance, a node added, a node drained. Every step during and after the change
+/// gives the local experts' result (F32 dispatch: only the order of float additions may differ), the attention side
+/// and every expert node end on the new version, and the slots only the old plan had are dropped.
+/// </summary>
+public class LiveRebalanceTests
+{
+    private static readonly Lazy<(Checkpoint Checkpoint, Dictionary<int, RoutedExperts> Layers)> s_local = new(() =>
+    {
+        var ck = Checkpoint.Open(TinyCheckpoint.Dir);
+        return (ck, TinyCheckpoint.MoeLayers.ToDictionary(l => l, l => RoutedExperts.Load(ck, TinyCheckpoint.Config, l)));
+    });
+
+    private static int Hidden => TinyCheckpoint.Config.HiddenSize;
+    private static int K => TinyCheckpoint.Config.NumExpertsPerTok;
+
+    /// <summary>
+    /// Runs steps (every MoE layer in order, random rows and choices) until <paramref name="stop"/>, checking each
+    /// against the local experts; returns the number of steps and the plan versions they started under.
+    /// </summary>
+    private static async Task<(int Steps, HashSet<ulong> Versions)> StepAsync(ExpertStreams streams, CancellationToken stop)
+    {
+        await Task.Yield();
+        var remote = TinyCheckpoint.MoeLayers.ToDictionary(l => l, l => streams.ForLayer(l, TensorDType.F32));
+        var rng = new Random(5);
+        int steps = 0;
+        var versions = new HashSet<ulong>();
+        while (!stop.IsCancellationRequested || steps < 3)
+        {
+            int n = 1 + rng.Next(12);
+            foreach (int layer in TinyCheckpoint.MoeLayers)
+            {
+                float[] rows = TinyCheckpoint.Rows(n, rng.Next());
+                var ids = new int[n * K];
+                var weights = new float[n * K];
+                for (int r = 0; r < n; r++)
+                {
+                    int[] pick = Enumerable.Range(0, TinyCheckpoint.Config.NRoutedExperts).OrderBy(_ => rng.Next()).Take(K).ToArray();
+                    for (int j = 0; j < K; j++) (ids[r * K + j], weights[r * K + j]) = (pick[j], (float)rng.NextDouble());
+                }
+                var expected = new float[n * Hidden];
+                s_local.Value.Layers[layer].Run(rows, n, ids, weights, expected);
+                var actual = new float[n * Hidden];
+                remote[layer].Run(rows, n, ids, weights, actual);
+                if (layer == TinyCheckpoint.MoeLayers[0]) versions.Add(streams.Plan.Version);
+                for (int i = 0; i < expected.Length; i++)
+                    Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"step {steps} layer {layer} element {i}: {expected[i]} vs {actual[i]}");
+            }
+            steps++;
+        }
+        return (steps, versions);
+    }
+
+    private static HashSet<(int, int)> Hosted(ExpertHost host) => host.Experts.Slots().Select(s => (s.Layer, s.Expert)).ToHashSet();
+
+    [Fact]
+    public async Task A_rebalance_while_steps_run_changes_no_result_moves_the_version_everywhere_and_drops_the_old_slots()
+    {
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(3, 2);
+        PlacementPlan before = cluster.Plan;
+        PlacementPlan next = Rebalancer.Rebalance(before, RebalancerTests.Skewed(TinyCheckpoint.Config));
+        PlanChange change = PlanChange.Between(before, next);
+        Assert.True(change.LoadedExperts > 0, "the skewed load moves experts");
+
+        using var stop = new CancellationTokenSource();
+        Task<(int Steps, HashSet<ulong> Versions)> steps = StepAsync(cluster.Streams, stop.Token);
+        await Task.Delay(200);
+        RolloutReport report = await PlanRollout.RunAsync(before, next, [cluster.Streams]);
+        await Task.Delay(200);
+        stop.Cancel();
+        (int count, HashSet<ulong> versions) = await steps;
+
+        Assert.Equal([before.Version, next.Version], versions.Order());
+        Assert.Equal(next.Version, cluster.Streams.Plan.Version);
+        Assert.Equal(change.LoadedExperts, report.LoadedSlots);
+        Assert.Equal(change.DroppedExperts, report.DroppedSlots);
+        Assert.True(report.LoadedBytes > 0);
+        foreach (ExpertHost host in cluster.Hosts)
+        {
+            Assert.Equal([next.Version], host.Experts.Versions);
+            Assert.Equal(PlanChange.Held(next, host.NodeId), Hosted(host));
+            ExpertNodeInfo info = await new Protos.V1.ExpertService.ExpertServiceClient(
+                Transport.PeerChannel.ForAddress($"http://127.0.0.1:{host.Port}").Invoker).GetInfoAsync(new GetExpertInfoRequest());
+            Assert.Equal(next.Version, info.PlanVersion);
+            Assert.Equal([next.Version], info.HeldVersions);
+            Assert.True(info.RowsServed > 0);
+        }
+        // The bytes held are the new plan's slots only.
+        long expected = cluster.Hosts.Sum(h => HostedExperts.TensorNames(next, next.NodeIndex(h.NodeId)).Sum(name => s_local.Value.Checkpoint.Get(name).TotalBytes));
+        Assert.Equal(expected, cluster.Hosts.Sum(h => h.LoadedBytes));
+    }
+
+    [Fact]
+    public async Task A_node_added_takes_rows_and_a_drained_node_gets_none_once_switched()
+    {
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 0);
+        PlacementPlan before = cluster.Plan;
+        using var dir = new TempDir();
+
+        // The new node starts from the plan that includes it (it has nothing to serve before).
+        var added = new ExpertNodeAddress("expert-2", "127.0.0.1:1");
+        PlacementPlan grownAt0 = Rebalancer.Rebalance(before, null, nodes: [.. before.Nodes, added]);
+        grownAt0.Save(dir.File("grown.json"));
+        ExpertHost third = await ExpertHost.StartAsync(new ExpertHostOptions { ModelDir = TinyCheckpoint.Dir, PlanPath = dir.File("grown.json"), NodeId = "expert-2" });
+        cluster.Hosts.Add(third);
+        PlacementPlan grown = grownAt0.WithEndpoints([.. before.Nodes.Select(n => n.Endpoint), $"127.0.0.1:{third.Port}"]);
+
+        using (var stop = new CancellationTokenSource())
+        {
+            Task<(int, HashSet<ulong>)> steps = StepAsync(cluster.Streams, stop.Token);
+            await Task.Delay(100);
+            await PlanRollout.RunAsync(before, grown, [cluster.Streams]);
+            await Task.Delay(200);
+            stop.Cancel();
+            await steps;
+        }
+        Assert.Equal(3, cluster.Streams.Nodes.Count);
+        Assert.True(third.Experts.RowsServed > 0, "the added node serves rows");
+        Assert.Equal(PlanChange.Held(grown, "expert-2"), Hosted(third));
+
+        // Drain expert-0: its experts go elsewhere first, then it gets no rows.
+        PlacementPlan drained = Rebalancer.Rebalance(grown, null, nodes: [grown.Nodes[1], grown.Nodes[2]]);
+        long servedBefore;
+        using (var stop = new CancellationTokenSource())
+        {
+            Task<(int, HashSet<ulong>)> steps = StepAsync(cluster.Streams, stop.Token);
+            await Task.Delay(100);
+            await PlanRollout.RunAsync(grown, drained, [cluster.Streams]);
+            servedBefore = cluster.Hosts[0].Experts.RowsServed;
+            await Task.Delay(300);
+            stop.Cancel();
+            (int count, _) = await steps;
+            Assert.True(count > 3);
+        }
+        Assert.Equal(servedBefore, cluster.Hosts[0].Experts.RowsServed);
+        Assert.Equal(2, cluster.Streams.Nodes.Count);
+        Assert.DoesNotContain(cluster.Streams.Nodes, n => n.Id == "expert-0");
+    }
+
+    [Fact]
+    public async Task Prepare_refuses_a_plan_without_the_node_or_older_than_its_own_and_frames_of_a_released_version_are_refused()
+    {
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 0);
+        ExpertHost host = cluster.Hosts[0];
+        PlacementPlan without = Rebalancer.Rebalance(cluster.Plan, null, nodes: [cluster.Plan.Nodes[1]]);
+        var missing = await Assert.ThrowsAsync<ArgumentException>(() => host.Experts.PrepareAsync(without));
+        Assert.Contains("no expert node 'expert-0'", missing.Message);
+
+        PlacementPlan next = Rebalancer.Rebalance(cluster.Plan, RebalancerTests.Skewed(TinyCheckpoint.Config));
+        await host.Experts.PrepareAsync(next);
+        Assert.Equal((0, 0L), await host.Experts.PrepareAsync(next));
+        Assert.Equal([1UL, 2UL], host.Experts.Versions);
+        Assert.Equal(0, host.Experts.Release(1));
+        Assert.True(host.Experts.Release(2) > 0);
+        Assert.Equal([2UL], host.Experts.Versions);
+        Assert.Null(host.Experts.Held(1));
+        var old = await Assert.ThrowsAsync<ArgumentException>(() => host.Experts.PrepareAsync(cluster.Plan));
+        Assert.Equal("plan version 1 is older than the newest held, 2", old.Message);
+
+        // An attention node still on version 1 is refused by name and version.
+        var error = await Assert.ThrowsAsync<ExpertNodeException>(() => Task.Run(() =>
+            cluster.Streams.ForLayer(TinyCheckpoint.MoeLayers[0], TensorDType.F32).Run(TinyCheckpoint.Rows(1, 1), 1, [0, 1, 2, 3, 4, 5, 6, 7], new float[8], new float[Hidden])));
+        Assert.Contains("frame routed with plan version 1 but this node holds version 2", error.Message);
+    }
+}
