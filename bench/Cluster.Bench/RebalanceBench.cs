@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Cluster.Engine.Checkpoints;
 using Cluster.Engine.Config;
+using Cluster.Engine.Kernels;
 using Cluster.Engine.Model;
 using Cluster.Engine.Synthetic;
 using Cluster.Engine.Tensors;
@@ -156,7 +157,7 @@ public static class RebalanceBench
             foreach (LayerPlacement l in streams.Plan.Layers)
             {
                 _counts[l.Layer] = new long[config.NRoutedExperts];
-                layers.Add((l.Layer, Gate.Load(gates, $"model.layers.{l.Layer}.mlp.gate", config),
+                layers.Add((l.Layer, Gate.Load(gates, $"model.layers.{l.Layer}.mlp.gate", config, CpuBackend.Default.Kernels),
                     new ExpertLoadCounter(streams.ForLayer(l.Layer, TensorDType.Bf16), _counts[l.Layer])));
             }
             _layers = [.. layers];

@@ -83,7 +83,7 @@ public static class ExpertSkew
         var rng = new SplitMix64(SplitMix64.StreamSeed(seed, biasName + "/sample", 0));
         for (int i = 0; i < rows.Length; i++) rows[i] = MathF.Sqrt(3f) * rng.NextSigned();
         var logits = new float[SampleRows * experts];
-        MatMul.Run(rows, SampleRows, routerWeight, logits);
+        CpuBackend.Default.Kernels.MatMul(rows, SampleRows, routerWeight, logits);
 
         // The router's own selection over the precomputed logits (an identity projection), so the calibration
         // chooses exactly as the model will.

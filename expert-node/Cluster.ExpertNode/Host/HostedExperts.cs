@@ -1,4 +1,5 @@
 using Cluster.Engine.Config;
+using Cluster.Engine.Kernels;
 using Cluster.Engine.Model;
 using Cluster.Engine.Tensors;
 using Cluster.ExpertNode.Placement;
@@ -258,7 +259,7 @@ public sealed class HostedExperts : IDisposable
     /// <summary>A fresh RoutedExperts per changed layer over the experts loaded now (the one running keeps its own array).</summary>
     private void Rebuild(HashSet<int> layers)
     {
-        foreach (int l in layers) _layers[l] = new RoutedExperts(l, _config.HiddenSize, (Mlp?[])_loaded[l].Clone());
+        foreach (int l in layers) _layers[l] = new RoutedExperts(l, _config.HiddenSize, (Mlp?[])_loaded[l].Clone(), CpuBackend.Default.Kernels);
     }
 
     /// <summary>The held plan of <paramref name="version"/>, or null when the node does not serve that version.</summary>
