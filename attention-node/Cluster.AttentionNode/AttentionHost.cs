@@ -56,7 +56,7 @@ public sealed class AttentionHost : IAsyncDisposable
     {
         options.Validate();
         if (!IPAddress.TryParse(options.Host, out IPAddress? address)) throw new ArgumentException($"--host: '{options.Host}' is not an IP address");
-        var builder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.LogLevel });
+        var builder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.LogLevel, ClusterToken = options.ClusterToken });
         ListenOptions? grpcListen = null, httpListen = null;
         var service = new AttentionService(options.NodeId);
         builder.Services.AddSingleton(service);
@@ -90,7 +90,7 @@ public sealed class AttentionHost : IAsyncDisposable
             if (options.PlanPath is { } planPath)
             {
                 var config = Engine.Config.ModelConfig.Load(Path.Combine(options.ModelDir, Engine.Checkpoints.Checkpoint.ConfigFile));
-                remote = await ExpertStreams.ConnectAsync(PlacementPlan.Load(planPath), config, options.ExpertWait, logger: log, cancel: ct).ConfigureAwait(false);
+                remote = await ExpertStreams.ConnectAsync(PlacementPlan.Load(planPath), config, options.ExpertWait, logger: log, token: options.ClusterToken, cancel: ct).ConfigureAwait(false);
                 log.LogInformation("{Node}: dispatch streams open to {Count} expert nodes", options.NodeId, remote.Nodes.Count);
             }
             TensorDType dispatch = options.Dispatch.WireType();

@@ -22,6 +22,8 @@ public sealed record AttentionOptions
     public TimeSpan ExpertWait { get; init; } = TimeSpan.FromMinutes(10);
     /// <summary>At shutdown, how long requests already running may take to finish before their streams are closed.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>The cluster's credential: required of every caller of the node's services (health and reflection stay open) and put on its own calls to other roles; null accepts any caller.</summary>
+    public Cluster.Transport.ClusterToken? ClusterToken { get; init; }
     /// <summary>Most sequences in one decode step; prompts in prefill count against it too.</summary>
     public int MaxBatch { get; init; } = 32;
     public LogLevel LogLevel { get; init; } = LogLevel.Warning;

@@ -6,6 +6,7 @@ using Cluster.Engine.Config;
 using Cluster.Engine.Model;
 using Cluster.ExpertNode.Client;
 using Cluster.Protos.V1;
+using Cluster.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace Cluster.AttentionNode;
@@ -22,10 +23,11 @@ internal sealed class NodeModel : IAsyncDisposable
     private readonly int[] _moeLayers;
     private readonly long[][] _expertTokens;
 
-    private readonly PrefillPeers _peers = new();
+    private readonly PrefillPeers _peers;
 
-    private NodeModel(Checkpoint checkpoint, ExpertStreams? experts, int[] moeLayers, long[][] expertTokens, BatchScheduler scheduler, NodeRole role)
+    private NodeModel(Checkpoint checkpoint, ExpertStreams? experts, int[] moeLayers, long[][] expertTokens, BatchScheduler scheduler, NodeRole role, ClusterToken? token)
     {
+        _peers = new PrefillPeers(token);
         _checkpoint = checkpoint;
         _experts = experts;
         _moeLayers = moeLayers;
@@ -82,7 +84,7 @@ internal sealed class NodeModel : IAsyncDisposable
                 log.LogInformation("{Bytes:N0} bytes of latent cache ({Blocks} blocks) resident in {Seconds:F1} s", (long)caches.TotalBlocks * caches.BlockBytes, caches.TotalBlocks, clock.Elapsed.TotalSeconds);
             }
             var scheduler = new BatchScheduler(model, caches, new SchedulerOptions(options.NodeId, options.MaxBatch, options.PrefillChunk, options.PrefixCache), textVocab, eos, log);
-            return new NodeModel(checkpoint, remote, moeLayers, counts, scheduler, options.Role);
+            return new NodeModel(checkpoint, remote, moeLayers, counts, scheduler, options.Role, options.ClusterToken);
         }
         catch
         {

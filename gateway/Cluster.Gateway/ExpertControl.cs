@@ -12,9 +12,9 @@ namespace Cluster.Gateway;
 /// </summary>
 internal static class ExpertControl
 {
-    public static void Add(IServiceCollection services, Admission admission) =>
+    public static void Add(IServiceCollection services, Admission admission, Cluster.Transport.ClusterToken? token) =>
         services.AddSingleton(sp => new ControlService(
-            () => [.. admission.Nodes.Where(n => !n.Retired).Select(n => n.Endpoint)], sp.GetRequiredService<ILogger<ControlService>>()));
+            () => [.. admission.Nodes.Where(n => !n.Retired).Select(n => n.Endpoint)], sp.GetRequiredService<ILogger<ControlService>>(), token));
 
     public static void Map(WebApplication app) => app.MapGrpcService<ControlService>();
 }

@@ -88,9 +88,14 @@ public sealed class GatewayHost : IAsyncDisposable
             OpenAiRoutes.Map(http);
 
             // The gRPC port serves the same singletons as the HTTP port.
-            var grpcBuilder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.MinimumLogLevel });
+            var grpcBuilder = GrpcHostBuilder.Create(new GrpcServerOptions
+            {
+                MinimumLogLevel = options.MinimumLogLevel,
+                ClusterToken = options.ClusterToken,
+                OpenServices = [Protos.V1.Inference.Descriptor.FullName],
+            });
             grpcBuilder.Services.AddSingleton(services.GetRequiredService<InferenceService>());
-            ExpertControl.Add(grpcBuilder.Services, services.GetRequiredService<Admission>());
+            ExpertControl.Add(grpcBuilder.Services, services.GetRequiredService<Admission>(), options.ClusterToken);
             grpc = Build(grpcBuilder, k => k.ListenGrpc(options.Host, options.GrpcPort, null));
             grpc.MapGrpcInfrastructure();
             grpc.MapGrpcService<InferenceService>();

@@ -48,6 +48,8 @@ public sealed record GatewayOptions
     /// <summary>With a certificate the HTTP port speaks TLS with HTTP/1.1 and h2; without, plain HTTP/1.1.</summary>
     public X509Certificate2? Certificate { get; init; }
     public LogLevel MinimumLogLevel { get; init; } = LogLevel.Warning;
+    /// <summary>The cluster's credential: put on the gateway's calls to attention and expert nodes, and required of callers of its Control service (the public Inference API checks API keys instead); null: none.</summary>
+    public Cluster.Transport.ClusterToken? ClusterToken { get; init; }
     /// <summary>How long /readyz, /cluster/status and the statistics refresh wait for each node's answer.</summary>
     public TimeSpan HealthTimeout { get; init; } = TimeSpan.FromSeconds(2);
     /// <summary>How often every node's statistics (cache blocks, role) are refreshed.</summary>

@@ -32,6 +32,7 @@ public static class GatewayServices
             {
                 p.StatsInterval = options.StatsInterval;
                 p.Timeout = options.HealthTimeout;
+                p.ClusterToken = options.ClusterToken;
             })
             .ValidateDataAnnotations()
             .ValidateOnStart();

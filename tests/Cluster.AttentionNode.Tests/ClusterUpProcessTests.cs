@@ -43,10 +43,44 @@ public sealed class ClusterUpProcessTests : IDisposable
         Assert.Equal(4, json.RootElement.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
 
         ProbeEveryRoleWithGrpcJs(up.Stdout);
+        await InternalServicesAskForTheClusterTokenAsync(up.Stdout);
 
         Assert.Equal(0, up.Signal("TERM"));
         Assert.Equal(0, await up.WaitExitAsync(TimeSpan.FromSeconds(30)));
         foreach (int pid in children) Assert.False(UpProcess.Alive(pid), $"child {pid} outlived cluster up");
+    }
+
+    /// <summary>
+    /// Inter-node trust: every internal service `cluster up` started (attention, expert, the gateway's Control)
+    /// refuses a caller without the token it printed the file of (UNAUTHENTICATED), and serves one that presents it;
+    /// the public Inference API needs no token (it is the API keys' business).
+    /// </summary>
+    private static async Task InternalServicesAskForTheClusterTokenAsync(string stdout)
+    {
+        string tokenFile = Regex.Match(stdout, @"^cluster token:\s+(\S+)", RegexOptions.Multiline).Groups[1].Value;
+        Cluster.Transport.ClusterToken token = Cluster.Transport.ClusterToken.Load(tokenFile)!;
+        string attention = Regex.Match(stdout, @"^\S+\s+both attention\s+(\S+)", RegexOptions.Multiline).Groups[1].Value;
+        string expert = Regex.Match(stdout, @"^\S+\s+expert\s+(\S+)", RegexOptions.Multiline).Groups[1].Value;
+        string gateway = Regex.Match(stdout, @"^gRPC Inference:\s+(?:http://)?(\S+)", RegexOptions.Multiline).Groups[1].Value;
+        foreach (var withToken in new[] { false, true })
+        {
+            var options = new Cluster.Transport.GrpcClientOptions { Resilience = null, ClusterToken = withToken ? token : null };
+            using var a = Cluster.Transport.PeerChannel.ForAddress($"http://{attention}", options);
+            using var e = Cluster.Transport.PeerChannel.ForAddress($"http://{expert}", options);
+            using var g = Cluster.Transport.PeerChannel.ForAddress($"http://{gateway}", options);
+            var calls = new (string What, Func<Task> Call)[]
+            {
+                ("attention GetStats", () => new Protos.V1.AttentionService.AttentionServiceClient(a.Invoker).GetStatsAsync(new Protos.V1.GetStatsRequest()).ResponseAsync),
+                ("expert GetInfo", () => new Protos.V1.ExpertService.ExpertServiceClient(e.Invoker).GetInfoAsync(new Protos.V1.GetExpertInfoRequest()).ResponseAsync),
+                ("gateway Control", () => new Protos.V1.Control.ControlClient(g.Invoker).GetExpertsAsync(new Protos.V1.GetExpertsRequest()).ResponseAsync),
+            };
+            foreach (var (what, call) in calls)
+            {
+                if (withToken) await call();
+                else Assert.Equal(StatusCode.Unauthenticated, (await Assert.ThrowsAsync<RpcException>(call)).StatusCode);
+            }
+            await new Protos.V1.Inference.InferenceClient(g.Invoker).ListModelsAsync(new Protos.V1.ListModelsRequest());
+        }
     }
 
     /// <summary>

@@ -31,8 +31,10 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
             int[] ports = FreePorts.Take(2);
             HttpPort = ports[0];
             Gateway = $"127.0.0.1:{ports[1]}";
+            // cluster up writes a fresh token here; `cluster experts` needs it (the Control service is internal).
+            TokenFile = Path.Combine(Path.GetTempPath(), $"cluster-token-{Environment.ProcessId}-{ports[0]}");
             var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, WorkingDirectory = ClusterProcess.RepoRoot };
-            foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "up", "--model", model, "--port", $"{ports[0]}", "--grpc-port", $"{ports[1]}" }.Concat(layout))
+            foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "up", "--model", model, "--port", $"{ports[0]}", "--grpc-port", $"{ports[1]}", "--cluster-token-file", TokenFile }.Concat(layout))
                 psi.ArgumentList.Add(a);
             _process = Process.Start(psi)!;
             _process.OutputDataReceived += (_, e) =>
@@ -47,6 +49,7 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
         }
 
         public int HttpPort { get; }
+        public string TokenFile { get; }
 
         /// <summary>The pid of the child started with <c>--node-id <paramref name="nodeId"/></c>.</summary>
         public int ChildPid(string nodeId)
@@ -83,6 +86,7 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
                 if (!_process.WaitForExit(30_000)) _process.Kill(true);
             }
             _process.Dispose();
+            File.Delete(TokenFile);
         }
     }
 
@@ -100,7 +104,7 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
 
     private static JsonElement Status(Up up)
     {
-        var r = ClusterProcess.Run("experts", "status", "--gateway", up.Gateway, "--json");
+        var r = ClusterProcess.Run("experts", "status", "--gateway", up.Gateway, "--cluster-token-file", up.TokenFile, "--json");
         Assert.True(r.ExitCode == 0, r.Stderr);
         return JsonDocument.Parse(r.Stdout).RootElement.Clone();
     }
@@ -134,12 +138,12 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
             }
         }))];
         await Task.Delay(500);
-        var rebalance = ClusterProcess.Run("experts", "rebalance", "--gateway", up.Gateway);
+        var rebalance = ClusterProcess.Run("experts", "rebalance", "--gateway", up.Gateway, "--cluster-token-file", up.TokenFile);
         Assert.True(rebalance.ExitCode == 0, rebalance.Stderr + up.Log);
         output.WriteLine(rebalance.Stdout.Trim());
         Assert.StartsWith("plan version 1 -> 2", rebalance.Stdout);
         int afterRebalance = served;
-        var scale = ClusterProcess.Run("experts", "scale", "--gateway", up.Gateway, "--redundant-experts", "4");
+        var scale = ClusterProcess.Run("experts", "scale", "--gateway", up.Gateway, "--cluster-token-file", up.TokenFile, "--redundant-experts", "4");
         Assert.True(scale.ExitCode == 0, scale.Stderr + up.Log);
         output.WriteLine(scale.Stdout.Trim());
         Assert.StartsWith("plan version 2 -> 3", scale.Stdout);
@@ -158,7 +162,7 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
             Assert.Equal(0, node.GetProperty("restarts").GetInt32());
         }
         // `cluster status --json` carries the same beside the attention nodes' statistics.
-        var status = ClusterProcess.Run("status", "--gateway", $"http://127.0.0.1:{up.HttpPort}", "--control", up.Gateway, "--json");
+        var status = ClusterProcess.Run("status", "--gateway", $"http://127.0.0.1:{up.HttpPort}", "--control", up.Gateway, "--cluster-token-file", up.TokenFile, "--json");
         Assert.True(status.ExitCode == 0, status.Stderr);
         JsonElement experts = JsonDocument.Parse(status.Stdout).RootElement.GetProperty("experts");
         Assert.Equal(3, experts.GetProperty("plan_version").GetInt32());
@@ -189,7 +193,7 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
         // Drain expert-2 while the streams run: its experts go to the others and it computes no row after the switch;
         // then give it slots again (it still runs) and it serves.
         string endpoint2 = end.GetProperty("nodes").EnumerateArray().Single(n => n.GetProperty("node_id").GetString() == "expert-2").GetProperty("endpoint").GetString()!;
-        var unknown = ClusterProcess.Run("experts", "drain", "--gateway", up.Gateway, "--node-id", "expert-9");
+        var unknown = ClusterProcess.Run("experts", "drain", "--gateway", up.Gateway, "--cluster-token-file", up.TokenFile, "--node-id", "expert-9");
         Assert.Equal(1, unknown.ExitCode);
         Assert.Equal("cluster experts drain: placement plan has no expert node 'expert-9' (nodes: expert-0, expert-1, expert-2) (FailedPrecondition)", unknown.Stderr.Trim());
         using (var stop2 = new CancellationTokenSource())
@@ -200,7 +204,7 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
                     Assert.Equal(expected[i % requests], await CompleteAsync(http, up, i % requests));
             }))];
             await Task.Delay(300);
-            var drain = ClusterProcess.Run("experts", "drain", "--gateway", up.Gateway, "--node-id", "expert-2");
+            var drain = ClusterProcess.Run("experts", "drain", "--gateway", up.Gateway, "--cluster-token-file", up.TokenFile, "--node-id", "expert-2");
             Assert.True(drain.ExitCode == 0, drain.Stderr + up.Log);
             Assert.StartsWith("plan version 3 -> 4", drain.Stdout);
             await Task.Delay(300);
@@ -211,7 +215,7 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
         Assert.Equal(4, drained.GetProperty("plan_version").GetInt32());
         Assert.DoesNotContain(drained.GetProperty("nodes").EnumerateArray(), n => n.GetProperty("node_id").GetString() == "expert-2");
 
-        var add = ClusterProcess.Run("experts", "add", "--gateway", up.Gateway, "--node-id", "expert-2", "--endpoint", endpoint2);
+        var add = ClusterProcess.Run("experts", "add", "--gateway", up.Gateway, "--cluster-token-file", up.TokenFile, "--node-id", "expert-2", "--endpoint", endpoint2);
         Assert.True(add.ExitCode == 0, add.Stderr + up.Log);
         Assert.StartsWith("plan version 4 -> 5", add.Stdout);
         var readded = new string[requests];

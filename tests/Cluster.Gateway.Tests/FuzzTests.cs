@@ -81,9 +81,21 @@ public class FuzzTests(ClusterFixture cluster, Xunit.Abstractions.ITestOutputHel
     {
         using var content = new ByteArrayContent(body);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        using var response = await cluster.Http.PostAsync(path, content);
-        // A streamed reply is read to its end: a failure after the headers must show up too.
-        string text = await response.Content.ReadAsStringAsync();
+        // No answer within the limit is a failure of its own, reported with the body that caused it.
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(45));
+        HttpResponseMessage response;
+        string text;
+        try
+        {
+            response = await cluster.Http.PostAsync(path, content, limit.Token);
+            // A streamed reply is read to its end: a failure after the headers must show up too.
+            text = await response.Content.ReadAsStringAsync(limit.Token);
+        }
+        catch (OperationCanceledException) when (limit.IsCancellationRequested)
+        {
+            return (HttpStatusCode.GatewayTimeout, "no complete answer within 45 s");
+        }
+        using var _ = response;
         if (response.IsSuccessStatusCode && text.Contains("data: {\"error\"")) return (HttpStatusCode.InternalServerError, text);
         return (response.StatusCode, text);
     }

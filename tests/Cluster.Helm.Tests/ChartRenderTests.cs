@@ -133,6 +133,7 @@ public sealed class ChartRenderTests
         if (v.GetProperty("plan").GetProperty("existingConfigMap").GetString() is { Length: > 0 } plan) configMaps.Add(plan);
         if (v.GetProperty("model").GetProperty("source").GetString() == "pvc") claims.Add(v.GetProperty("model").GetProperty("pvc").GetProperty("claimName").GetString()!);
         foreach (JsonElement s in v.GetProperty("imagePullSecrets").EnumerateArray()) secrets.Add(s.GetProperty("name").GetString()!);
+        if (v.GetProperty("clusterToken").GetProperty("existingSecret").GetString() is { Length: > 0 } token) secrets.Add(token);
 
         foreach (var (owner, _, spec) in m.Pods())
         {
@@ -244,6 +245,38 @@ public sealed class ChartRenderTests
             string[] listed = input.Data["expert-endpoints"].Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             Assert.Equal(StatefulSetPods(experts, "rel", "llm", experts.Spec.Template.Spec.Containers[0].Ports.Single().ContainerPort), listed);
         }
+    }
+
+    /// <summary>
+    /// Inter-node trust: every role's container (Deployments and StatefulSets; not the test hook, which is a client of
+    /// the public API) gets CLUSTER_TOKEN from one Secret, the chart's own (kept across upgrades) unless values name one.
+    /// </summary>
+    [Theory, MemberData(nameof(ValueSets))]
+    public void EveryRoleGetsTheClusterTokenFromOneSecret(string values)
+    {
+        var m = Render(values);
+        V1Secret secret = m.Of<V1Secret>().Single(x => x.Metadata.Name == "rel-cluster-cluster-token");
+        Assert.Equal("keep", secret.Metadata.Annotations["helm.sh/resource-policy"]);
+        Assert.True(secret.Data["token"].Length >= 32, "the generated token is too short");
+        var roles = m.Of<V1Deployment>().Select(d => (d.Metadata.Name, d.Spec.Template.Spec))
+            .Concat(m.Of<V1StatefulSet>().Select(x => (x.Metadata.Name, x.Spec.Template.Spec))).ToList();
+        Assert.NotEmpty(roles);
+        foreach (var (owner, spec) in roles)
+        {
+            V1EnvVar token = spec.Containers[0].Env.Single(e => e.Name == "CLUSTER_TOKEN");
+            Assert.Equal(("rel-cluster-cluster-token", "token"), (token.ValueFrom.SecretKeyRef.Name, token.ValueFrom.SecretKeyRef.Key));
+        }
+
+        string overlay = Path.Combine(Path.GetTempPath(), $"cluster-helm-token-{Environment.ProcessId}-{values.Replace('/', '_')}.yaml");
+        File.WriteAllText(overlay, "clusterToken:\n  existingSecret: ops-made\n  key: t\n");
+        try
+        {
+            var external = RenderedManifests.Parse(ChartRenderer.Render(values, "--values", overlay));
+            Assert.DoesNotContain(external.Of<V1Secret>(), x => x.Metadata.Name == "rel-cluster-cluster-token");
+            foreach (var d in external.Of<V1StatefulSet>())
+                Assert.Equal("ops-made", d.Spec.Template.Spec.Containers[0].Env.Single(e => e.Name == "CLUSTER_TOKEN").ValueFrom.SecretKeyRef.Name);
+        }
+        finally { File.Delete(overlay); }
     }
 
     [Fact]

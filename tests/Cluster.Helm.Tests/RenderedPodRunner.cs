@@ -146,13 +146,22 @@ public sealed partial class RenderedPodRunner : IDisposable
         lock (pod.Log) return pod.Log.ToString();
     }
 
+    /// <summary>A key of a Secret of the render, decoded as the kubelet hands it to the container.</summary>
+    private string SecretValue(V1SecretKeySelector selector)
+    {
+        V1Secret secret = _manifests.Of<V1Secret>().SingleOrDefault(x => x.Metadata.Name == selector.Name)
+            ?? throw new NotSupportedException($"Secret {selector.Name} is not in the render (an external Secret: give the runner its value)");
+        return System.Text.Encoding.UTF8.GetString(secret.Data[selector.Key]);
+    }
+
     private Process Start(RunningPod pod, V1Container c)
     {
         // The image's environment, then the container's; paths are rewritten before $(VAR) expansion, once.
         var env = new Dictionary<string, string> { ["HOME"] = _home, ["PATH"] = _bin + ":" + Environment.GetEnvironmentVariable("PATH") };
         foreach (V1EnvVar e in c.Env ?? [])
             env[e.Name] = e.Value is { } value ? Rewrite(pod, value)
-                : FieldRef(pod, e.ValueFrom?.FieldRef?.FieldPath ?? throw new NotSupportedException($"env {e.Name}: only values and fieldRefs are resolved"));
+                : e.ValueFrom?.SecretKeyRef is { } secret ? SecretValue(secret)
+                : FieldRef(pod, e.ValueFrom?.FieldRef?.FieldPath ?? throw new NotSupportedException($"env {e.Name}: only values, fieldRefs and secretKeyRefs are resolved"));
         string Expand(string s) => VarReference().Replace(Rewrite(pod, s), m => env.TryGetValue(m.Groups[1].Value, out var v) ? v : m.Value);
         // No command: the image's entrypoint, which is ours and so not rewritten.
         List<string> argv = c.Command is { Count: > 0 } command ? [.. command.Select(Expand), .. (c.Args ?? []).Select(Expand)]

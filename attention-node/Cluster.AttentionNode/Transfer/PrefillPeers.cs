@@ -7,9 +7,9 @@ namespace Cluster.AttentionNode.Transfer;
 /// <summary>
 /// One channel per prefill node a decode node has called, opened on first use and kept for the node's life.
 /// A KV transfer is never retried (its stream cannot be resumed), and a dead peer should fail fast, hence a
-/// short connect timeout and no unary resilience.
+/// short connect timeout and no unary resilience. The calls carry the cluster's token when it has one.
 /// </summary>
-internal sealed class PrefillPeers : IDisposable
+internal sealed class PrefillPeers(ClusterToken? token) : IDisposable
 {
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(3);
     private readonly ConcurrentDictionary<string, PeerChannel> _channels = new(StringComparer.Ordinal);
@@ -27,7 +27,7 @@ internal sealed class PrefillPeers : IDisposable
         lock (_channels)
         {
             if (_channels.TryGetValue(endpoint, out channel)) return channel;
-            channel = PeerChannel.ForAddress(uri, new GrpcClientOptions { ConnectTimeout = ConnectTimeout, Resilience = null });
+            channel = PeerChannel.ForAddress(uri, new GrpcClientOptions { ConnectTimeout = ConnectTimeout, Resilience = null, ClusterToken = token });
             _channels[endpoint] = channel;
             return channel;
         }

@@ -86,7 +86,7 @@ public static class DemoCommand
         Console.WriteLine($"{"node",-14} {"role",-10} {"prompt tok",10} {"generated",10} {"expert rows",12}  busiest expert slot");
         foreach (var (id, role, endpoint, _) in cluster.AttentionNodes)
         {
-            using var channel = PeerChannel.ForAddress($"http://{endpoint}");
+            using var channel = PeerChannel.ForAddress($"http://{endpoint}", new GrpcClientOptions { ClusterToken = cluster.Token });
             AttentionStats s = await new Protos.V1.AttentionService.AttentionServiceClient(channel.Invoker)
                 .GetStatsAsync(new GetStatsRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancel);
             ulong routed = 0;
@@ -95,7 +95,7 @@ public static class DemoCommand
         }
         foreach (var (id, endpoint) in cluster.ExpertNodes)
         {
-            using var channel = PeerChannel.ForAddress($"http://{endpoint}");
+            using var channel = PeerChannel.ForAddress($"http://{endpoint}", new GrpcClientOptions { ClusterToken = cluster.Token });
             ExpertNodeInfo info = await new ExpertService.ExpertServiceClient(channel.Invoker)
                 .GetInfoAsync(new GetExpertInfoRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancel);
             ulong rows = 0, most = 0;

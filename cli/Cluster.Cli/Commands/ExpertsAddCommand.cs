@@ -9,7 +9,7 @@ public static class ExpertsAddCommand
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
-        string gateway = ExpertsControl.Gateway(args);
+        ControlTarget gateway = ExpertsControl.Gateway(args);
         var request = new AddNodeRequest { NodeId = args.Required("node-id"), Endpoint = args.Required("endpoint") };
         args.RejectUnknown();
         ExpertsControl.Print(await ExpertsControl.CallAsync(gateway, c => c.AddNodeAsync(request, cancellationToken: cancel).ResponseAsync));

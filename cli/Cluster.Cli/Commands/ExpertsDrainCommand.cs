@@ -9,7 +9,7 @@ public static class ExpertsDrainCommand
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
-        string gateway = ExpertsControl.Gateway(args);
+        ControlTarget gateway = ExpertsControl.Gateway(args);
         var request = new DrainNodeRequest { NodeId = args.Required("node-id") };
         args.RejectUnknown();
         ExpertsControl.Print(await ExpertsControl.CallAsync(gateway, c => c.DrainNodeAsync(request, cancellationToken: cancel).ResponseAsync));

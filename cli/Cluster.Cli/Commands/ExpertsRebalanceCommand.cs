@@ -9,7 +9,7 @@ public static class ExpertsRebalanceCommand
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
-        string gateway = ExpertsControl.Gateway(args);
+        ControlTarget gateway = ExpertsControl.Gateway(args);
         double every = args.Double("every", 0, 0, 86400);
         args.RejectUnknown();
         while (true)

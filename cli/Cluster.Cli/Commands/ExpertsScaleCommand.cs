@@ -9,7 +9,7 @@ public static class ExpertsScaleCommand
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
-        string gateway = ExpertsControl.Gateway(args);
+        ControlTarget gateway = ExpertsControl.Gateway(args);
         var request = new ScaleRequest();
         if (args.Has("expert-replicas")) request.Replicas = (uint)args.Int("expert-replicas", 1, 1, 1 << 10);
         if (args.Has("redundant-experts")) request.RedundantExperts = (uint)args.Int("redundant-experts", 0, 0, 1 << 20);

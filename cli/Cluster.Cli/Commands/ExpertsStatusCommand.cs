@@ -11,7 +11,7 @@ public static class ExpertsStatusCommand
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
-        string gateway = ExpertsControl.Gateway(args);
+        ControlTarget gateway = ExpertsControl.Gateway(args);
         bool json = args.Flag("json"), plan = args.Flag("plan");
         args.RejectUnknown();
         ExpertsStatus status = await ExpertsControl.CallAsync(gateway, c => c.GetExpertsAsync(new GetExpertsRequest(), cancellationToken: cancel).ResponseAsync);

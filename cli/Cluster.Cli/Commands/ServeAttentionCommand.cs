@@ -8,7 +8,7 @@ namespace Cluster.Cli.Commands;
 public static class ServeAttentionCommand
 {
     public const string Usage = "serve attention --model DIR [--role prefill|decode|both] [--host 127.0.0.1] [--port N] [--http-port N] [--node-id NAME] [--plan FILE] "
-        + "[--dispatch bf16|fp8|f32] [--max-batch N] [--drain-seconds 30] " + AttentionNodeSettings.Usage + " " + DiscoveryArgs.Usage + " [--verbose]";
+        + "[--dispatch bf16|fp8|f32] [--max-batch N] [--drain-seconds 30] " + AttentionNodeSettings.Usage + " " + ClusterTokenArgs.Usage + " " + DiscoveryArgs.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -31,7 +31,9 @@ public static class ServeAttentionCommand
         };
         AttentionNodeSettings settings = AttentionNodeSettings.Parse(args);
         DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
+        Cluster.Transport.ClusterToken? token = ClusterTokenArgs.Parse(args);
         args.RejectUnknown();
+        ClusterTokenArgs.WarnIfOpen(token, "attention", options.Host);
         options = options with
         {
             PrefillChunk = settings.PrefillChunk ?? options.PrefillChunk,
@@ -39,6 +41,7 @@ public static class ServeAttentionCommand
             KvBlockSize = settings.KvBlockSize ?? options.KvBlockSize,
             KvCacheFormat = settings.KvCacheFormat ?? options.KvCacheFormat,
             PrefixCache = options.PrefixCache && !settings.NoPrefixCache,
+            ClusterToken = token,
         };
         if (!Directory.Exists(dir)) throw new CliException($"{dir}: model directory not found");
         if (options.PlanPath is { } plan && !File.Exists(plan)) throw new CliException($"{plan}: plan file not found");

@@ -5,7 +5,7 @@ namespace Cluster.Cli.Commands;
 /// <summary><c>cluster serve expert</c>: one expert node in this process, until Ctrl-C or SIGTERM.</summary>
 public static class ServeExpertCommand
 {
-    public const string Usage = "serve expert --model DIR --plan FILE --node-id NAME [--host 127.0.0.1] [--port N] [--join] " + DiscoveryArgs.Usage + " [--verbose]";
+    public const string Usage = "serve expert --model DIR --plan FILE --node-id NAME [--host 127.0.0.1] [--port N] [--join] " + ClusterTokenArgs.Usage + " " + DiscoveryArgs.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -21,7 +21,9 @@ public static class ServeExpertCommand
             Restarts = int.TryParse(Environment.GetEnvironmentVariable(Supervision.ChildProcess.RestartsVariable), out int restarts) ? restarts : 0,
         };
         DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
+        options = options with { ClusterToken = ClusterTokenArgs.Parse(args) };
         args.RejectUnknown();
+        ClusterTokenArgs.WarnIfOpen(options.ClusterToken, "expert", options.Host);
         if (!Directory.Exists(options.ModelDir)) throw new CliException($"{options.ModelDir}: model directory not found");
         if (!File.Exists(options.PlanPath)) throw new CliException($"{options.PlanPath}: plan file not found");
         var meta = new Dictionary<string, string> { ["role"] = "expert", ["node_id"] = options.NodeId };

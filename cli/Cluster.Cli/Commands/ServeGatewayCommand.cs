@@ -11,7 +11,7 @@ public static class ServeGatewayCommand
 {
     public const string Usage = "serve gateway --model DIR [--attention-nodes HOST:PORT[,HOST:PORT...]] [--prefill-nodes HOST:PORT,... --decode-nodes HOST:PORT,...] "
         + "[--host 127.0.0.1] [--port 8000] [--grpc-port 8001] [--node-id NAME] [--model-id NAME] [--max-queue N] [--max-queued-requests 1024] "
-        + "[--default-max-tokens 4096] [--max-model-len N] [--max-body-bytes N] [--tls-cert PEM --tls-key PEM] " + DiscoveryArgs.Usage
+        + "[--default-max-tokens 4096] [--max-model-len N] [--max-body-bytes N] [--tls-cert PEM --tls-key PEM] " + ClusterTokenArgs.Usage + " " + DiscoveryArgs.Usage
         + " [--attention-service NAME] [--prefill-service NAME --decode-service NAME] [--resolve-interval SECONDS] [--drain-seconds 30] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
@@ -34,7 +34,9 @@ public static class ServeGatewayCommand
         DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
         string? attentionService = args.String("attention-service"), prefillService = args.String("prefill-service"), decodeService = args.String("decode-service");
         double resolveSeconds = args.Double("resolve-interval", 5, 0.05, 3600);
+        Cluster.Transport.ClusterToken? token = ClusterTokenArgs.Parse(args);
         args.RejectUnknown();
+        ClusterTokenArgs.WarnIfOpen(token, "gateway", host);
 
         if (!IPAddress.TryParse(host, out IPAddress? address)) throw new CliException($"--host: '{host}' is not an IP address");
         if (!Directory.Exists(dir)) throw new CliException($"{dir}: model directory not found");
@@ -87,6 +89,7 @@ public static class ServeGatewayCommand
             MaxRequestBodyBytes = maxBody,
             Certificate = certificate,
             MinimumLogLevel = verbose ? LogLevel.Information : LogLevel.Warning,
+            ClusterToken = token,
         };
         var meta = new Dictionary<string, string> { ["role"] = "gateway", ["node_id"] = nodeId };
         try { return await discovery.RunAsync("cluster-gateway", nodeId, host, grpcPort, meta, () => GatewayHost.RunAsync(options, cancel), cancel); }

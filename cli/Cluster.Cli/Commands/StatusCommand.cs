@@ -6,7 +6,7 @@ namespace Cluster.Cli.Commands;
 /// <summary><c>cluster status</c>: every attention node's load and cache as the gateway sees them (<c>GET /cluster/status</c>).</summary>
 public static class StatusCommand
 {
-    public const string Usage = "status [--gateway http://127.0.0.1:8000] [--control 127.0.0.1:8001] [--json]";
+    public const string Usage = "status [--gateway http://127.0.0.1:8000] [--control 127.0.0.1:8001] " + ClusterTokenArgs.Usage + " [--json]";
 
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(10);
 
@@ -15,7 +15,7 @@ public static class StatusCommand
         string gateway = args.String("gateway", "http://127.0.0.1:8000").TrimEnd('/');
         bool json = args.Flag("json");
         // The gateway's gRPC port, where its Control service tells the expert placement.
-        string control = args.String("control", "127.0.0.1:8001");
+        var control = new ControlTarget(args.String("control", "127.0.0.1:8001"), ClusterTokenArgs.Parse(args));
         args.RejectUnknown();
         if (!Uri.TryCreate(gateway, UriKind.Absolute, out Uri? baseUri) || baseUri.Scheme is not ("http" or "https"))
             throw new CliException($"--gateway must be an http:// or https:// address (got '{gateway}')");

@@ -10,7 +10,7 @@ namespace Cluster.Cli.Commands;
 /// </summary>
 internal static class StatusExperts
 {
-    public static async Task<(ExpertsStatus? Status, string? Problem)> ReadAsync(string control, CancellationToken cancel)
+    public static async Task<(ExpertsStatus? Status, string? Problem)> ReadAsync(ControlTarget control, CancellationToken cancel)
     {
         try { return (await ExpertsControl.CallAsync(control, c => c.GetExpertsAsync(new GetExpertsRequest(), deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: cancel).ResponseAsync), null); }
         catch (IOException e) { return (null, e.Message); }

@@ -27,4 +27,6 @@ public sealed record ClusterLayout
     /// <summary>The gateway's max_tokens for requests that give none.</summary>
     public int? DefaultMaxTokens { get; init; }
     public bool Verbose { get; init; }
+    /// <summary>Where the cluster's token is kept: read when the file exists, else generated and written there; null: a fresh one in the run's folder.</summary>
+    public string? ClusterTokenPath { get; init; }
 }

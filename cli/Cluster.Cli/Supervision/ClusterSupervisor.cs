@@ -4,6 +4,7 @@ using Cluster.AttentionNode;
 using Cluster.Engine.Checkpoints;
 using Cluster.Engine.Config;
 using Cluster.ExpertNode.Placement;
+using Cluster.Transport;
 
 namespace Cluster.Cli.Supervision;
 
@@ -38,6 +39,9 @@ public sealed class ClusterSupervisor : IAsyncDisposable
     /// <summary>How often each child (in <see cref="Children"/> order) has been restarted.</summary>
     public IReadOnlyList<int> Restarts => _restarts;
     public string PlanPath => Path.Combine(_runDir, "plan.json");
+    /// <summary>The file holding the cluster's token, which every role is started with (and `cluster experts` needs).</summary>
+    public string TokenPath { get; private set; } = "";
+    public ClusterToken Token { get; private set; } = null!;
 
     public static async Task<ClusterSupervisor> StartAsync(ClusterLayout layout, CancellationToken cancel)
     {
@@ -56,17 +60,19 @@ public sealed class ClusterSupervisor : IAsyncDisposable
         try
         {
             plan.Save(cluster.PlanPath);
-            string[] verbose = layout.Verbose ? ["--verbose"] : [];
+            (cluster.TokenPath, cluster.Token) = TokenFor(layout, cluster._runDir);
+            // What every role is started with: the cluster's token, and --verbose when asked.
+            string[] common = ["--" + Commands.ClusterTokenArgs.Flag, cluster.TokenPath, .. layout.Verbose ? ["--verbose"] : Array.Empty<string>()];
             foreach (ExpertNodeAddress node in experts)
             {
                 cluster.ExpertNodes.Add((node.Id, node.Endpoint));
                 // --join: a node drained by a live change and then restarted finds the shared plan file without it,
                 // and should wait with no slots (to be added back) rather than fail in a loop.
                 cluster.Spawn(node.Id, ["serve", "expert", "--model", layout.ModelDir, "--plan", cluster.PlanPath, "--node-id", node.Id,
-                    "--port", node.Endpoint.Split(':')[1], "--join", .. verbose]);
+                    "--port", node.Endpoint.Split(':')[1], "--join", .. common]);
             }
             int next = layout.ExpertNodes;
-            string[] settings = [.. AttentionSettings(layout), .. verbose];
+            string[] settings = [.. AttentionSettings(layout), .. common];
             foreach (var (role, count) in new[] { ("prefill", layout.PrefillNodes), ("decode", layout.DecodeNodes), ("both", layout.AttentionNodes) })
                 for (int i = 0; i < count; i++)
                 {
@@ -79,7 +85,7 @@ public sealed class ClusterSupervisor : IAsyncDisposable
                 }
             cluster.Spawn("gateway", ["serve", "gateway", "--model", layout.ModelDir, .. cluster.GatewayNodeLists(),
                 "--port", Invariant(layout.HttpPort), "--grpc-port", Invariant(layout.GrpcPort),
-                .. layout.DefaultMaxTokens is { } max ? new[] { "--default-max-tokens", Invariant(max) } : [], .. verbose]);
+                .. layout.DefaultMaxTokens is { } max ? new[] { "--default-max-tokens", Invariant(max) } : [], .. common]);
             cluster.HttpEndpoint = $"http://127.0.0.1:{layout.HttpPort}";
             cluster.GrpcEndpoint = $"127.0.0.1:{layout.GrpcPort}";
 
@@ -94,6 +100,20 @@ public sealed class ClusterSupervisor : IAsyncDisposable
             await cluster.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>The token of <see cref="ClusterLayout.ClusterTokenPath"/> (written there when the file is new), or a fresh one in the run's folder.</summary>
+    private static (string, ClusterToken) TokenFor(ClusterLayout layout, string runDir)
+    {
+        string path = layout.ClusterTokenPath ?? Path.Combine(runDir, "cluster-token");
+        if (File.Exists(path))
+        {
+            try { return (path, ClusterToken.Load(path)!); }
+            catch (FormatException e) { throw new CliException($"--{Commands.ClusterTokenArgs.Flag}: {e.Message}"); }
+        }
+        ClusterToken token = ClusterToken.Generate();
+        token.Save(path);
+        return (path, token);
     }
 
     /// <summary>What every attention node is started with besides its id, port and role.</summary>

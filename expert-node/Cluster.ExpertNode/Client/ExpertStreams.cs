@@ -23,6 +23,7 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
     private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(200);
     private static readonly Grpc.Health.V1.HealthCheckRequest HealthOfService = new() { Service = Protos.V1.ExpertService.Descriptor.FullName };
     private readonly TimeSpan _exchangeTimeout;
+    private readonly ClusterToken? _token;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _closing = new();
     private readonly object _step = new();
@@ -34,12 +35,13 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
     private (PlacementPlan Plan, ExpertStream[] Streams, TaskCompletionSource Done)? _staged;
     private long _batch;
 
-    private ExpertStreams(PlacementPlan plan, ModelConfig config, ExpertStream[] streams, TimeSpan exchangeTimeout, ILogger logger)
+    private ExpertStreams(PlacementPlan plan, ModelConfig config, ExpertStream[] streams, TimeSpan exchangeTimeout, ILogger logger, ClusterToken? token)
     {
         _plan = plan;
         Config = config;
         _streams = streams;
         _exchangeTimeout = exchangeTimeout;
+        _token = token;
         _logger = logger;
     }
 
@@ -51,13 +53,14 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
     /// <summary>
     /// Waits until every expert node of the plan answers GetInfo with the plan's version (nodes may still be loading),
     /// then opens one Dispatch stream to each. Fails with the node's name when one is still unreachable after
-    /// <paramref name="wait"/>, or when a node does not serve the plan's version.
+    /// <paramref name="wait"/>, or when a node does not serve the plan's version. Every call carries
+    /// <paramref name="token"/>, the cluster's credential, when the expert nodes ask for one.
     /// </summary>
     public static async Task<ExpertStreams> ConnectAsync(PlacementPlan plan, ModelConfig config, TimeSpan wait,
-        TimeSpan? exchangeTimeout = null, ILogger? logger = null, CancellationToken cancel = default)
+        TimeSpan? exchangeTimeout = null, ILogger? logger = null, ClusterToken? token = null, CancellationToken cancel = default)
     {
         plan.CheckFits(config);
-        var connected = new ExpertStreams(plan, config, [], exchangeTimeout ?? TimeSpan.FromSeconds(60), logger ?? NullLogger.Instance);
+        var connected = new ExpertStreams(plan, config, [], exchangeTimeout ?? TimeSpan.FromSeconds(60), logger ?? NullLogger.Instance, token);
         try
         {
             connected._streams = await connected.OpenAsync(plan, [], DateTime.UtcNow + wait, cancel).ConfigureAwait(false);
@@ -86,7 +89,7 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
                     streams[i] = same;
                     continue;
                 }
-                var channel = PeerChannel.ForAddress(node.Uri, new GrpcClientOptions { MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes });
+                var channel = PeerChannel.ForAddress(node.Uri, new GrpcClientOptions { MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes, ClusterToken = _token });
                 streams[i] = new ExpertStream(node, channel, _exchangeTimeout, _closing.Token);
                 await WaitReadyAsync(node, streams[i].Client, plan.Version, until, cancel).ConfigureAwait(false);
                 streams[i].Open();
@@ -116,6 +119,11 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
                 if (!Serves(info, version))
                     throw new ExpertNodeException(node.Id, $"expert node {node.Id} ({node.Endpoint}) holds plan version {string.Join(", ", info.HeldVersions.DefaultIfEmpty(info.PlanVersion))}, not {version}");
                 return;
+            }
+            // A node that refuses this node's credential will not change its mind: say so at once.
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unauthenticated)
+            {
+                throw new ExpertNodeException(node.Id, $"expert node {node.Id} ({node.Endpoint}) refused this node: {e.Status.Detail} (are both started with the same cluster token?)");
             }
             catch (RpcException e) { problem = e.Status.Detail; }
             cancel.ThrowIfCancellationRequested();

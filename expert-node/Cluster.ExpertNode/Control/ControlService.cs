@@ -10,9 +10,10 @@ namespace Cluster.ExpertNode.Control;
 /// cluster.v1.Control, served by the gateway: reads the plan from the attention nodes (they must agree), the rows
 /// and slots from the expert nodes, and changes the plan while serving (a rebalance from the tokens each expert got
 /// since the last plan, a new replica or redundant count, a node added or drained) through
-/// <see cref="PlanRollout"/>. One change at a time.
+/// <see cref="PlanRollout"/>. One change at a time. Its calls to the nodes carry <paramref name="token"/>, the
+/// cluster's credential, when the cluster has one.
 /// </summary>
-public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, ILogger<ControlService> logger) : Protos.V1.Control.ControlBase
+public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, ILogger<ControlService> logger, ClusterToken? token = null) : Protos.V1.Control.ControlBase
 {
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
     private readonly SemaphoreSlim _changing = new(1, 1);
@@ -25,7 +26,7 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
 
     public override async Task<ExpertsStatus> GetExperts(GetExpertsRequest request, ServerCallContext context)
     {
-        using var channels = new Channels();
+        using var channels = new Channels(token);
         ClusterView view = await ReadAsync(channels, context.CancellationToken).ConfigureAwait(false);
         PlacementPlan plan = view.Plan;
         var status = new ExpertsStatus
@@ -95,7 +96,7 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
             throw new RpcException(new Status(StatusCode.Aborted, "another plan change is in progress"));
         try
         {
-            using var channels = new Channels();
+            using var channels = new Channels(token);
             ClusterView view = await ReadAsync(channels, cancel).ConfigureAwait(false);
             Baseline? baseline = Volatile.Read(ref _baseline) is { } b && b.Version == view.Plan.Version ? b : null;
             ExpertLoad load = LoadSince(view, baseline);
@@ -106,7 +107,7 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
             try
             {
                 report = await PlanRollout.RunAsync(view.Plan, plan,
-                    [.. view.Agents.Select(a => (IPlanSwitch)new RemotePlanSwitch(a.Endpoint, a.Client))], cancel).ConfigureAwait(false);
+                    [.. view.Agents.Select(a => (IPlanSwitch)new RemotePlanSwitch(a.Endpoint, a.Client))], token, cancel).ConfigureAwait(false);
             }
             catch (InvalidOperationException e) { throw new RpcException(new Status(StatusCode.Unavailable, e.Message)); }
             // The new plan's "since": counts as they are now.
@@ -187,13 +188,14 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
     private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
 
     /// <summary>The channels of one operation, by endpoint.</summary>
-    private sealed class Channels : IDisposable
+    private sealed class Channels(ClusterToken? token) : IDisposable
     {
         private readonly Dictionary<string, PeerChannel> _open = new(StringComparer.Ordinal);
 
         public PeerChannel For(string endpoint)
         {
-            if (!_open.TryGetValue(endpoint, out PeerChannel? c)) _open[endpoint] = c = PeerChannel.ForAddress(PeerAddress.Parse(endpoint, endpoint));
+            if (!_open.TryGetValue(endpoint, out PeerChannel? c))
+                _open[endpoint] = c = PeerChannel.ForAddress(PeerAddress.Parse(endpoint, endpoint), new GrpcClientOptions { ClusterToken = token });
             return c;
         }
 

@@ -24,12 +24,13 @@ public sealed record RolloutReport(ulong FromVersion, ulong ToVersion, int Loade
 /// </summary>
 public static class PlanRollout
 {
+    /// <param name="token">The cluster's credential, for expert nodes that ask for one.</param>
     public static async Task<RolloutReport> RunAsync(PlacementPlan current, PlacementPlan next, IReadOnlyList<IPlanSwitch> attention,
-        CancellationToken cancel = default)
+        ClusterToken? token = null, CancellationToken cancel = default)
     {
         if (next.Version <= current.Version) throw new ArgumentException($"the next plan's version {next.Version} must be above the current {current.Version}");
         var channels = next.Nodes.Concat(current.Nodes).DistinctBy(n => n.Id)
-            .ToDictionary(n => n.Id, n => PeerChannel.ForAddress(n.Uri, new GrpcClientOptions { MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes }));
+            .ToDictionary(n => n.Id, n => PeerChannel.ForAddress(n.Uri, new GrpcClientOptions { MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes, ClusterToken = token }));
         try
         {
             var clock = Stopwatch.StartNew();

@@ -75,7 +75,7 @@ public sealed class ExpertHost : IAsyncDisposable
         try
         {
             cancel.ThrowIfCancellationRequested();
-            var builder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.Verbose ? LogLevel.Information : LogLevel.Warning });
+            var builder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.Verbose ? LogLevel.Information : LogLevel.Warning, ClusterToken = options.ClusterToken });
             ListenOptions? bound = null;
             builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(address, options.Port, null, l => bound = l));
             builder.Services.AddGrpc().AddServiceOptions<ExpertService>(o => o.MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes);

@@ -14,6 +14,8 @@ public sealed record ExpertHostOptions
     public bool Join { get; init; }
     /// <summary>How often a supervisor has restarted this node (reported by GetInfo).</summary>
     public int Restarts { get; init; }
+    /// <summary>The cluster's credential: required of every caller of the node's services (health and reflection stay open) and put on its own calls to other roles; null accepts any caller.</summary>
+    public Cluster.Transport.ClusterToken? ClusterToken { get; init; }
     /// <summary>Information-level logs on stderr (warnings and errors otherwise).</summary>
     public bool Verbose { get; init; }
 }

@@ -23,14 +23,15 @@ public sealed class AttentionNode : IDisposable
     private long _downUntil;
     private NodeState _state = NodeState.Unknown;
 
-    public AttentionNode(string endpoint, NodeRole role, TimeProvider time)
+    /// <param name="token">The cluster's credential, put on every call to the node.</param>
+    public AttentionNode(string endpoint, NodeRole role, TimeProvider time, ClusterToken? token = null)
     {
         _time = time;
         Endpoint = endpoint;
         Role = role;
         Address = PeerAddress.TryParse(endpoint, out Uri? address) ? address : throw new ArgumentException($"attention node '{endpoint}' is not host:port");
         // Streams are never retried by the channel; the gateway itself moves a refused request to another node.
-        Channel = PeerChannel.ForAddress(Address, new GrpcClientOptions { Resilience = null, ConnectTimeout = TimeSpan.FromSeconds(2) });
+        Channel = PeerChannel.ForAddress(Address, new GrpcClientOptions { Resilience = null, ConnectTimeout = TimeSpan.FromSeconds(2), ClusterToken = token });
         Client = new AttentionService.AttentionServiceClient(Channel.Invoker);
         Health = new HealthClient(Channel.Invoker);
     }

@@ -2,6 +2,7 @@ using Cluster.Protos.V1;
 using Cluster.Transport;
 using Cluster.Transport.Discovery;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Cluster.Gateway.Nodes;
 
@@ -22,9 +23,11 @@ public sealed class NodeMembership : IAsyncDisposable
     private readonly Lock _lock = new();
     private readonly CancellationTokenSource _stop = new();
     private Task[] _watches = [];
+    private readonly ClusterToken? _token;
 
-    public NodeMembership(GatewayDiscovery discovery, Admission admission, StatsPoller stats, TimeProvider time, ILogger<NodeMembership> logger)
+    public NodeMembership(GatewayDiscovery discovery, Admission admission, StatsPoller stats, TimeProvider time, IOptions<NodeProbeOptions> probe, ILogger<NodeMembership> logger)
     {
+        _token = probe.Value.ClusterToken;
         _admission = admission;
         _stats = stats;
         _time = time;
@@ -92,7 +95,7 @@ public sealed class NodeMembership : IAsyncDisposable
                     _logger.LogWarning("{Source}: {Id} has endpoint '{Endpoint}', which is not host:port; not used", source.Source, peer.Id, peer.Endpoint);
                     continue;
                 }
-                var node = new AttentionNode(peer.Endpoint, role, _time);
+                var node = new AttentionNode(peer.Endpoint, role, _time, _token);
                 next.Add(node);
                 added.Add(node);
                 _logger.LogInformation("{Source}: {Role} node {Endpoint} ({Id}) appeared", source.Source, role.Name(), peer.Endpoint, peer.Id);

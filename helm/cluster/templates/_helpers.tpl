@@ -101,6 +101,17 @@ app.kubernetes.io/part-of: {{ include "cluster.name" .ctx }}
   value: /home/app
 - name: DOTNET_CLI_TELEMETRY_OPTOUT
   value: "1"
+# The cluster's token: every role refuses internal calls without it and puts it on its own.
+- name: CLUSTER_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "cluster.tokenSecret" . }}
+      key: {{ .Values.clusterToken.key }}
+{{- end }}
+
+{{/* The Secret holding the cluster token: one the operator made, or the chart's. */}}
+{{- define "cluster.tokenSecret" -}}
+{{- .Values.clusterToken.existingSecret | default (printf "%s-cluster-token" (include "cluster.fullname" .)) }}
 {{- end }}
 
 {{- define "cluster.containerSecurity" -}}

@@ -93,6 +93,10 @@ func render(chartDir string, valueFiles []string, name, namespace, kubeVersion s
 	funcs["toYaml"] = toYaml
 	funcs["fromYaml"] = fromYaml
 	funcs["fromYamlArray"] = fromYamlArray
+	// helm template has no cluster to ask: its lookup answers an empty map, and so does this one.
+	funcs["lookup"] = func(apiVersion, kind, namespace, name string) (map[string]interface{}, error) {
+		return map[string]interface{}{}, nil
+	}
 	funcs["required"] = func(msg string, v interface{}) (interface{}, error) {
 		if v == nil || v == "" {
 			return nil, errors.New(msg)
