@@ -228,6 +228,32 @@ public sealed class MigrationTests(ExactNodes nodes) : IClassFixture<ExactNodes>
     }
 
     [Fact]
+    public async Task A_split_request_whose_decode_node_dies_continues_on_another_decode_node()
+    {
+        // Seeded: the prefill node samples the first token, each decode node continues the sequence past the draws before.
+        object body = Body(maxTokens: 24, temperature: 1.0, seed: 77);
+        Run expected = await UndisturbedAsync(body);
+        AttentionOptions Split(string id, NodeRole role) => new()
+        {
+            ModelDir = TestModel.Dir, NodeId = id, Role = role, KvCacheFormat = LatentFormat.F32, KvCacheBytes = 64L << 20,
+        };
+        await using AttentionHost prefill = await AttentionHost.StartAsync(Split("migration-prefill", NodeRole.Prefill)),
+            first = await AttentionHost.StartAsync(Split("migration-decode-0", NodeRole.Decode)),
+            second = await AttentionHost.StartAsync(Split("migration-decode-1", NodeRole.Decode));
+        await using DyingNode dying = await DyingNode.StartAsync($"127.0.0.1:{first.Port}", dieAfter: 6);
+        var warnings = new Warnings();
+        await using GatewayHost gateway = await GatewayHost.StartAsync(ClusterFixture.Options([]) with
+        {
+            PrefillNodes = [$"127.0.0.1:{prefill.Port}"],
+            DecodeNodes = [dying.Endpoint, $"127.0.0.1:{second.Port}"],
+        }, services => services.AddSingleton<ILoggerProvider>(warnings));
+        for (int i = 0; i < 4 && dying.Deaths == 0; i++) AssertSameRun(expected, await StreamAsync(gateway, body));
+        Assert.Equal(1, dying.Deaths);
+        Assert.Contains(warnings.Lines, l => l.Contains($"lost attention node {dying.Endpoint} after 6 tokens", StringComparison.Ordinal)
+            && l.Contains($"migrated to 127.0.0.1:{second.Port}", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task With_no_other_node_a_lost_node_ends_the_stream_with_its_error()
     {
         await using DyingNode only = await DyingNode.StartAsync(nodes.EndpointA, dieAfter: 2);
