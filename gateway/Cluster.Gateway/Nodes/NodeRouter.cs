@@ -36,8 +36,8 @@ public sealed class NodeRouter(Admission admission, StatsPoller stats, IOptions<
         var lost = new HashSet<AttentionNode>();
         AsyncServerStreamingCall<TokenEvent> call;
         (placement, call) = await StartAsync(request, placement, lost, ct).ConfigureAwait(false);
-        // What a continuation replays; not kept when no migration may happen.
-        List<uint>? generated = _maxMigrations > 0 ? new((int)Math.Min(request.Sampling.MaxTokens, 4096)) : null;
+        // What a continuation replays.
+        var generated = new List<uint>((int)Math.Min(request.Sampling.MaxTokens, 4096));
         try
         {
             for (int migrations = 0; ; migrations++)
@@ -53,7 +53,7 @@ public sealed class NodeRouter(Admission admission, StatsPoller stats, IOptions<
                 while (true)
                 {
                     TokenEvent e = events.Current;
-                    generated?.Add(e.TokenId);
+                    generated.Add(e.TokenId);
                     yield return e;
                     if (e.FinishReason.Length > 0) yield break;
                     try
@@ -76,14 +76,17 @@ public sealed class NodeRouter(Admission admission, StatsPoller stats, IOptions<
                 call.Dispose();
                 node.MarkDown();
                 lost.Add(node);
-                int tokens = generated?.Count ?? 0;
-                if (migrations == _maxMigrations)
+                int tokens = generated.Count;
+                // A node that sent max_tokens tokens without finishing broke the protocol: nothing is left to replay for.
+                string? stay = migrations == _maxMigrations ? $"{_maxMigrations} migrations is the limit"
+                    : tokens >= request.Sampling.MaxTokens ? "no token is left to generate" : null;
+                if (stay is not null)
                 {
-                    logger.LogWarning("request {Id} lost attention node {Node} after {Tokens} tokens ({Why}); not migrated: {Max} migrations is the limit",
-                        request.RequestId, node.Endpoint, tokens, failure.Message, _maxMigrations);
+                    logger.LogWarning("request {Id} lost attention node {Node} after {Tokens} tokens ({Why}); not migrated: {Stay}",
+                        request.RequestId, node.Endpoint, tokens, failure.Message, stay);
                     throw failure;
                 }
-                TokenGenerateRequest continuation = Continuation.Of(request, generated!);
+                TokenGenerateRequest continuation = Continuation.Of(request, generated);
                 var wanted = new AdmissionRequest(continuation.PromptTokenIds, (int)continuation.Sampling.MaxTokens);
                 Placement? moved = await Admission.MigrateAsync(placement, wanted, lost, ct).ConfigureAwait(false);
                 if (moved is null)
