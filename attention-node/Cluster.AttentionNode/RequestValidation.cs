@@ -43,6 +43,9 @@ public static class RequestValidation
             if (id >= (uint)vocab) throw Invalid($"stop_token_ids[{i}]: token id {id} out of range 0..{vocab - 1}");
             stops[i] = (int)id;
         }
+        // The sampled tokens are the prompt's last ones: at least one token of the client's prompt comes before them.
+        if (request.SampledTokens >= prompt.Length)
+            throw Invalid($"sampled_tokens: {request.SampledTokens} sampled tokens in a prompt of {prompt.Length} (at most {prompt.Length - 1})");
         var sampling = new SamplingOptions(
             Temperature: s.Temperature,
             TopP: s.HasTopP ? s.TopP : 1,
@@ -50,7 +53,7 @@ public static class RequestValidation
             Seed: s.HasSeed ? s.Seed : (ulong)Random.Shared.NextInt64(),
             TopLogprobs: (int)request.TopLogprobs);
         string id2 = request.RequestId.Length > 0 ? request.RequestId : fallbackId;
-        return new GenerationRequest(id2, prompt, maxTokens, sampling, stops);
+        return new GenerationRequest(id2, prompt, maxTokens, sampling, stops, (int)request.SampledTokens);
     }
 
     private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));

@@ -35,6 +35,8 @@ public sealed record GatewayOptions
     public int MaxQueue { get; init; } = 256;
     /// <summary>Requests waiting in the gateway for room on a node before new ones get 429.</summary>
     public int MaxQueuedRequests { get; init; } = 1024;
+    /// <summary>How many times one request may move to another node when the one serving it is lost mid-stream (0..16).</summary>
+    public int MaxMigrations { get; init; } = 2;
     /// <summary>
     /// The completion budget of a chat or gRPC request that gives none, capped by what the context leaves (DeepSeek's
     /// API default). Admission reserves cache for prompt + budget, so a whole-context default would admit one

@@ -36,6 +36,7 @@ public static class GatewayServices
             })
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        services.AddOptions<MigrationOptions>().Configure(m => m.MaxMigrations = options.MaxMigrations).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
 
         services.AddSingleton<IPlacementPolicy, BothPolicy>();

@@ -267,7 +267,7 @@ public sealed class ClusterUpProcessTests : IDisposable
     }
 
     /// <summary>The running `cluster up` child process, its output, and its children as /proc lists them.</summary>
-    private sealed class UpProcess : IDisposable
+    internal sealed class UpProcess : IDisposable
     {
         private readonly Process _process;
         private readonly StringBuilder _stdout = new(), _stderr = new();

@@ -19,6 +19,7 @@ public sealed class ServeOptionsTests : IDisposable
     [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --decode-nodes 127.0.0.1:2", "cluster serve gateway: --prefill-nodes and --decode-nodes go together")]
     [InlineData("serve gateway --decode-nodes , --prefill-nodes 127.0.0.1:1", "cluster serve gateway: --decode-nodes lists no node")]
     [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --max-queued-requests -1", "cluster serve gateway: --max-queued-requests must be between 0 and 1000000 (got -1)")]
+    [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --max-migrations 17", "cluster serve gateway: --max-migrations must be between 0 and 16 (got 17)")]
     [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --default-max-tokens 0", "cluster serve gateway: --default-max-tokens must be between 1 and")]
     [InlineData("serve gateway --discovery consul", "cluster serve gateway: --discovery consul needs --consul http://HOST:8500 (the local Consul agent)")]
     [InlineData("serve gateway --discovery zookeeper", "cluster serve gateway: --discovery must be static, kubernetes or consul (got 'zookeeper')")]

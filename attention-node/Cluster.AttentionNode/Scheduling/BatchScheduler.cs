@@ -113,7 +113,13 @@ public sealed class BatchScheduler : IAsyncDisposable
 
     private GenerationRequest WithEos(GenerationRequest request) => request with { StopIds = [.. request.StopIds, .. _eos] };
 
-    private Sampler NewSampler(GenerationRequest request) => new(request.Sampling, _vocab);
+    /// <summary>A sampler where the request's sequence stands: past the draws of tokens sampled on another node.</summary>
+    private Sampler NewSampler(GenerationRequest request)
+    {
+        var sampler = new Sampler(request.Sampling, _vocab);
+        for (int i = 0; i < request.SampledBefore; i++) sampler.SkipDraw();
+        return sampler;
+    }
 
     private void StartPrefill(Sequence seq, int maxLength)
     {

@@ -10,7 +10,7 @@ namespace Cluster.Cli.Commands;
 public static class ServeGatewayCommand
 {
     public const string Usage = "serve gateway --model DIR [--attention-nodes HOST:PORT[,HOST:PORT...]] [--prefill-nodes HOST:PORT,... --decode-nodes HOST:PORT,...] "
-        + "[--host 127.0.0.1] [--port 8000] [--grpc-port 8001] [--node-id NAME] [--model-id NAME] [--max-queue N] [--max-queued-requests 1024] "
+        + "[--host 127.0.0.1] [--port 8000] [--grpc-port 8001] [--node-id NAME] [--model-id NAME] [--max-queue N] [--max-queued-requests 1024] [--max-migrations 2] "
         + "[--default-max-tokens 4096] [--max-model-len N] [--max-body-bytes N] [--tls-cert PEM --tls-key PEM] " + ClusterTokenArgs.Usage + " " + DiscoveryArgs.Usage
         + " [--attention-service NAME] [--prefill-service NAME --decode-service NAME] [--resolve-interval SECONDS] [--drain-seconds 30] [--verbose]";
 
@@ -25,6 +25,7 @@ public static class ServeGatewayCommand
         string? modelId = args.String("model-id");
         int maxQueue = args.Int("max-queue", 256, 1, 1_000_000);
         int maxQueued = args.Int("max-queued-requests", 1024, 0, 1_000_000);
+        int maxMigrations = args.Int("max-migrations", 2, 0, 16);
         int defaultMaxTokens = args.Int("default-max-tokens", 4096, 1);
         int drainSeconds = args.Int("drain-seconds", 30, 0, 3600);
         int? maxModelLen = args.Has("max-model-len") ? args.Int("max-model-len", 0, 2) : null;
@@ -83,6 +84,7 @@ public static class ServeGatewayCommand
             ModelId = modelId,
             MaxQueue = maxQueue,
             MaxQueuedRequests = maxQueued,
+            MaxMigrations = maxMigrations,
             DrainTimeout = TimeSpan.FromSeconds(drainSeconds),
             DefaultMaxTokens = defaultMaxTokens,
             MaxModelLen = maxModelLen,

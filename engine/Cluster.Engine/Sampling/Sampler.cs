@@ -44,7 +44,7 @@ public sealed class Sampler
 
     /// <summary>
     /// Advances the generator exactly as one <see cref="Sample"/> does, for a sequence whose token was sampled
-    /// elsewhere (a prefill node) and continues here with the same seed.
+    /// elsewhere (a prefill node, or the node a migrated request ran on first) and continues here with the same seed.
     /// </summary>
     public void SkipDraw()
     {

@@ -119,6 +119,28 @@ public sealed class Admission : IDisposable
         return (await WaitAsync(waiter, ct).ConfigureAwait(false), true);
     }
 
+    /// <summary>
+    /// After the node serving <paramref name="lost"/> failed mid-stream: frees its place and places
+    /// <paramref name="continuation"/> (the same context, more of it prompt) on a node not in <paramref name="avoid"/>,
+    /// at once or from the head of the queue, as it was admitted long ago. Null when no other node is usable.
+    /// </summary>
+    public async Task<Placement?> MigrateAsync(Placement lost, AdmissionRequest continuation, IReadOnlySet<AttentionNode> avoid, CancellationToken ct)
+    {
+        Waiter waiter;
+        lock (_lock)
+        {
+            Free(lost);
+            if (TryPlace(continuation, avoid) is { } next) return next;
+            if (!_pools.HasRoute(avoid))
+            {
+                Pump();
+                return null;
+            }
+            waiter = Enqueue(continuation, atHead: true);
+        }
+        return await WaitAsync(waiter, ct).ConfigureAwait(false);
+    }
+
     /// <summary>The first token came back: the prompt no longer weighs on the node that ran it.</summary>
     public void FirstToken(Placement placement)
     {

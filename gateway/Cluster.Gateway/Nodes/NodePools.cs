@@ -23,10 +23,13 @@ internal sealed class NodePools
     public AttentionNode[] Prefill { get; }
     public AttentionNode[] Decode { get; }
 
-    /// <summary>Whether some node (or prefill/decode pair) is usable, so a request could be placed once there is room.</summary>
-    public bool HasRoute()
+    /// <summary>
+    /// Whether some node (or prefill/decode pair) is usable, so a request could be placed once there is room; with
+    /// <paramref name="avoid"/>, one of other nodes.
+    /// </summary>
+    public bool HasRoute(IReadOnlySet<AttentionNode>? avoid = null)
     {
-        static bool Usable(AttentionNode n) => n.State.Usable;
+        bool Usable(AttentionNode n) => n.State.Usable && avoid?.Contains(n) != true;
         return Array.Exists(Both, Usable) || (Array.Exists(Prefill, Usable) && Array.Exists(Decode, Usable));
     }
 

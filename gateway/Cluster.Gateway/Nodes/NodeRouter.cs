@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using Cluster.Protos.V1;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Cluster.Gateway.Nodes;
 
@@ -10,35 +11,94 @@ namespace Cluster.Gateway.Nodes;
 /// naming the prefill node that runs the prompt. A node that refuses before the first token (RESOURCE_EXHAUSTED: its
 /// cache is fuller than the ledger knew; UNAVAILABLE: it cannot be reached) is left for the next candidate; when
 /// every candidate refused and one of them for room, the request goes back to the head of the queue, else it fails
-/// with Unavailable.
+/// with Unavailable. A node lost after the first token (UNAVAILABLE, a broken or reset stream, a stream ending before
+/// its last token) is left too: the request migrates to another node as a <see cref="Continuation"/>, at most
+/// <see cref="MigrationOptions.MaxMigrations"/> times, and the caller's events go on as from one node.
 /// </summary>
-public sealed class NodeRouter(Admission admission, StatsPoller stats, ILogger<NodeRouter> logger)
+public sealed class NodeRouter(Admission admission, StatsPoller stats, IOptions<MigrationOptions> migration, ILogger<NodeRouter> logger)
 {
+    private readonly int _maxMigrations = migration.Value.MaxMigrations;
+
     /// <summary>The nodes requests are placed on now (discovery may change them).</summary>
     public IReadOnlyList<AttentionNode> Nodes => Admission.Nodes;
     public Admission Admission { get; } = admission;
 
-    /// <summary>The node's token events for one request, from the first to the one carrying finish_reason.</summary>
+    /// <summary>
+    /// The request's token events, from the first to the one carrying finish_reason, across migrations: prompt and
+    /// cached tokens are those of the first node's first event (the client's prompt; later events carry none).
+    /// </summary>
     public async IAsyncEnumerable<TokenEvent> GenerateAsync(TokenGenerateRequest request, [EnumeratorCancellation] CancellationToken ct)
     {
-        var (placement, call) = await StartAsync(request, ct).ConfigureAwait(false);
-        AttentionNode node = placement.Node;
+        await stats.FirstRound.WaitAsync(ct).ConfigureAwait(false);
+        // With every node failing the statistics may be older than the nodes' state: ask again before giving up.
+        if (!Admission.HasRoute()) await stats.RefreshAsync(ct).ConfigureAwait(false);
+        Placement placement = await Admission.AdmitAsync(new AdmissionRequest(request.PromptTokenIds, (int)request.Sampling.MaxTokens), ct).ConfigureAwait(false);
+        var lost = new HashSet<AttentionNode>();
+        AsyncServerStreamingCall<TokenEvent> call;
+        (placement, call) = await StartAsync(request, placement, lost, ct).ConfigureAwait(false);
+        // What a continuation replays.
+        var generated = new List<uint>((int)Math.Min(request.Sampling.MaxTokens, 4096));
         try
         {
-            IAsyncStreamReader<TokenEvent> events = call.ResponseStream;
-            yield return events.Current;
-            if (events.Current.FinishReason.Length > 0) yield break;
-            while (true)
+            for (int migrations = 0; ; migrations++)
             {
-                try
+                AttentionNode node = placement.Node;
+                IAsyncStreamReader<TokenEvent> events = call.ResponseStream;
+                if (migrations > 0)
                 {
-                    if (!await events.MoveNext(ct).ConfigureAwait(false)) break;
+                    events.Current.PromptTokens = 0;
+                    events.Current.CachedPromptTokens = 0;
                 }
-                catch (RpcException e) { throw Failure(e, node, ct); }
-                yield return events.Current;
-                if (events.Current.FinishReason.Length > 0) yield break;
+                Exception failure;
+                while (true)
+                {
+                    TokenEvent e = events.Current;
+                    generated.Add(e.TokenId);
+                    yield return e;
+                    if (e.FinishReason.Length > 0) yield break;
+                    try
+                    {
+                        if (!await events.MoveNext(ct).ConfigureAwait(false))
+                        {
+                            failure = new GatewayException(GatewayErrorKind.Internal, $"attention node {node.Endpoint} ended the stream before the last token");
+                            break;
+                        }
+                    }
+                    catch (RpcException rpc) when (IsNodeLost(rpc, ct))
+                    {
+                        failure = Failure(rpc, node, ct);
+                        break;
+                    }
+                    catch (RpcException rpc) { throw Failure(rpc, node, ct); }
+                }
+
+                // Disposing a call still running resets its stream: a node only cut off from us stops the request.
+                call.Dispose();
+                node.MarkDown();
+                lost.Add(node);
+                int tokens = generated.Count;
+                // A node that sent max_tokens tokens without finishing broke the protocol: nothing is left to replay for.
+                string? stay = migrations == _maxMigrations ? $"{_maxMigrations} migrations is the limit"
+                    : tokens >= request.Sampling.MaxTokens ? "no token is left to generate" : null;
+                if (stay is not null)
+                {
+                    logger.LogWarning("request {Id} lost attention node {Node} after {Tokens} tokens ({Why}); not migrated: {Stay}",
+                        request.RequestId, node.Endpoint, tokens, failure.Message, stay);
+                    throw failure;
+                }
+                TokenGenerateRequest continuation = Continuation.Of(request, generated);
+                var wanted = new AdmissionRequest(continuation.PromptTokenIds, (int)continuation.Sampling.MaxTokens);
+                Placement? moved = await Admission.MigrateAsync(placement, wanted, lost, ct).ConfigureAwait(false);
+                if (moved is null)
+                {
+                    logger.LogWarning("request {Id} lost attention node {Node} after {Tokens} tokens ({Why}); not migrated: no other attention node is usable",
+                        request.RequestId, node.Endpoint, tokens, failure.Message);
+                    throw failure;
+                }
+                (placement, call) = await StartAsync(continuation, moved, lost, ct).ConfigureAwait(false);
+                logger.LogWarning("request {Id} lost attention node {Node} after {Tokens} tokens ({Why}); migrated to {Next} (migration {Migration} of at most {Max})",
+                    request.RequestId, node.Endpoint, tokens, failure.Message, placement.Node.Endpoint, migrations + 1, _maxMigrations);
             }
-            throw new GatewayException(GatewayErrorKind.Internal, $"attention node {node.Endpoint} ended the stream before the last token");
         }
         finally
         {
@@ -48,15 +108,21 @@ public sealed class NodeRouter(Admission admission, StatsPoller stats, ILogger<N
         }
     }
 
-    /// <summary>Gets the request admitted, opens its stream and waits for the first event, moving on when a node refuses.</summary>
-    private async Task<(Placement, AsyncServerStreamingCall<TokenEvent>)> StartAsync(TokenGenerateRequest request, CancellationToken ct)
+    /// <summary>
+    /// A failure of the node or of the way to it rather than of the request: UNAVAILABLE (the node is unreachable or
+    /// shutting down), or a status the client made from a transport error (a reset stream, a connection lost).
+    /// </summary>
+    private static bool IsNodeLost(RpcException e, CancellationToken ct) =>
+        !ct.IsCancellationRequested && (e.StatusCode == StatusCode.Unavailable || e.Status.DebugException is not null);
+
+    /// <summary>
+    /// Opens the stream of a placed request and waits for its first event, moving on when a node refuses; never to a
+    /// node of <paramref name="lost"/> (those a migrating request lost) unless the queue gives it back.
+    /// </summary>
+    private async Task<(Placement, AsyncServerStreamingCall<TokenEvent>)> StartAsync(TokenGenerateRequest request, Placement placement,
+        IReadOnlySet<AttentionNode> lost, CancellationToken ct)
     {
-        var wanted = new AdmissionRequest(request.PromptTokenIds, (int)request.Sampling.MaxTokens);
-        await stats.FirstRound.WaitAsync(ct).ConfigureAwait(false);
-        // With every node failing the statistics may be older than the nodes' state: ask again before giving up.
-        if (!Admission.HasRoute()) await stats.RefreshAsync(ct).ConfigureAwait(false);
-        Placement placement = await Admission.AdmitAsync(wanted, ct).ConfigureAwait(false);
-        var tried = new HashSet<AttentionNode>();
+        var tried = new HashSet<AttentionNode>(lost);
         bool full = false;
         while (true)
         {
@@ -102,6 +168,7 @@ public sealed class NodeRouter(Admission admission, StatsPoller stats, ILogger<N
             if (waited)
             {
                 tried.Clear();
+                tried.UnionWith(lost);
                 full = false;
             }
         }
