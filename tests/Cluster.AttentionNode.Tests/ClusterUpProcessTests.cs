@@ -281,6 +281,9 @@ public sealed class ClusterUpProcessTests : IDisposable
 
         public int HttpPort { get; }
         public string Stdout { get { lock (_stdout) return _stdout.ToString(); } }
+        /// <summary>The cluster token `cluster up` made, from the file it printed (the nodes' internal services ask for it).</summary>
+        public Cluster.Transport.ClusterToken Token =>
+            Cluster.Transport.ClusterToken.Load(Regex.Match(Stdout, @"^cluster token:\s+(\S+)", RegexOptions.Multiline).Groups[1].Value)!;
         public string Stderr { get { lock (_stderr) return _stderr.ToString(); } }
 
         /// <summary>`cluster up` on free ports with <paramref name="layout"/>; by default 2 expert nodes and 1 redundant expert.</summary>

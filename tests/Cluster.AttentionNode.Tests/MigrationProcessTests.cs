@@ -68,7 +68,7 @@ public sealed class MigrationProcessTests : IDisposable
         int victim = up.ChildPids().Single(p => UpProcess.CommandLine(p).Contains("--node-id attention-0", StringComparison.Ordinal));
         Match line = Regex.Match(up.Stdout, @"(?m)^attention-0 +both attention +(127\.0\.0\.1:\d+) ");
         Assert.True(line.Success, up.Stdout);
-        using var channel = PeerChannel.ForAddress($"http://{line.Groups[1].Value}");
+        using var channel = PeerChannel.ForAddress($"http://{line.Groups[1].Value}", new GrpcClientOptions { ClusterToken = up.Token });
         var stats = new Protos.V1.AttentionService.AttentionServiceClient(channel.Invoker);
         ulong generated = (await stats.GetStatsAsync(new GetStatsRequest()).ResponseAsync).GeneratedTokens;
         Task<(string, int)>[] running = [.. Enumerable.Range(0, 4).Select(Stream)];
