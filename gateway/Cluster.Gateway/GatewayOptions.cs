@@ -47,6 +47,8 @@ public sealed record GatewayOptions
     public long MaxRequestBodyBytes { get; init; } = 8 << 20;
     /// <summary>With a certificate the HTTP port speaks TLS with HTTP/1.1 and h2; without, plain HTTP/1.1.</summary>
     public X509Certificate2? Certificate { get; init; }
+    /// <summary>The keys clients must present, with their limits; none: the APIs are open (a warning at start).</summary>
+    public Security.ApiKeys ApiKeys { get; init; } = Security.ApiKeys.None;
     public LogLevel MinimumLogLevel { get; init; } = LogLevel.Warning;
     /// <summary>How long /readyz, /cluster/status and the statistics refresh wait for each node's answer.</summary>
     public TimeSpan HealthTimeout { get; init; } = TimeSpan.FromSeconds(2);
