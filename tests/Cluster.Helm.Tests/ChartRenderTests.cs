@@ -133,6 +133,7 @@ public sealed class ChartRenderTests
         if (v.GetProperty("plan").GetProperty("existingConfigMap").GetString() is { Length: > 0 } plan) configMaps.Add(plan);
         if (v.GetProperty("model").GetProperty("source").GetString() == "pvc") claims.Add(v.GetProperty("model").GetProperty("pvc").GetProperty("claimName").GetString()!);
         foreach (JsonElement s in v.GetProperty("imagePullSecrets").EnumerateArray()) secrets.Add(s.GetProperty("name").GetString()!);
+        if (v.GetProperty("gateway").GetProperty("apiKeys").GetProperty("existingSecret").GetString() is { Length: > 0 } keys) secrets.Add(keys);
 
         foreach (var (owner, _, spec) in m.Pods())
         {
