@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using Cluster.Gateway.Metrics;
 using Cluster.Gateway.Security;
+using Microsoft.Extensions.Logging;
 
 namespace Cluster.Gateway.Generation;
 
@@ -9,7 +10,7 @@ namespace Cluster.Gateway.Generation;
 /// tokens per minute), the completion charged to it as it streams, the usage the response reports added to it, and
 /// the request's latencies and outcome recorded in <see cref="GatewayMetrics"/>.
 /// </summary>
-public sealed class MeteredGenerator(Generator generator, GatewayMetrics metrics, TimeProvider time)
+public sealed class MeteredGenerator(Generator generator, GatewayMetrics metrics, TimeProvider time, ILogger<MeteredGenerator> logger)
 {
     /// <summary>
     /// As <see cref="Generator.RunAsync"/>; the first move throws a <see cref="GatewayErrorKind.RateLimited"/>
@@ -24,6 +25,7 @@ public sealed class MeteredGenerator(Generator generator, GatewayMetrics metrics
         catch (GatewayException e)
         {
             metrics.Request(api, GatewayMetrics.Outcome(e.Kind));
+            logger.LogInformation("{Api} request refused: {Message}", api, e.Message);
             throw;
         }
 
