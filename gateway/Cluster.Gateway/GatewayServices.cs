@@ -45,6 +45,7 @@ public static class GatewayServices
         services.AddSingleton<Admission>();
         services.AddSingleton<StatsPoller>();
         services.AddSingleton(_ => options.Discovery ?? StaticPools(options));
+        services.AddSingleton<NodeCallMetrics>();
         services.AddSingleton<NodeMembership>();
         services.AddSingleton<Readiness>();
         services.AddSingleton<NodeRouter>();

@@ -134,6 +134,11 @@ public sealed class UsageAndMetricsTests : IAsyncLifetime
         Assert.Equal("gauge", after.Types["cluster_gateway_queued_requests"]);
         Assert.Equal(alice.Completion + 3, Delta("cluster_gateway_tokens_total", ("key", "alice"), ("kind", "completion")));
 
+        // The gateway's calls to its node, by outcome: the errors by node.
+        string node = _cluster.Node.Endpoint;
+        Assert.Equal(served, Delta("cluster_gateway_node_calls_total", ("node", node), ("method", "Generate"), ("code", "OK")));
+        Assert.Equal(1, Delta("cluster_gateway_node_calls_total", ("node", node), ("method", "Generate"), ("code", "Internal")));
+
         // The gRPC port's calls, in the same scrape.
         Assert.Equal(1, Delta("cluster_grpc_server_handled_total", ("grpc_method", "/cluster.v1.Inference/Generate"), ("grpc_code", "OK")));
         Assert.Equal(1, Delta("cluster_grpc_server_handled_total", ("grpc_method", "/cluster.v1.Inference/GenerateStream"), ("grpc_code", "OK")));

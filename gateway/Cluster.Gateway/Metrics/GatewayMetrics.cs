@@ -7,9 +7,10 @@ namespace Cluster.Gateway.Metrics;
 /// <summary>
 /// The gateway's own figures for <c>GET /metrics</c>: latency histograms of the requests served (time to first
 /// token, time per output token after it, end to end), requests by API and outcome, the queue, and every key's
-/// tokens (from <see cref="KeyAccounts"/>, the same counters <c>/v1/usage</c> reads).
+/// tokens (from <see cref="KeyAccounts"/>, the same counters <c>/v1/usage</c> reads), and the calls to each node
+/// (<see cref="NodeCallMetrics"/>).
 /// </summary>
-public sealed class GatewayMetrics(Admission admission, KeyAccounts accounts)
+public sealed class GatewayMetrics(Admission admission, KeyAccounts accounts, NodeCallMetrics nodes)
 {
     /// <summary>Outcomes besides the error kinds': served to the end, and the client gone before it.</summary>
     public const string Ok = "ok", Cancelled = "cancelled";
@@ -70,6 +71,7 @@ public sealed class GatewayMetrics(Admission admission, KeyAccounts accounts)
             PrometheusText.Sample(output, "cluster_gateway_tokens_total", key + PrometheusText.Label("kind", "cached"), account.Usage.CachedPromptTokens);
             PrometheusText.Sample(output, "cluster_gateway_tokens_total", key + PrometheusText.Label("kind", "completion"), account.Usage.CompletionTokens);
         }
+        nodes.Write(output);
     }
 
     private sealed class Counter

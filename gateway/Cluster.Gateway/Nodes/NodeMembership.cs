@@ -16,6 +16,7 @@ public sealed class NodeMembership : IAsyncDisposable
     private readonly Admission _admission;
     private readonly StatsPoller _stats;
     private readonly TimeProvider _time;
+    private readonly Metrics.NodeCallMetrics _calls;
     private readonly ILogger _logger;
     private readonly (IPeerDiscovery Source, NodeRole Role)[] _pools;
     private readonly Dictionary<NodeRole, List<AttentionNode>> _current = [];
@@ -23,11 +24,13 @@ public sealed class NodeMembership : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task[] _watches = [];
 
-    public NodeMembership(GatewayDiscovery discovery, Admission admission, StatsPoller stats, TimeProvider time, ILogger<NodeMembership> logger)
+    public NodeMembership(GatewayDiscovery discovery, Admission admission, StatsPoller stats, TimeProvider time, Metrics.NodeCallMetrics calls,
+        ILogger<NodeMembership> logger)
     {
         _admission = admission;
         _stats = stats;
         _time = time;
+        _calls = calls;
         _logger = logger;
         var pools = new List<(IPeerDiscovery, NodeRole)>(3);
         if (discovery.Attention is { } both) pools.Add((both, NodeRole.Both));
@@ -92,7 +95,7 @@ public sealed class NodeMembership : IAsyncDisposable
                     _logger.LogWarning("{Source}: {Id} has endpoint '{Endpoint}', which is not host:port; not used", source.Source, peer.Id, peer.Endpoint);
                     continue;
                 }
-                var node = new AttentionNode(peer.Endpoint, role, _time);
+                var node = new AttentionNode(peer.Endpoint, role, _time, _calls);
                 next.Add(node);
                 added.Add(node);
                 _logger.LogInformation("{Source}: {Role} node {Endpoint} ({Id}) appeared", source.Source, role.Name(), peer.Endpoint, peer.Id);
