@@ -63,6 +63,7 @@ public sealed class RateLimitTests
         var e = await Assert.ThrowsAsync<RpcException>(() => cluster.Inference.GenerateAsync(new GenerateRequest { PromptTokenIds = { 0, 1 } }, KeyedGateway.WithKey(KeyedGateway.AliceKey)).ResponseAsync);
         Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
         Assert.Equal("30", e.Trailers.GetValue(InferenceService.RetryAfterTrailer));
+        Assert.Equal("30000", e.Trailers.GetValue("grpc-retry-pushback-ms"));
 
         time.Advance(wait - TimeSpan.FromSeconds(1));
         var early = await ChatAsync(cluster, KeyedGateway.AliceKey);

@@ -42,8 +42,6 @@ public sealed class GatewayMetrics(Admission admission, KeyAccounts accounts, No
     /// <summary>One generation request through <paramref name="api"/> ("http", "grpc") that ended with <paramref name="code"/>.</summary>
     public void Request(string api, string code) => Interlocked.Increment(ref _requests.GetOrAdd((api, code), static _ => new Counter()).Value);
 
-    public long Requests(string api, string code) => _requests.TryGetValue((api, code), out Counter? c) ? Volatile.Read(ref c.Value) : 0;
-
     public void Write(TextWriter output)
     {
         TimeToFirstToken.Write(output);

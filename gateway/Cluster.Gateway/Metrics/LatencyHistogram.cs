@@ -3,7 +3,7 @@ namespace Cluster.Gateway.Metrics;
 /// <summary>
 /// A Prometheus histogram of seconds over fixed bucket bounds: each observation lands in the first bucket whose bound
 /// holds it; written out cumulative (<c>_bucket{le=...}</c> up to <c>+Inf</c>, then <c>_sum</c> and <c>_count</c>).
-/// One observation per request, so a lock is cheaper than it is simple.
+/// One observation per request: a lock keeps the buckets, sum and count of a scrape consistent, at little cost.
 /// </summary>
 public sealed class LatencyHistogram(string name, string help, double[] bounds)
 {
@@ -12,7 +12,6 @@ public sealed class LatencyHistogram(string name, string help, double[] bounds)
     private double _sum;
 
     public string Name { get; } = name;
-    public IReadOnlyList<double> Bounds => bounds;
 
     public void Observe(TimeSpan elapsed)
     {
@@ -26,20 +25,7 @@ public sealed class LatencyHistogram(string name, string help, double[] bounds)
         }
     }
 
-    public long Count
-    {
-        get
-        {
-            lock (_lock)
-            {
-                long total = 0;
-                foreach (long c in _counts) total += c;
-                return total;
-            }
-        }
-    }
-
-    public void Write(TextWriter output, string labels = "")
+    public void Write(TextWriter output)
     {
         long[] counts;
         double sum;
@@ -49,15 +35,14 @@ public sealed class LatencyHistogram(string name, string help, double[] bounds)
             sum = _sum;
         }
         PrometheusText.Family(output, Name, "histogram", help);
-        string prefix = labels.Length > 0 ? labels + "," : "";
         long cumulative = 0;
         for (int i = 0; i <= bounds.Length; i++)
         {
             cumulative += counts[i];
             double le = i < bounds.Length ? bounds[i] : double.PositiveInfinity;
-            PrometheusText.Sample(output, Name + "_bucket", prefix + PrometheusText.Label("le", PrometheusText.Number(le)), cumulative);
+            PrometheusText.Sample(output, Name + "_bucket", PrometheusText.Label("le", PrometheusText.Number(le)), cumulative);
         }
-        PrometheusText.Sample(output, Name + "_sum", labels, sum);
-        PrometheusText.Sample(output, Name + "_count", labels, cumulative);
+        PrometheusText.Sample(output, Name + "_sum", "", sum);
+        PrometheusText.Sample(output, Name + "_count", "", cumulative);
     }
 }

@@ -18,9 +18,6 @@ public sealed class NodeCallMetrics
     /// <summary>The interceptor for the calls to <paramref name="node"/> (its endpoint, the series' label).</summary>
     public Interceptor For(string node) => new Counting(this, node);
 
-    public long Count(string node, string method, StatusCode code) =>
-        _calls.TryGetValue((node, method, code), out Counter? c) ? Volatile.Read(ref c.Value) : 0;
-
     public void Write(TextWriter output)
     {
         PrometheusText.Family(output, "cluster_gateway_node_calls_total", "counter", "The gateway's calls to attention nodes, by node, method and status code.");
