@@ -6,6 +6,10 @@ public enum GatewayErrorKind
     /// <summary>A field is missing, of the wrong type or out of range; the prompt is too long for the context.</summary>
     InvalidRequest,
     ModelNotFound,
+    /// <summary>The gateway has API keys and the request presents none of them.</summary>
+    Unauthenticated,
+    /// <summary>The key has used its requests or tokens per minute (<see cref="GatewayException.RetryAfter"/> says for how long).</summary>
+    RateLimited,
     /// <summary>Every node already holds as many requests from this gateway as --max-queue allows.</summary>
     QueueFull,
     /// <summary>No attention node could be reached.</summary>
@@ -22,6 +26,8 @@ public sealed class GatewayException(GatewayErrorKind kind, string message, stri
     public string? Param { get; } = param;
     /// <summary>A machine-readable reason such as "context_length_exceeded" (OpenAI's "code").</summary>
     public string? Code { get; } = code;
+    /// <summary>When a retry can succeed (HTTP's Retry-After, a gRPC trailer); null when unknown or never.</summary>
+    public TimeSpan? RetryAfter { get; init; }
 
     public static GatewayException Invalid(string param, string message) => new(GatewayErrorKind.InvalidRequest, message, param);
 }

@@ -1,6 +1,8 @@
 using Cluster.Gateway.Grpc;
+using Cluster.Gateway.Metrics;
 using Cluster.Gateway.Nodes;
 using Cluster.Gateway.OpenAi;
+using Cluster.Gateway.Security;
 using Cluster.Transport;
 using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Builder;
@@ -17,7 +19,8 @@ namespace Cluster.Gateway;
 /// <summary>
 /// The gateway role: the OpenAI-compatible HTTP API and probes on one port, cluster.v1.Inference, grpc.health.v1
 /// (SERVING once both ports listen) and server reflection on another (cleartext HTTP/2), both in front of the
-/// attention nodes: nodes of role both, and prefill/decode pairs.
+/// attention nodes: nodes of role both, and prefill/decode pairs. Both APIs check API keys (<see cref="ApiKeyMiddleware"/>,
+/// <see cref="ApiKeyInterceptor"/>); the probes, /metrics, health and reflection stay open.
 /// </summary>
 public sealed class GatewayHost : IAsyncDisposable
 {
@@ -85,9 +88,11 @@ public sealed class GatewayHost : IAsyncDisposable
             services.GetRequiredService<Admission>();
             services.GetRequiredService<StatsPoller>();
             services.GetRequiredService<ServedModel>();
+            services.GetRequiredService<KeyAccounts>();
             OpenAiRoutes.Map(http);
 
-            // The gRPC port serves the same singletons as the HTTP port.
+            // The gRPC port serves the same singletons as the HTTP port; the API key check guards Inference alone, the
+            // cluster token everything else but health and reflection.
             var grpcBuilder = GrpcHostBuilder.Create(new GrpcServerOptions
             {
                 MinimumLogLevel = options.MinimumLogLevel,
@@ -95,11 +100,15 @@ public sealed class GatewayHost : IAsyncDisposable
                 OpenServices = [Protos.V1.Inference.Descriptor.FullName],
             });
             grpcBuilder.Services.AddSingleton(services.GetRequiredService<InferenceService>());
+            grpcBuilder.Services.AddSingleton(services.GetRequiredService<KeyAccounts>());
+            grpcBuilder.Services.AddSingleton(services.GetRequiredService<GatewayMetrics>());
+            grpcBuilder.Services.AddGrpc().AddServiceOptions<InferenceService>(o => o.Interceptors.Add<ApiKeyInterceptor>());
             ExpertControl.Add(grpcBuilder.Services, services.GetRequiredService<Admission>(), options.ClusterToken);
             grpc = Build(grpcBuilder, k => k.ListenGrpc(options.Host, options.GrpcPort, null));
             grpc.MapGrpcInfrastructure();
             grpc.MapGrpcService<InferenceService>();
             ExpertControl.Map(grpc);
+            MetricsEndpoint.Map(http, services.GetRequiredService<GatewayMetrics>(), grpc.Services.GetRequiredService<CallMetrics>());
             var health = new RoleHealth(grpc.Services.GetRequiredService<HealthServiceImpl>(), Protos.V1.Inference.Descriptor.FullName);
 
             // The first reports (a static list at once) are in place before the statistics' first round asks them.

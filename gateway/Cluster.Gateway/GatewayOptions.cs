@@ -49,6 +49,8 @@ public sealed record GatewayOptions
     public long MaxRequestBodyBytes { get; init; } = 8 << 20;
     /// <summary>With a certificate the HTTP port speaks TLS with HTTP/1.1 and h2; without, plain HTTP/1.1.</summary>
     public X509Certificate2? Certificate { get; init; }
+    /// <summary>The keys clients must present, with their limits; none: the APIs are open (a warning at start).</summary>
+    public Security.ApiKeys ApiKeys { get; init; } = Security.ApiKeys.None;
     public LogLevel MinimumLogLevel { get; init; } = LogLevel.Warning;
     /// <summary>The cluster's credential: put on the gateway's calls to attention and expert nodes, and required of callers of its Control service (the public Inference API checks API keys instead); null: none.</summary>
     public Cluster.Transport.ClusterToken? ClusterToken { get; init; }

@@ -1,8 +1,10 @@
 using Cluster.Gateway.Generation;
 using Cluster.Gateway.Grpc;
+using Cluster.Gateway.Metrics;
 using Cluster.Gateway.Nodes;
 using Cluster.Gateway.Nodes.Policies;
 using Cluster.Gateway.OpenAi;
+using Cluster.Gateway.Security;
 using Cluster.Transport.Discovery;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -12,7 +14,7 @@ namespace Cluster.Gateway;
 /// <summary>
 /// The gateway's services, composed as in an ASP.NET Core app: its settings as options objects (validated when first
 /// read, at start), the clock as a <see cref="TimeProvider"/>, one placement policy per role, and the singletons that
-/// route and run requests. <see cref="GatewayHost"/> builds them into the HTTP port's container and shares them with
+/// route and run requests, and the keys' accounts and the metrics both doors charge. <see cref="GatewayHost"/> builds them into the HTTP port's container and shares them with
 /// the gRPC port's; a caller may replace any before the gateway starts (a test's FakeTimeProvider, another policy).
 /// </summary>
 public static class GatewayServices
@@ -45,12 +47,18 @@ public static class GatewayServices
         services.AddSingleton<Admission>();
         services.AddSingleton<StatsPoller>();
         services.AddSingleton(_ => options.Discovery ?? StaticPools(options));
+        services.AddSingleton<NodeCallMetrics>();
         services.AddSingleton<NodeMembership>();
         services.AddSingleton<Readiness>();
         services.AddSingleton<NodeRouter>();
 
         services.AddSingleton(_ => ServedModel.Load(options.ModelDir, options.ModelId, options.MaxModelLen, options.DefaultMaxTokens));
+        services.AddSingleton(options.ApiKeys);
+        services.AddSingleton<KeyAccounts>();
+        services.AddSingleton<ApiKeyMiddleware>();
+        services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<Generator>();
+        services.AddSingleton<MeteredGenerator>();
         services.AddSingleton<CompletionEndpoint>();
         services.AddSingleton<InferenceService>();
         return services;

@@ -77,15 +77,17 @@ public sealed class ChartRenderTests
                 V1Service target = Assert.Single(m.Of<V1Service>(), s => s.Metadata.Name == path.Backend.Service.Name);
                 Assert.Contains(target.Spec.Ports, p => p.Name == path.Backend.Service.Port.Name);
             }
-        // The monitors select by instance and component: each component they name must be an attention pool.
+        // The monitors select by instance and component: each component they name must have pods with the port they scrape.
         foreach (var (source, kind, yaml) in m.CustomResources)
         {
             string components = Regex.Match(yaml, @"key: app.kubernetes.io/component\s+operator: In\s+values: \[(.*)\]").Groups[1].Value;
             string[] names = [.. Regex.Matches(components, "\"([^\"]+)\"").Select(x => x.Groups[1].Value)];
+            string port = Regex.Match(yaml, @"(?:endpoints|podMetricsEndpoints):\s+- port: (\S+)").Groups[1].Value;
             Assert.NotEmpty(names);
+            Assert.NotEmpty(port);
             foreach (string c in names)
-                Assert.True(templates.Any(t => t.Metadata.Labels["app.kubernetes.io/component"] == c && t.Spec.Containers.Any(k => k.Ports?.Any(p => p.Name == "http-metrics") == true)),
-                    $"{source}: {kind} names component {c}, which has no pod with an http-metrics port");
+                Assert.True(templates.Any(t => t.Metadata.Labels["app.kubernetes.io/component"] == c && t.Spec.Containers.Any(k => k.Ports?.Any(p => p.Name == port) == true)),
+                    $"{source}: {kind} names component {c}, which has no pod with a {port} port");
         }
     }
 
@@ -134,6 +136,7 @@ public sealed class ChartRenderTests
         if (v.GetProperty("model").GetProperty("source").GetString() == "pvc") claims.Add(v.GetProperty("model").GetProperty("pvc").GetProperty("claimName").GetString()!);
         foreach (JsonElement s in v.GetProperty("imagePullSecrets").EnumerateArray()) secrets.Add(s.GetProperty("name").GetString()!);
         if (v.GetProperty("clusterToken").GetProperty("existingSecret").GetString() is { Length: > 0 } token) secrets.Add(token);
+        if (v.GetProperty("gateway").GetProperty("apiKeys").GetProperty("existingSecret").GetString() is { Length: > 0 } keys) secrets.Add(keys);
 
         foreach (var (owner, _, spec) in m.Pods())
         {

@@ -11,7 +11,7 @@ public static class ServeGatewayCommand
 {
     public const string Usage = "serve gateway --model DIR [--attention-nodes HOST:PORT[,HOST:PORT...]] [--prefill-nodes HOST:PORT,... --decode-nodes HOST:PORT,...] "
         + "[--host 127.0.0.1] [--port 8000] [--grpc-port 8001] [--node-id NAME] [--model-id NAME] [--max-queue N] [--max-queued-requests 1024] [--max-migrations 2] "
-        + "[--default-max-tokens 4096] [--max-model-len N] [--max-body-bytes N] [--tls-cert PEM --tls-key PEM] " + ClusterTokenArgs.Usage + " " + DiscoveryArgs.Usage
+        + "[--default-max-tokens 4096] [--max-model-len N] [--max-body-bytes N] [--tls-cert PEM --tls-key PEM] [--api-keys-file FILE] " + ClusterTokenArgs.Usage + " " + DiscoveryArgs.Usage
         + " [--attention-service NAME] [--prefill-service NAME --decode-service NAME] [--resolve-interval SECONDS] [--drain-seconds 30] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
@@ -31,6 +31,7 @@ public static class ServeGatewayCommand
         int? maxModelLen = args.Has("max-model-len") ? args.Int("max-model-len", 0, 2) : null;
         long maxBody = args.Long("max-body-bytes", 8 << 20, 1024);
         string? cert = args.String("tls-cert"), key = args.String("tls-key");
+        string? keysFile = args.String("api-keys-file");
         bool verbose = args.Flag("verbose");
         DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
         string? attentionService = args.String("attention-service"), prefillService = args.String("prefill-service"), decodeService = args.String("decode-service");
@@ -70,6 +71,11 @@ public static class ServeGatewayCommand
             }
         }
 
+        // Without a file the keys come from CLUSTER_API_KEYS (a Kubernetes Secret); neither: the APIs are open.
+        Cluster.Gateway.Security.ApiKeys apiKeys;
+        try { apiKeys = Cluster.Gateway.Security.ApiKeys.Load(keysFile); }
+        catch (Exception e) when (e is FormatException or IOException) { throw new CliException(e.Message); }
+
         var options = new GatewayOptions
         {
             ModelDir = dir,
@@ -90,6 +96,7 @@ public static class ServeGatewayCommand
             MaxModelLen = maxModelLen,
             MaxRequestBodyBytes = maxBody,
             Certificate = certificate,
+            ApiKeys = apiKeys,
             MinimumLogLevel = verbose ? LogLevel.Information : LogLevel.Warning,
             ClusterToken = token,
         };

@@ -1,5 +1,7 @@
 using System.Text;
 using Cluster.Gateway.Generation;
+using Cluster.Gateway.Metrics;
+using Cluster.Gateway.Security;
 using Cluster.Protos.V1;
 using Cluster.Transport;
 using Grpc.Core;
@@ -9,11 +11,14 @@ namespace Cluster.Gateway.Grpc;
 /// <summary>
 /// cluster.v1.Inference: the same generation as the HTTP API, over gRPC, with the same ranges
 /// (<see cref="SamplingValidation"/>). Greedy unless a temperature is given (proto3 has no "unset" for it); without
-/// max_tokens the gateway's default, capped by what the context leaves.
+/// max_tokens the gateway's default, capped by what the context leaves. The caller's key
+/// (<see cref="ApiKeyInterceptor"/>) is charged through <see cref="MeteredGenerator"/>.
 /// </summary>
 [BindServiceMethod(typeof(InferenceService), nameof(BindService))]
-public sealed class InferenceService(ServedModel model, Generator generator) : Inference.InferenceBase
+public sealed class InferenceService(ServedModel model, MeteredGenerator generator, GatewayMetrics metrics) : Inference.InferenceBase
 {
+    private const string Api = "grpc";
+
     /// <summary>For server reflection, which finds a service's descriptor beside its bind method.</summary>
     public static Google.Protobuf.Reflection.ServiceDescriptor Descriptor => Inference.Descriptor;
 
@@ -26,14 +31,14 @@ public sealed class InferenceService(ServedModel model, Generator generator) : I
 
     public override async Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context)
     {
-        CompletionRequest completion = Validate(request, model);
+        CompletionRequest completion = Checked(request);
         var output = new OutputAssembler(model, completion);
         var text = new StringBuilder();
         var reasoning = new StringBuilder();
         var response = new GenerateResponse();
         try
         {
-            await foreach (OutputDelta delta in generator.RunAsync(completion, output, context.CancellationToken).ConfigureAwait(false))
+            await foreach (OutputDelta delta in generator.RunAsync(ApiKeyInterceptor.AccountOf(context), Api, completion, output, context.CancellationToken).ConfigureAwait(false))
             {
                 text.Append(delta.Text);
                 reasoning.Append(delta.Reasoning);
@@ -50,11 +55,11 @@ public sealed class InferenceService(ServedModel model, Generator generator) : I
 
     public override async Task GenerateStream(GenerateRequest request, IServerStreamWriter<GenerateChunk> responses, ServerCallContext context)
     {
-        CompletionRequest completion = Validate(request, model);
+        CompletionRequest completion = Checked(request);
         var output = new OutputAssembler(model, completion);
         try
         {
-            await foreach (OutputDelta delta in generator.RunAsync(completion, output, context.CancellationToken).ConfigureAwait(false))
+            await foreach (OutputDelta delta in generator.RunAsync(ApiKeyInterceptor.AccountOf(context), Api, completion, output, context.CancellationToken).ConfigureAwait(false))
             {
                 if (delta.IsEmpty) continue;
                 var chunk = new GenerateChunk { Text = delta.Text, ReasoningText = delta.Reasoning };
@@ -65,6 +70,16 @@ public sealed class InferenceService(ServedModel model, Generator generator) : I
         catch (GatewayException e) { throw ToRpc(e); }
         await responses.WriteAsync(new GenerateChunk { FinishReason = output.FinishReason!, Usage = Usage(completion, output) }, context.CancellationToken)
             .ConfigureAwait(false);
+    }
+
+    private CompletionRequest Checked(GenerateRequest request)
+    {
+        try { return Validate(request, model); }
+        catch (RpcException e)
+        {
+            metrics.Request(Api, GatewayMetrics.Outcome(e.StatusCode == StatusCode.NotFound ? GatewayErrorKind.ModelNotFound : GatewayErrorKind.InvalidRequest));
+            throw;
+        }
     }
 
     /// <summary>The request as the gateway runs it, or the RpcException naming the field at fault.</summary>
@@ -117,12 +132,31 @@ public sealed class InferenceService(ServedModel model, Generator generator) : I
         CachedPromptTokens = (uint)output.CachedPromptTokens,
     };
 
-    private static RpcException ToRpc(GatewayException e) => new(new Status(e.Kind switch
+    /// <summary>
+    /// The status of a gateway error; a rate limit's carries <see cref="RetryAfterTrailer"/> (whole seconds, as
+    /// HTTP's Retry-After) and grpc-retry-pushback-ms, which a grpc client's retry policy waits for.
+    /// </summary>
+    private static RpcException ToRpc(GatewayException e)
     {
-        GatewayErrorKind.InvalidRequest => StatusCode.InvalidArgument,
-        GatewayErrorKind.ModelNotFound => StatusCode.NotFound,
-        GatewayErrorKind.QueueFull => StatusCode.ResourceExhausted,
-        GatewayErrorKind.Unavailable => StatusCode.Unavailable,
-        _ => StatusCode.Internal,
-    }, e.Message));
+        var status = new Status(e.Kind switch
+        {
+            GatewayErrorKind.InvalidRequest => StatusCode.InvalidArgument,
+            GatewayErrorKind.ModelNotFound => StatusCode.NotFound,
+            GatewayErrorKind.Unauthenticated => StatusCode.Unauthenticated,
+            GatewayErrorKind.RateLimited or GatewayErrorKind.QueueFull => StatusCode.ResourceExhausted,
+            GatewayErrorKind.Unavailable => StatusCode.Unavailable,
+            _ => StatusCode.Internal,
+        }, e.Message);
+        if (e.RetryAfter is not { } wait) return new RpcException(status);
+        long seconds = KeyAccount.RetrySeconds(wait);
+        var trailers = new Metadata
+        {
+            { RetryAfterTrailer, seconds.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            { "grpc-retry-pushback-ms", (seconds * 1000).ToString(System.Globalization.CultureInfo.InvariantCulture) },
+        };
+        return new RpcException(status, trailers);
+    }
+
+    /// <summary>The trailer of a RESOURCE_EXHAUSTED rate limit that says in how many seconds to retry.</summary>
+    public const string RetryAfterTrailer = "retry-after";
 }

@@ -1,6 +1,7 @@
 using Cluster.Protos.V1;
 using Cluster.Transport;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using HealthClient = Grpc.Health.V1.Health.HealthClient;
 
 namespace Cluster.Gateway.Nodes;
@@ -23,8 +24,9 @@ public sealed class AttentionNode : IDisposable
     private long _downUntil;
     private NodeState _state = NodeState.Unknown;
 
+    /// <param name="calls">Counts this node's AttentionService calls by method and status (the gateway's errors by node); null: none.</param>
     /// <param name="token">The cluster's credential, put on every call to the node.</param>
-    public AttentionNode(string endpoint, NodeRole role, TimeProvider time, ClusterToken? token = null)
+    public AttentionNode(string endpoint, NodeRole role, TimeProvider time, Metrics.NodeCallMetrics? calls = null, ClusterToken? token = null)
     {
         _time = time;
         Endpoint = endpoint;
@@ -32,7 +34,7 @@ public sealed class AttentionNode : IDisposable
         Address = PeerAddress.TryParse(endpoint, out Uri? address) ? address : throw new ArgumentException($"attention node '{endpoint}' is not host:port");
         // Streams are never retried by the channel; the gateway itself moves a refused request to another node.
         Channel = PeerChannel.ForAddress(Address, new GrpcClientOptions { Resilience = null, ConnectTimeout = TimeSpan.FromSeconds(2), ClusterToken = token });
-        Client = new AttentionService.AttentionServiceClient(Channel.Invoker);
+        Client = new AttentionService.AttentionServiceClient(calls is null ? Channel.Invoker : Channel.Invoker.Intercept(calls.For(endpoint)));
         Health = new HealthClient(Channel.Invoker);
     }
 

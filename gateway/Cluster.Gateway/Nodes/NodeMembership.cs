@@ -17,6 +17,7 @@ public sealed class NodeMembership : IAsyncDisposable
     private readonly Admission _admission;
     private readonly StatsPoller _stats;
     private readonly TimeProvider _time;
+    private readonly Metrics.NodeCallMetrics _calls;
     private readonly ILogger _logger;
     private readonly (IPeerDiscovery Source, NodeRole Role)[] _pools;
     private readonly Dictionary<NodeRole, List<AttentionNode>> _current = [];
@@ -25,12 +26,14 @@ public sealed class NodeMembership : IAsyncDisposable
     private Task[] _watches = [];
     private readonly ClusterToken? _token;
 
-    public NodeMembership(GatewayDiscovery discovery, Admission admission, StatsPoller stats, TimeProvider time, IOptions<NodeProbeOptions> probe, ILogger<NodeMembership> logger)
+    public NodeMembership(GatewayDiscovery discovery, Admission admission, StatsPoller stats, TimeProvider time, Metrics.NodeCallMetrics calls,
+        IOptions<NodeProbeOptions> probe, ILogger<NodeMembership> logger)
     {
         _token = probe.Value.ClusterToken;
         _admission = admission;
         _stats = stats;
         _time = time;
+        _calls = calls;
         _logger = logger;
         var pools = new List<(IPeerDiscovery, NodeRole)>(3);
         if (discovery.Attention is { } both) pools.Add((both, NodeRole.Both));
@@ -95,7 +98,7 @@ public sealed class NodeMembership : IAsyncDisposable
                     _logger.LogWarning("{Source}: {Id} has endpoint '{Endpoint}', which is not host:port; not used", source.Source, peer.Id, peer.Endpoint);
                     continue;
                 }
-                var node = new AttentionNode(peer.Endpoint, role, _time, _token);
+                var node = new AttentionNode(peer.Endpoint, role, _time, _calls, _token);
                 next.Add(node);
                 added.Add(node);
                 _logger.LogInformation("{Source}: {Role} node {Endpoint} ({Id}) appeared", source.Source, role.Name(), peer.Endpoint, peer.Id);

@@ -9,14 +9,15 @@ public static class ApiErrors
     {
         GatewayErrorKind.InvalidRequest => StatusCodes.Status400BadRequest,
         GatewayErrorKind.ModelNotFound => StatusCodes.Status404NotFound,
-        GatewayErrorKind.QueueFull => StatusCodes.Status429TooManyRequests,
+        GatewayErrorKind.Unauthenticated => StatusCodes.Status401Unauthorized,
+        GatewayErrorKind.RateLimited or GatewayErrorKind.QueueFull => StatusCodes.Status429TooManyRequests,
         GatewayErrorKind.Unavailable => StatusCodes.Status503ServiceUnavailable,
         _ => StatusCodes.Status500InternalServerError,
     };
 
     public static string TypeOf(int status) => status switch
     {
-        StatusCodes.Status400BadRequest or StatusCodes.Status404NotFound or StatusCodes.Status405MethodNotAllowed
+        StatusCodes.Status400BadRequest or StatusCodes.Status401Unauthorized or StatusCodes.Status404NotFound or StatusCodes.Status405MethodNotAllowed
             or StatusCodes.Status413PayloadTooLarge or StatusCodes.Status415UnsupportedMediaType => "invalid_request_error",
         StatusCodes.Status429TooManyRequests => "rate_limit_error",
         StatusCodes.Status503ServiceUnavailable => "service_unavailable_error",
@@ -35,5 +36,11 @@ public static class ApiErrors
         return System.Text.Json.JsonSerializer.SerializeAsync(http.Response.Body, body, OpenAiJson.Web.ErrorBody, http.RequestAborted);
     }
 
-    public static Task WriteAsync(HttpContext http, GatewayException e) => WriteAsync(http, StatusOf(e.Kind), Body(e));
+    /// <summary>The error's response; with a Retry-After header (whole seconds) when it says when to retry.</summary>
+    public static Task WriteAsync(HttpContext http, GatewayException e)
+    {
+        if (e.RetryAfter is { } wait)
+            http.Response.Headers.RetryAfter = Security.KeyAccount.RetrySeconds(wait).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return WriteAsync(http, StatusOf(e.Kind), Body(e));
+    }
 }

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using Cluster.Gateway.Generation;
+using Cluster.Gateway.Metrics;
+using Cluster.Gateway.Security;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -8,9 +10,10 @@ namespace Cluster.Gateway.OpenAi;
 /// <summary>
 /// The flow both generation endpoints share: read and validate the body, get the request admitted by a node (errors
 /// up to here are plain HTTP errors), then stream chunks or answer once. A client that goes away cancels the node's
-/// call; a failure after streaming began is sent as an error event.
+/// call; a failure after streaming began is sent as an error event. The caller's key (<see cref="ApiKeyMiddleware"/>)
+/// is charged through <see cref="MeteredGenerator"/>.
 /// </summary>
-public sealed class CompletionEndpoint(ServedModel model, Generator generator, ILogger<CompletionEndpoint> logger)
+public sealed class CompletionEndpoint(ServedModel model, MeteredGenerator generator, GatewayMetrics metrics, ILogger<CompletionEndpoint> logger)
 {
     public Task ChatAsync(HttpContext http) =>
         HandleAsync(http, body => ApiRequest.ParseChat(body, model), r => new ChatFormat(model.Id, r.Completion.Logprobs));
@@ -29,11 +32,13 @@ public sealed class CompletionEndpoint(ServedModel model, Generator generator, I
         }
         catch (GatewayException e)
         {
+            metrics.Request(Api, GatewayMetrics.Outcome(e.Kind));
             await ApiErrors.WriteAsync(http, e).ConfigureAwait(false);
             return;
         }
         catch (BadHttpRequestException e)
         {
+            metrics.Request(Api, GatewayMetrics.Outcome(GatewayErrorKind.InvalidRequest));
             await ApiErrors.WriteAsync(http, e.StatusCode, ApiErrors.Body(e.StatusCode, BodyError(e))).ConfigureAwait(false);
             return;
         }
@@ -41,7 +46,7 @@ public sealed class CompletionEndpoint(ServedModel model, Generator generator, I
         IResponseFormat shape = format(request);
         var output = new OutputAssembler(model, request.Completion);
         var sse = new SseWriter(http.Response);
-        await using var run = generator.RunAsync(request.Completion, output, ct).GetAsyncEnumerator(ct);
+        await using var run = generator.RunAsync(ApiKeyMiddleware.AccountOf(http), Api, request.Completion, output, ct).GetAsyncEnumerator(ct);
         try
         {
             bool more;
@@ -82,6 +87,8 @@ public sealed class CompletionEndpoint(ServedModel model, Generator generator, I
             }
         }
     }
+
+    private const string Api = "http";
 
     private static string BodyError(BadHttpRequestException e) => e.StatusCode == StatusCodes.Status413PayloadTooLarge
         ? "the request body is too large" : "the request body could not be read: " + e.Message;

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Cluster.Gateway.Nodes;
+using Cluster.Gateway.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -8,7 +9,10 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Cluster.Gateway.OpenAi;
 
-/// <summary>The HTTP port's routes: the OpenAI API, the probes, the cluster's status, and OpenAI-shaped 404/405 for everything else.</summary>
+/// <summary>
+/// The HTTP port's routes: the OpenAI API, the caller's usage, the probes, the cluster's status, and OpenAI-shaped
+/// 404/405 for everything else; all but the probes behind the API key check (<see cref="ApiKeyMiddleware"/>).
+/// </summary>
 public static class OpenAiRoutes
 {
     public static void Map(WebApplication app)
@@ -18,6 +22,7 @@ public static class OpenAiRoutes
         var readiness = app.Services.GetRequiredService<Readiness>();
         var router = app.Services.GetRequiredService<NodeRouter>();
         var stats = app.Services.GetRequiredService<StatsPoller>();
+        var keys = app.Services.GetRequiredService<ApiKeyMiddleware>();
         // Routing answers an unknown path with 404 and a known path with the wrong method with 405, both without a
         // body; clients parse OpenAI's error shape, so give them one.
         app.Use(async (http, next) =>
@@ -29,6 +34,7 @@ public static class OpenAiRoutes
                 : $"{http.Request.Path} does not allow {http.Request.Method}";
             await ApiErrors.WriteAsync(http, http.Response.StatusCode, ApiErrors.Body(http.Response.StatusCode, message)).ConfigureAwait(false);
         });
+        app.Use(keys.InvokeAsync);
 
         app.MapPost("/v1/chat/completions", completions.ChatAsync);
         app.MapPost("/v1/completions", completions.CompletionsAsync);
@@ -37,6 +43,11 @@ public static class OpenAiRoutes
             var list = new ModelList { Data = [new ModelCard { Id = model.Id, Created = model.Created }] };
             http.Response.ContentType = "application/json";
             return JsonSerializer.SerializeAsync(http.Response.Body, list, OpenAiJson.Web.ModelList, http.RequestAborted);
+        });
+        app.MapGet("/v1/usage", (HttpContext http) =>
+        {
+            http.Response.ContentType = "application/json";
+            return JsonSerializer.SerializeAsync(http.Response.Body, UsageReport.Of(ApiKeyMiddleware.AccountOf(http)), UsageJson.Default.UsageReport, http.RequestAborted);
         });
         app.MapGet("/healthz", (HttpContext http) => WriteProbeAsync(http, 200, new ProbeReport { Status = "ok" }));
         app.MapGet("/readyz", async (HttpContext http) =>
