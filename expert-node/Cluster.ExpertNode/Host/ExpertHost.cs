@@ -38,7 +38,7 @@ public sealed class ExpertHost : IAsyncDisposable
     public int Port { get; }
     public HostedExperts Experts { get; }
     public RoleHealth Health { get; }
-    /// <summary>Bytes of the checkpoint tensors this node mapped: its experts only.</summary>
+    /// <summary>Bytes of the expert tensors this node holds (its slots'; the rest of the mapping is never read).</summary>
     public long LoadedBytes => Experts.LoadedBytes;
 
     /// <summary>Runs an expert node until <paramref name="cancel"/>; prints the READY line once it serves.</summary>
