@@ -23,7 +23,7 @@ namespace Cluster.Engine.Synthetic;
 /// force those two groups on every token and starve the rest). Ranks are dealt, hottest first, to a seeded random
 /// free place in any group, except that a rank opens an empty group only while the hottest fractions of the groups,
 /// counting the cheapest possible opener of each group still empty, stay within <see cref="GroupBudget"/> of topk_group.
-/// /// </para>
+/// </para>
 /// </summary>
 public static class ExpertSkew
 {
