@@ -15,7 +15,7 @@ namespace Cluster.Bench;
 
 /// <summary>
 /// What a live rebalance costs the steps that run through it, and what it buys: the small preset with skewed experts
-/// (--expert-skew 1.2), four expert hosts in this process, and decode steps of 8 rows through every MoE layer, routed
+/// (--expert-skew 1.2), expert hosts in this process (four; --nodes N), and decode steps of 8 rows through every MoE layer, routed
 /// by the model's own (skewed) gate. After a warm-up that counts each expert's tokens, the rebalanced plan is rolled
 /// out while the steps go on. Reported: the median step before, the slowest step during the rollout, the median after;
 /// the expert rows each node computed (max/mean) under the start plan and after; and the experts and bytes the
@@ -23,11 +23,14 @@ namespace Cluster.Bench;
 /// </summary>
 public static class RebalanceBench
 {
-    private const int Rows = 8, Nodes = 4, Redundant = 4;
+    private const int Rows = 8, Redundant = 4;
 
     public static async Task<int> Run(string[] args)
     {
         ModelConfig config = SyntheticModel.ConfigFor(SyntheticPresets.Small, DType.BF16);
+        int at = Array.IndexOf(args, "--nodes");
+        int nodes = at >= 0 && at + 1 < args.Length && int.TryParse(args[at + 1], out int count) && count > 0 ? count
+            : at >= 0 ? throw new ArgumentException("--nodes needs a positive count") : 4;
         string dir = Directory.CreateTempSubdirectory("cluster-rebalance-bench-").FullName;
         if (args.Contains("--min-threads")) ThreadPool.SetMinThreads(32, 32);
         var hosts = new List<ExpertHost>();
@@ -37,16 +40,16 @@ public static class RebalanceBench
         {
             Console.Error.WriteLine($"rebalance bench: writing the small preset with expert skew 1.2 to {dir}");
             CheckpointWriter.Write(dir, config, SyntheticModel.Plan(config, 0, DType.BF16, expertSkew: 1.2), SyntheticModel.ShardCount(config, DType.BF16));
-            PlacementPlan start = PlacementPlanner.Plan(config, PlacementPlanner.LoopbackNodes(Nodes, 1), null, Redundant);
+            PlacementPlan start = PlacementPlanner.Plan(config, PlacementPlanner.LoopbackNodes(nodes, 1), null, Redundant);
             string planPath = Path.Combine(dir, "plan.json");
             start.Save(planPath);
             if (asProcesses)
             {
                 // As deployed: each expert node a `cluster serve expert` process of its own (own thread pool).
-                int[] ports = Cluster.Cli.Supervision.FreePorts.Take(Nodes);
+                int[] ports = Cluster.Cli.Supervision.FreePorts.Take(nodes);
                 start = start.WithEndpoints([.. ports.Select(p => $"127.0.0.1:{p}")]);
                 start.Save(planPath);
-                for (int i = 0; i < Nodes; i++) processes.Add(await StartNodeAsync(dir, planPath, start.Nodes[i].Id, ports[i]));
+                for (int i = 0; i < nodes; i++) processes.Add(await StartNodeAsync(dir, planPath, start.Nodes[i].Id, ports[i]));
             }
             else
             {
@@ -77,7 +80,7 @@ public static class RebalanceBench
             int moved = PlanChange.Between(start, next).LoadedExperts, freshMoved = PlanChange.Between(start, fresh).LoadedExperts;
             Console.WriteLine("## Live rebalance (bench rebalance)");
             Console.WriteLine();
-            Console.WriteLine($"Small preset with --expert-skew 1.2 (BF16), {Nodes} expert {(asProcesses ? "node processes" : "hosts in this process")} with {Redundant} redundant experts per layer, decode steps of {Rows} rows "
+            Console.WriteLine($"Small preset with --expert-skew 1.2 (BF16), {nodes} expert {(asProcesses ? "node processes" : "hosts in this process")} with {Redundant} redundant experts per layer, decode steps of {Rows} rows "
                 + $"through all {start.Layers.Count} MoE layers (BF16 dispatch) back to back, routed by the model's gate; 2 cores shared with other builds; load average {BenchEnvironment.LoadAverage()} at the end.");
             Console.WriteLine();
             Console.WriteLine("| change | median step before ms | slowest step during the rollout ms | ratio | median step after ms | steps during | slots loaded | prepare s | switch s |");
@@ -91,6 +94,8 @@ public static class RebalanceBench
             Console.WriteLine("|---|---:|---:|---:|");
             Console.WriteLine($"| expert rows per node, max/mean (measured) | {before:F3} | {after:F3} | |");
             Console.WriteLine($"| expected max/mean by the counted load | {ExpectedLoad.Of(start, load).MaxOverMean:F3} | {ExpectedLoad.Of(next, load).MaxOverMean:F3} | {ExpectedLoad.Of(fresh, load).MaxOverMean:F3} |");
+            Console.WriteLine($"| expected per layer: busiest node summed over layers / mean (what a step waits for) | {ExpectedLoad.Of(start, load).StepMaxOverMean:F3} | {ExpectedLoad.Of(next, load).StepMaxOverMean:F3} | {ExpectedLoad.Of(fresh, load).StepMaxOverMean:F3} |");
+            Console.WriteLine($"| expected max/mean in the worst layer | {ExpectedLoad.Of(start, load).WorstLayerMaxOverMean:F3} | {ExpectedLoad.Of(next, load).WorstLayerMaxOverMean:F3} | {ExpectedLoad.Of(fresh, load).WorstLayerMaxOverMean:F3} |");
             Console.WriteLine($"| experts loaded | | {moved} | {freshMoved} |");
             Console.WriteLine($"| bytes loaded | | {moved * perExpert:N0} | {freshMoved * perExpert:N0} |");
             return stepper.Failed == 0 ? 0 : 1;

@@ -153,18 +153,18 @@ public class LiveRebalanceTests
         await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 0);
         ExpertHost host = cluster.Hosts[0];
         PlacementPlan without = Rebalancer.Rebalance(cluster.Plan, null, nodes: [cluster.Plan.Nodes[1]]);
-        var missing = await Assert.ThrowsAsync<ArgumentException>(() => host.Experts.PrepareAsync(without));
+        var missing = Assert.Throws<ArgumentException>(() => host.Experts.Prepare(without));
         Assert.Contains("no expert node 'expert-0'", missing.Message);
 
         PlacementPlan next = Rebalancer.Rebalance(cluster.Plan, RebalancerTests.Skewed(TinyCheckpoint.Config));
-        await host.Experts.PrepareAsync(next);
-        Assert.Equal((0, 0L), await host.Experts.PrepareAsync(next));
+        host.Experts.Prepare(next);
+        Assert.Equal((0, 0L), host.Experts.Prepare(next));
         Assert.Equal([1UL, 2UL], host.Experts.Versions);
         Assert.Equal(0, host.Experts.Release(1));
         Assert.True(host.Experts.Release(2) > 0);
         Assert.Equal([2UL], host.Experts.Versions);
         Assert.Null(host.Experts.Held(1));
-        var old = await Assert.ThrowsAsync<ArgumentException>(() => host.Experts.PrepareAsync(cluster.Plan));
+        var old = Assert.Throws<ArgumentException>(() => host.Experts.Prepare(cluster.Plan));
         Assert.Equal("plan version 1 is older than the newest held, 2", old.Message);
 
         // An attention node still on version 1 is refused by name and version.

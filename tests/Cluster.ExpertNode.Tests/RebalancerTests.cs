@@ -8,7 +8,7 @@ public class RebalancerTests
 {
     private static readonly ModelConfig Small = SyntheticPresets.Small;
 
-    /// <summary>Zipf-like load (exponent 1.2) with the hottest experts grouped as a skewed checkpoint routes, a different order per layer.</summary>
+    /// <summary>Zipf-like load (exponent 1.2) with the hottest experts at the ids a skewed checkpoint gives them, a different order per layer.</summary>
     internal static ExpertLoad Skewed(ModelConfig config, double skew = 1.2, int seed = 1)
     {
         double[] byRank = ExpertSkew.TargetFractions(config.NRoutedExperts, config.NumExpertsPerTok, skew);
@@ -16,7 +16,7 @@ public class RebalancerTests
         for (int layer = 0; layer < config.NumHiddenLayers; layer++)
         {
             if (!config.IsMoeLayer(layer)) continue;
-            int[] ranked = ExpertSkew.ExpertOfRank(config, seed, $"model.layers.{layer}.mlp.gate.e_score_correction_bias");
+            int[] ranked = ExpertSkew.ExpertOfRank(config, seed, $"model.layers.{layer}.mlp.gate.e_score_correction_bias", skew);
             var t = new double[config.NRoutedExperts];
             for (int r = 0; r < t.Length; r++) t[ranked[r]] = Math.Round(10000 * byRank[r]);
             tokens[layer] = t;
@@ -42,6 +42,12 @@ public class RebalancerTests
         double before = ExpectedLoad.Of(start, load).MaxOverMean, after = ExpectedLoad.Of(next, load).MaxOverMean;
         Assert.True(after <= 1.1, $"max/mean {before:F3} -> {after:F3}");
         Assert.True(after < before, $"max/mean {before:F3} -> {after:F3}");
+        // What a step waits for, each layer's busiest node: between the all-layer total and the worst layer, and
+        // evened by the rebalance from a start plan that assumed equal load.
+        foreach (ExpectedLoad e in new[] { ExpectedLoad.Of(start, load), ExpectedLoad.Of(next, load) })
+            Assert.InRange(e.StepMaxOverMean, e.MaxOverMean - 1e-9, e.WorstLayerMaxOverMean + 1e-9);
+        double stepBefore = ExpectedLoad.Of(start, load).StepMaxOverMean, stepAfter = ExpectedLoad.Of(next, load).StepMaxOverMean;
+        Assert.True(stepAfter < stepBefore && stepAfter <= 1.1, $"busiest node per layer over mean {stepBefore:F3} -> {stepAfter:F3}");
 
         PlacementPlan fresh = PlacementPlanner.Plan(Small, start.Nodes, null, redundant, load, version: 2, replicas: replicas);
         // Relabelling keeps every layer as even as the fresh plan's; only how layers' small excesses add up differs.

@@ -16,9 +16,13 @@ namespace Cluster.Engine.Synthetic;
 /// The biases are calibrated, not derived: the layer's own router weight scores a fixed sample of unit-variance
 /// rows (the gate's input is RMS-normalised), and the biases move in log-frequency steps until each expert's share
 /// of the sample meets its target. The sample, the ranks and so the biases depend only on the seed and the tensor's
-/// name. The ranks keep the hottest experts together in one group, then the next group, and so on, in a seeded order
-/// of groups and of experts within a group, so the law stays reachable under group-limited routing (two hot experts
-/// in different groups would force those two groups on every token and starve the rest).
+/// name. The ranks sit at seeded, arbitrary expert ids, as a real checkpoint's hot experts do (nothing ties
+/// popularity to an id), with one constraint that group-limited routing imposes: a token reaches experts in only
+/// topk_group groups, so each group is chosen by at least the fraction of its hottest expert, and the groups' hottest
+/// fractions together must leave room within topk_group (two experts chosen by every token in different groups
+/// force those two groups on every token and starve the rest). Ranks are dealt, hottest first, to a seeded random
+/// free place in any group, except that a rank opens an empty group only while the hottest fractions of the groups,
+/// counting the cheapest possible opener of each group still empty, stay within <see cref="GroupBudget"/> of topk_group.
 /// </para>
 /// </summary>
 public static class ExpertSkew
@@ -51,20 +55,68 @@ public static class ExpertSkew
         }
     }
 
+    /// <summary>The share of topk_group that the groups' hottest fractions may take, so that the calibration has room to meet the law.</summary>
+    public const double GroupBudget = 0.75;
+
     /// <summary>
-    /// The expert id of each rank for the router <paramref name="biasName"/>: groups in a seeded order, experts in a
-    /// seeded order within each group, ranks filling one group before the next.
+    /// The expert id of each rank for the router <paramref name="biasName"/>: ranks dealt hottest first to seeded
+    /// random free places, a rank opening an empty group only within the group budget (see the type's remarks).
     /// </summary>
-    public static int[] ExpertOfRank(ModelConfig config, long seed, string biasName)
+    public static int[] ExpertOfRank(ModelConfig config, long seed, string biasName, double skew)
     {
         int experts = config.NRoutedExperts, groups = config.NGroup, perGroup = experts / groups;
+        double[] byRank = TargetFractions(experts, config.NumExpertsPerTok, skew);
+        double budget = GroupBudget * config.TopkGroup;
         var rng = new SplitMix64(SplitMix64.StreamSeed(seed, biasName + "/ranks", 0));
-        int[] groupOrder = Shuffled(groups, ref rng);
-        var order = new int[experts];
+        // Each group's free ids, in a seeded order.
+        var free = new List<int>[groups];
         for (int g = 0; g < groups; g++)
         {
             int[] within = Shuffled(perGroup, ref rng);
-            for (int i = 0; i < perGroup; i++) order[g * perGroup + i] = groupOrder[g] * perGroup + within[i];
+            free[g] = [.. Array.ConvertAll(within, i => g * perGroup + i)];
+        }
+        var order = new int[experts];
+        double spent = 0;
+        int empty = groups;
+        var open = new List<int>(groups);
+        for (int r = 0; r < experts; r++)
+        {
+            // The cheapest the groups still empty after this one could cost: opened by the coldest ranks.
+            double rest = 0;
+            for (int i = 1; i < empty; i++) rest += byRank[experts - i];
+            bool mayOpen = empty > 0 && spent + byRank[r] + rest <= budget;
+            open.Clear();
+            int places = 0;
+            for (int g = 0; g < groups; g++)
+            {
+                if (free[g].Count == 0) continue;
+                bool isEmpty = free[g].Count == perGroup;
+                if (isEmpty && !mayOpen) continue;
+                open.Add(g);
+                places += free[g].Count;
+            }
+            // Every opened group full (a law too steep for the budget): the opener costs the same in any empty group.
+            if (places == 0)
+                for (int g = 0; g < groups; g++)
+                    if (free[g].Count > 0)
+                    {
+                        open.Add(g);
+                        places += free[g].Count;
+                    }
+            // A uniformly random free place among the allowed groups.
+            int pick = (int)(rng.Next() % (ulong)places), chosen = open[0];
+            foreach (int g in open)
+            {
+                if (pick < free[g].Count) { chosen = g; break; }
+                pick -= free[g].Count;
+            }
+            if (free[chosen].Count == perGroup)
+            {
+                spent += byRank[r];
+                empty--;
+            }
+            order[r] = free[chosen][^1];
+            free[chosen].RemoveAt(free[chosen].Count - 1);
         }
         return order;
     }
@@ -74,7 +126,7 @@ public static class ExpertSkew
     {
         int experts = config.NRoutedExperts, hidden = config.HiddenSize, topK = config.NumExpertsPerTok;
         double[] byRank = TargetFractions(experts, topK, skew);
-        int[] ranked = ExpertOfRank(config, seed, biasName);
+        int[] ranked = ExpertOfRank(config, seed, biasName, skew);
         var target = new double[experts];
         for (int r = 0; r < experts; r++) target[ranked[r]] = byRank[r];
 

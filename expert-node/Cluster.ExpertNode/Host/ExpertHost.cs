@@ -22,10 +22,12 @@ namespace Cluster.ExpertNode.Host;
 public sealed class ExpertHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private readonly Checkpoint _mapped;
 
-    private ExpertHost(WebApplication app, string nodeId, int port, HostedExperts experts, RoleHealth health)
+    private ExpertHost(WebApplication app, string nodeId, int port, HostedExperts experts, RoleHealth health, Checkpoint mapped)
     {
         _app = app;
+        _mapped = mapped;
         NodeId = nodeId;
         Port = port;
         Experts = experts;
@@ -36,7 +38,7 @@ public sealed class ExpertHost : IAsyncDisposable
     public int Port { get; }
     public HostedExperts Experts { get; }
     public RoleHealth Health { get; }
-    /// <summary>Bytes of the checkpoint tensors this node mapped: its experts only.</summary>
+    /// <summary>Bytes of the expert tensors this node holds (its slots'; the rest of the mapping is never read).</summary>
     public long LoadedBytes => Experts.LoadedBytes;
 
     /// <summary>Runs an expert node until <paramref name="cancel"/>; prints the READY line once it serves.</summary>
@@ -62,15 +64,25 @@ public sealed class ExpertHost : IAsyncDisposable
         if (!options.Join) plan.NodeIndex(options.NodeId);
         if (!Directory.Exists(options.ModelDir)) throw new DirectoryNotFoundException($"{options.ModelDir}: model directory not found");
         ModelConfig config = ModelConfig.Load(Path.Combine(options.ModelDir, Checkpoint.ConfigFile));
-        // Each plan's new slots come from a checkpoint opened for exactly their tensors. The first is prefaulted
-        // from every core before the node serves; later ones page in on the loading thread while it serves.
+        // Every routed expert mapped once, nothing read; each plan's slots are a subset of it. The first plan's are
+        // prefaulted from every core before the node serves; later ones page in on the loading thread while it serves.
+        Checkpoint mapped = Checkpoint.Open(options.ModelDir, HostedExperts.IsRoutedExpertTensor);
         bool serving = false;
-        HostedExperts experts = HostedExperts.Load(config, plan, options.NodeId, names =>
+        HostedExperts experts;
+        try
         {
-            Checkpoint checkpoint = Checkpoint.Open(options.ModelDir, names.Contains);
-            if (!serving) checkpoint.Prefault();
-            return checkpoint;
-        }, options.Join);
+            experts = HostedExperts.Load(config, plan, options.NodeId, names =>
+            {
+                var subset = new CheckpointSubset(mapped, names);
+                if (!serving) Residency.Prefault([.. subset.Names.Select(mapped.Get)]);
+                return subset;
+            }, options.Join);
+        }
+        catch
+        {
+            mapped.Dispose();
+            throw;
+        }
         serving = true;
         try
         {
@@ -92,11 +104,12 @@ public sealed class ExpertHost : IAsyncDisposable
             ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.ExpertNode");
             logger.LogInformation("expert node {Node} serving {Slots} slots ({Bytes:N0} bytes) on port {Port}, plan version {Version}",
                 options.NodeId, experts.Slots().Count(), experts.LoadedBytes, port, plan.Version);
-            return new ExpertHost(app, options.NodeId, port, experts, health);
+            return new ExpertHost(app, options.NodeId, port, experts, health, mapped);
         }
         catch
         {
             experts.Dispose();
+            mapped.Dispose();
             throw;
         }
     }
@@ -108,5 +121,6 @@ public sealed class ExpertHost : IAsyncDisposable
             await _app.StopAsync(grace.Token).ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
         Experts.Dispose();
+        _mapped.Dispose();
     }
 }

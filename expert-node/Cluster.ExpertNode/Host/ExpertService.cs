@@ -122,12 +122,21 @@ public sealed class ExpertService(string nodeId, HostedExperts experts, ModelCon
         return Task.FromResult(info);
     }
 
-    public override async Task<PreparePlanReply> Prepare(PreparePlanRequest request, ServerCallContext context)
+    /// <summary>
+    /// The whole of a prepare runs on a thread of its own, reading the plan included: on a pool thread its parsing,
+    /// checks, loading and saving would hold back the Dispatch streams' continuations (the pool grows only slowly on
+    /// a machine with few cores), and bench rebalance measured that as the step held during a prepare.
+    /// </summary>
+    public override Task<PreparePlanReply> Prepare(PreparePlanRequest request, ServerCallContext context) =>
+        Task.Factory.StartNew(() => PrepareHere(request.PlanJson, context.CancellationToken), context.CancellationToken,
+            TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private PreparePlanReply PrepareHere(string json, CancellationToken cancel)
     {
         PlacementPlan plan;
         try
         {
-            plan = PlacementPlan.Parse(request.PlanJson, "plan_json");
+            plan = PlacementPlan.Parse(json, "plan_json");
             plan.CheckFits(config, "plan_json");
             plan.NodeIndex(nodeId);
         }
@@ -137,10 +146,7 @@ public sealed class ExpertService(string nodeId, HostedExperts experts, ModelCon
         }
         try
         {
-            // On a thread of its own: reading and prefaulting the tensors takes a while, and on a pool thread it would
-            // hold back the Dispatch streams' continuations (the pool grows only slowly on a machine with few cores).
-            (int slots, long bytes) = await Task.Factory.StartNew(() => experts.PrepareAsync(plan, context.CancellationToken), context.CancellationToken,
-                TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap().ConfigureAwait(false);
+            (int slots, long bytes) = experts.Prepare(plan, cancel);
             logger.LogInformation("plan version {Version} prepared: {Slots} slots loaded ({Bytes:N0} bytes)", plan.Version, slots, bytes);
             // A node restarted from here on starts from the plan that is taking over.
             if (planPath is not null) plan.SaveIfNewer(planPath);

@@ -8,7 +8,7 @@ namespace Cluster.ExpertNode.Host;
 
 /// <summary>
 /// The routed experts one expert node holds and the plan versions it serves. Usually one version; during a live
-/// rebalance also the next one: <see cref="PrepareAsync"/> loads the next plan's new slots while frames keep being
+/// rebalance also the next one: <see cref="Prepare"/> loads the next plan's new slots while frames keep being
 /// served, then frames of either version are accepted (each only for the experts its version gives this node), and
 /// <see cref="Release"/> forgets the older version once no attention node routes with it, dropping the slots only it
 /// had. The tokens each (layer, expert) served are counted for the node's lifetime. Compute is serialized:
@@ -108,15 +108,17 @@ public sealed class HostedExperts : IDisposable
     }
 
     /// <summary>
-    /// Loads the slots <paramref name="next"/> gives this node that it does not hold yet (on the caller's thread; frames
-    /// keep being served meanwhile), then serves <paramref name="next"/>'s version too. Returns the slots loaded and
-    /// their bytes; a version already held loads nothing.
+    /// Loads the slots <paramref name="next"/> gives this node that it does not hold yet, on the caller's thread (the
+    /// expert service gives it a thread of its own), then serves
+    /// <paramref name="next"/>'s version too. Frames keep being served meanwhile: the compute lock is taken only to
+    /// list what is missing and to publish it, never while reading. Returns the slots loaded and their bytes; a
+    /// version already held loads nothing.
     /// </summary>
-    public async Task<(int Slots, long Bytes)> PrepareAsync(PlacementPlan next, CancellationToken cancel = default)
+    public (int Slots, long Bytes) Prepare(PlacementPlan next, CancellationToken cancel = default)
     {
         next.CheckFits(_config, $"plan version {next.Version}");
         next.NodeIndex(NodeId);
-        await _preparing.WaitAsync(cancel).ConfigureAwait(false);
+        _preparing.Wait(cancel);
         try
         {
             HeldPlan[] held = Volatile.Read(ref _held);

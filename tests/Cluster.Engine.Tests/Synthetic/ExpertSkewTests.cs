@@ -71,9 +71,40 @@ public class ExpertSkewTests(ITestOutputHelper output)
         output.WriteLine($"{preset} skew {skew}: slope {slope:F3}");
         Assert.InRange(slope, -skew - 0.15, -skew + 0.15);
         // The ranks are the seeded ones: the most popular expert is rank 1's.
-        int[] ranked = ExpertSkew.ExpertOfRank(config, 5, name);
+        int[] ranked = ExpertSkew.ExpertOfRank(config, 5, name, skew);
         Assert.True(counts[ranked[0]] >= counts.Max() * 0.95, "rank 1 is among the most chosen");
         Assert.InRange(counts[ranked[0]] / (double)n, 0.9, 1.0);
+    }
+
+    [Theory]
+    [InlineData("tiny")]
+    [InlineData("small")]
+    public void Ranks_sit_at_arbitrary_ids_while_the_groups_hottest_fractions_fit_group_limited_routing(string preset)
+    {
+        const double skew = 1.2;
+        ModelConfig config = SyntheticPresets.ByName(preset);
+        double[] byRank = ExpertSkew.TargetFractions(config.NRoutedExperts, config.NumExpertsPerTok, skew);
+        int perGroup = config.NRoutedExperts / config.NGroup, spread = 0, layers = 20;
+        for (int layer = 1; layer <= layers; layer++)
+        {
+            int[] ranked = ExpertSkew.ExpertOfRank(config, 5, $"model.layers.{layer}.mlp.gate.e_score_correction_bias", skew);
+            Assert.Equal(Enumerable.Range(0, config.NRoutedExperts), ranked.Order());
+            // A token reaches topk_group groups, so each group costs its hottest expert's fraction of them.
+            var hottest = new double[config.NGroup];
+            for (int r = 0; r < ranked.Length; r++) hottest[ranked[r] / perGroup] = Math.Max(hottest[ranked[r] / perGroup], byRank[r]);
+            Assert.True(hottest.Sum() <= config.TopkGroup, $"layer {layer}: the groups' hottest fractions sum to {hottest.Sum():F3} of {config.TopkGroup} groups per token");
+            int groups = ranked.Take(config.NumExpertsPerTok).Select(e => e / perGroup).Distinct().Count();
+            if (groups > 1) spread++;
+            output.WriteLine($"layer {layer}: hottest fractions per group sum {hottest.Sum():F3}; the {config.NumExpertsPerTok} hottest experts {string.Join(",", ranked.Take(config.NumExpertsPerTok))} in {groups} groups");
+        }
+        // Where the budget leaves room (four groups per token of eight), the hot experts are not kept in one group.
+        if (preset == "small")
+        {
+            Assert.True(spread >= layers / 2, $"the hottest experts spread over groups in only {spread} of {layers} layers");
+            Assert.True(Enumerable.Range(1, layers).All(l =>
+                Enumerable.Range(1, layers).Count(m => ExpertSkew.ExpertOfRank(config, 5, $"model.layers.{m}.mlp.gate.e_score_correction_bias", skew)[0]
+                    == ExpertSkew.ExpertOfRank(config, 5, $"model.layers.{l}.mlp.gate.e_score_correction_bias", skew)[0]) < layers / 2));
+        }
     }
 
     [Fact]
