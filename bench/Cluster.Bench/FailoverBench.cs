@@ -38,14 +38,14 @@ public static class FailoverBench
             PlacementPlan plan = PlacementPlanner.Plan(config, addresses, null, 0, replicas: 2);
             string planPath = Path.Combine(dir, "plan.json");
             plan.Save(planPath);
-            for (int i = 0; i < nodes.Length; i++) nodes[i] = await StartNodeAsync(dir, planPath, i, ports[i]);
+            for (int i = 0; i < nodes.Length; i++) nodes[i] = await ExpertNodeProcess.StartAsync(dir, planPath, $"expert-{i}", ports[i]);
             using ExpertStreams streams = await ExpertStreams.ConnectAsync(plan, config, TimeSpan.FromSeconds(60));
             var stepper = new Stepper(streams.ForLayer(plan.Layers[0].Layer, TensorDType.Bf16), config);
 
             stepper.RunFor(TimeSpan.FromSeconds(2));
             Outcome killed = stepper.Around(() => nodes[1]!.Kill(), "SIGKILL expert-1 (connections reset)");
             nodes[1]!.WaitForExit();
-            nodes[1] = await StartNodeAsync(dir, planPath, 1, ports[1]);
+            nodes[1] = await ExpertNodeProcess.StartAsync(dir, planPath, "expert-1", ports[1]);
             var until = DateTime.UtcNow.AddSeconds(30);
             while (streams.DownReason(1) is not null && DateTime.UtcNow < until) stepper.RunFor(TimeSpan.FromMilliseconds(100));
             stepper.RunFor(TimeSpan.FromSeconds(1));
@@ -152,24 +152,6 @@ public static class FailoverBench
                 weights[r * k + j] = 1f / k;
             }
         return (ids, weights);
-    }
-
-    private static async Task<Process> StartNodeAsync(string model, string plan, int index, int port)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "serve", "expert", "--model", model, "--plan", plan,
-            "--node-id", $"expert-{index}", "--port", port.ToString(CultureInfo.InvariantCulture) })
-            psi.ArgumentList.Add(a);
-        var process = Process.Start(psi)!;
-        _ = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
-            if (line.StartsWith("READY ", StringComparison.Ordinal))
-            {
-                _ = process.StandardOutput.ReadToEndAsync();
-                return process;
-            }
-        throw new InvalidOperationException($"expert-{index} exited with code {process.ExitCode} before it was ready");
     }
 
     private const int SigStop = 19, SigCont = 18;

@@ -49,7 +49,7 @@ public static class RebalanceBench
                 int[] ports = Cluster.Cli.Supervision.FreePorts.Take(nodes);
                 start = start.WithEndpoints([.. ports.Select(p => $"127.0.0.1:{p}")]);
                 start.Save(planPath);
-                for (int i = 0; i < nodes; i++) processes.Add(await StartNodeAsync(dir, planPath, start.Nodes[i].Id, ports[i]));
+                for (int i = 0; i < nodes; i++) processes.Add(await ExpertNodeProcess.StartAsync(dir, planPath, start.Nodes[i].Id, ports[i]));
             }
             else
             {
@@ -120,24 +120,6 @@ public static class RebalanceBench
         RolloutReport report = await rollout;
         Console.Error.WriteLine($"rebalance bench: plan {current.Version} -> {next.Version}, steps during the rollout (ms): {string.Join(" ", during.Select(d => d.ToString("F1")))}");
         return (during, report);
-    }
-
-    private static async Task<System.Diagnostics.Process> StartNodeAsync(string model, string plan, string id, int port)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "cluster.dll"), "serve", "expert", "--model", model, "--plan", plan,
-            "--node-id", id, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture) })
-            psi.ArgumentList.Add(a);
-        var process = System.Diagnostics.Process.Start(psi)!;
-        _ = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
-            if (line.StartsWith("READY ", StringComparison.Ordinal))
-            {
-                _ = process.StandardOutput.ReadToEndAsync();
-                return process;
-            }
-        throw new InvalidOperationException($"{id} exited with code {process.ExitCode} before it was ready");
     }
 
     private static double Median(double[] steps)
