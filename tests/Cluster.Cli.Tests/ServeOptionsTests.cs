@@ -46,8 +46,10 @@ public sealed class ServeOptionsTests : IDisposable
     {
         var r = ClusterProcess.Run("help");
         Assert.Equal(0, r.ExitCode);
-        Assert.Contains("cluster status [--gateway http://127.0.0.1:8000] [--control 127.0.0.1:8001] [--json]", r.Stdout);
-        Assert.Contains("cluster experts rebalance [--gateway 127.0.0.1:8001] [--every SECONDS]", r.Stdout);
+        Assert.Contains("cluster status [--gateway http://127.0.0.1:8000] [--control 127.0.0.1:8001] [--cluster-token-file FILE] [--json]", r.Stdout);
+        Assert.Contains("cluster experts rebalance [--gateway 127.0.0.1:8001] [--cluster-token-file FILE] [--every SECONDS]", r.Stdout);
+        Assert.Contains("cluster serve attention", r.Stdout);
+        Assert.Contains("[--api-keys-file FILE] [--cluster-token-file FILE]", r.Stdout);
         Assert.Contains("--role prefill|decode|both", r.Stdout);
         Assert.Contains("[--prefill-nodes N --decode-nodes M]", r.Stdout);
         Assert.Contains("--kv-cache-bytes SIZE", r.Stdout);

@@ -33,7 +33,6 @@ public static class ServeAttentionCommand
         DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
         Cluster.Transport.ClusterToken? token = ClusterTokenArgs.Parse(args);
         args.RejectUnknown();
-        ClusterTokenArgs.WarnIfOpen(token, "attention", options.Host);
         options = options with
         {
             PrefillChunk = settings.PrefillChunk ?? options.PrefillChunk,
@@ -48,7 +47,11 @@ public static class ServeAttentionCommand
         // The gateway follows each pool by its service name: the role picks the pool.
         var meta = new Dictionary<string, string> { ["role"] = role, ["node_id"] = options.NodeId };
         string service = role switch { "prefill" => "cluster-prefill", "decode" => "cluster-decode", _ => "cluster-attention" };
-        return await discovery.RunAsync(service, options.NodeId, options.Host, options.Port, meta, () => AttentionHost.RunAsync(options, cancel), cancel);
+        return await discovery.RunAsync(service, options.NodeId, options.Host, options.Port, meta, () =>
+        {
+            ClusterTokenArgs.WarnIfOpen(token, "attention", options.Host);
+            return AttentionHost.RunAsync(options, cancel);
+        }, cancel);
     }
 
     private static NodeRole ParseRole(string name)

@@ -23,10 +23,13 @@ public static class ServeExpertCommand
         DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
         options = options with { ClusterToken = ClusterTokenArgs.Parse(args) };
         args.RejectUnknown();
-        ClusterTokenArgs.WarnIfOpen(options.ClusterToken, "expert", options.Host);
         if (!Directory.Exists(options.ModelDir)) throw new CliException($"{options.ModelDir}: model directory not found");
         if (!File.Exists(options.PlanPath)) throw new CliException($"{options.PlanPath}: plan file not found");
         var meta = new Dictionary<string, string> { ["role"] = "expert", ["node_id"] = options.NodeId };
-        return await discovery.RunAsync("cluster-expert", options.NodeId, options.Host, options.Port, meta, () => ExpertHost.RunAsync(options, cancel), cancel);
+        return await discovery.RunAsync("cluster-expert", options.NodeId, options.Host, options.Port, meta, () =>
+        {
+            ClusterTokenArgs.WarnIfOpen(options.ClusterToken, "expert", options.Host);
+            return ExpertHost.RunAsync(options, cancel);
+        }, cancel);
     }
 }

@@ -38,7 +38,6 @@ public static class ServeGatewayCommand
         double resolveSeconds = args.Double("resolve-interval", 5, 0.05, 3600);
         Cluster.Transport.ClusterToken? token = ClusterTokenArgs.Parse(args);
         args.RejectUnknown();
-        ClusterTokenArgs.WarnIfOpen(token, "gateway", host);
 
         if (!IPAddress.TryParse(host, out IPAddress? address)) throw new CliException($"--host: '{host}' is not an IP address");
         if (!Directory.Exists(dir)) throw new CliException($"{dir}: model directory not found");
@@ -101,7 +100,11 @@ public static class ServeGatewayCommand
             ClusterToken = token,
         };
         var meta = new Dictionary<string, string> { ["role"] = "gateway", ["node_id"] = nodeId };
-        try { return await discovery.RunAsync("cluster-gateway", nodeId, host, grpcPort, meta, () => GatewayHost.RunAsync(options, cancel), cancel); }
+        try { return await discovery.RunAsync("cluster-gateway", nodeId, host, grpcPort, meta, () =>
+            {
+                ClusterTokenArgs.WarnIfOpen(token, "gateway", host);
+                return GatewayHost.RunAsync(options, cancel);
+            }, cancel); }
         catch (System.Text.Json.JsonException e) { throw new CliException($"{dir}: {e.Message}"); }
     }
 
