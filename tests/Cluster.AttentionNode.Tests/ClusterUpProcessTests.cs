@@ -44,10 +44,38 @@ public sealed class ClusterUpProcessTests : IDisposable
 
         ProbeEveryRoleWithGrpcJs(up.Stdout);
         await InternalServicesAskForTheClusterTokenAsync(up.Stdout);
+        await ExpertNodesExposeMetricsAsync(http, up.Stdout);
 
         Assert.Equal(0, up.Signal("TERM"));
         Assert.Equal(0, await up.WaitExitAsync(TimeSpan.FromSeconds(30)));
         foreach (int pid in children) Assert.False(UpProcess.Alive(pid), $"child {pid} outlived cluster up");
+    }
+
+    /// <summary>
+    /// Every expert node `cluster up` started answers GET /metrics on the HTTP port it printed, in Prometheus' text
+    /// format: the frames it served for the request above (a histogram of their service time), its rows, and the rows
+    /// of each hosted expert, whose sum is its rows.
+    /// </summary>
+    private static async Task ExpertNodesExposeMetricsAsync(HttpClient http, string stdout)
+    {
+        var urls = Regex.Matches(stdout, @"^\S+\s+expert\s+\S+\s+(http://\S+/metrics)", RegexOptions.Multiline).Select(m => m.Groups[1].Value).ToList();
+        Assert.Equal(2, urls.Count);
+        double frames = 0;
+        foreach (string url in urls)
+        {
+            using var response = await http.GetAsync(url);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.StartsWith("text/plain", response.Content.Headers.ContentType?.MediaType);
+            string text = await response.Content.ReadAsStringAsync();
+            Assert.Contains("# TYPE cluster_expert_dispatch_frame_seconds histogram", text);
+            double Value(string series) => double.Parse(Regex.Match(text, "^" + Regex.Escape(series) + @"(?:\{[^}]*\})? (\S+)$", RegexOptions.Multiline).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            frames += Value("cluster_expert_dispatch_frame_seconds_count");
+            double slots = Regex.Matches(text, @"^cluster_expert_slot_rows_total\{[^}]*\} (\S+)$", RegexOptions.Multiline)
+                .Sum(m => double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Equal(Value("cluster_expert_rows_total"), slots);
+            Assert.Contains("cluster_grpc_server_handled_total{grpc_method=\"/cluster.v1.ExpertService/GetInfo\"", text);
+        }
+        Assert.True(frames > 0, "no expert node served a dispatch frame for the request");
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Cluster.Transport;
 using System.Globalization;
 using Cluster.Gateway.Metrics;
 

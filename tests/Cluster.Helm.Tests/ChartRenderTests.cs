@@ -246,7 +246,7 @@ public sealed class ChartRenderTests
         if (m.Of<V1ConfigMap>().SingleOrDefault(c => c.Metadata.Name == "rel-cluster-plan-input") is { } input)
         {
             string[] listed = input.Data["expert-endpoints"].Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            Assert.Equal(StatefulSetPods(experts, "rel", "llm", experts.Spec.Template.Spec.Containers[0].Ports.Single().ContainerPort), listed);
+            Assert.Equal(StatefulSetPods(experts, "rel", "llm", experts.Spec.Template.Spec.Containers[0].Ports.Single(p => p.Name == "grpc").ContainerPort), listed);
         }
     }
 

@@ -93,7 +93,7 @@ public static class DemoCommand
             foreach (ulong n in s.ExpertTokens) routed += n;
             Console.WriteLine($"{id,-14} {role,-10} {s.PromptTokens,10} {s.GeneratedTokens,10} {routed,12}");
         }
-        foreach (var (id, endpoint) in cluster.ExpertNodes)
+        foreach (var (id, endpoint, _) in cluster.ExpertNodes)
         {
             using var channel = PeerChannel.ForAddress($"http://{endpoint}", new GrpcClientOptions { ClusterToken = cluster.Token });
             ExpertNodeInfo info = await new ExpertService.ExpertServiceClient(channel.Invoker)

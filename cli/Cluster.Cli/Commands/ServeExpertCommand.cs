@@ -5,7 +5,7 @@ namespace Cluster.Cli.Commands;
 /// <summary><c>cluster serve expert</c>: one expert node in this process, until Ctrl-C or SIGTERM.</summary>
 public static class ServeExpertCommand
 {
-    public const string Usage = "serve expert --model DIR --plan FILE --node-id NAME [--host 127.0.0.1] [--port N] [--join] " + ClusterTokenArgs.Usage + " " + DiscoveryArgs.Usage + " [--verbose]";
+    public const string Usage = "serve expert --model DIR --plan FILE --node-id NAME [--host 127.0.0.1] [--port N] [--http-port N] [--join] " + ClusterTokenArgs.Usage + " " + DiscoveryArgs.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -16,6 +16,7 @@ public static class ServeExpertCommand
             NodeId = args.Required("node-id"),
             Host = args.String("host", "127.0.0.1"),
             Port = args.Int("port", 0, 0, 65535),
+            HttpPort = args.Has("http-port") ? args.Int("http-port", 0, 1, 65535) : null,
             Join = args.Flag("join"),
             Verbose = args.Flag("verbose"),
             Restarts = int.TryParse(Environment.GetEnvironmentVariable(Supervision.ChildProcess.RestartsVariable), out int restarts) ? restarts : 0,

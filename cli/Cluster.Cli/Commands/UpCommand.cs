@@ -128,7 +128,7 @@ public static class UpCommand
         Console.WriteLine($"OpenAI API:      {cluster.HttpEndpoint}/v1  (GET /v1/models, POST /v1/chat/completions, /readyz)");
         Console.WriteLine($"gRPC Inference:  {cluster.GrpcEndpoint}");
         foreach (var (id, role, endpoint, stats) in cluster.AttentionNodes) Console.WriteLine($"{id,-16} {role + " attention",-17} {endpoint,-21} {stats}/metrics");
-        foreach (var (id, endpoint) in cluster.ExpertNodes) Console.WriteLine($"{id,-16} {"expert",-17} {endpoint}");
+        foreach (var (id, endpoint, metrics) in cluster.ExpertNodes) Console.WriteLine($"{id,-16} {"expert",-17} {endpoint,-21} {metrics}");
         Console.WriteLine($"cluster token:   {cluster.TokenPath}  (internal services ask for it: cluster experts ... --{ClusterTokenArgs.Flag} {cluster.TokenPath})");
         Console.WriteLine("Ctrl-C stops the cluster.");
         Console.Out.Flush();

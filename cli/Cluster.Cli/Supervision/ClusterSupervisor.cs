@@ -34,7 +34,8 @@ public sealed class ClusterSupervisor : IAsyncDisposable
     /// <summary>Every attention node with its role: "prefill", "decode" or "both".</summary>
     /// <summary>Each attention node: its gRPC endpoint and its HTTP statistics URL (GET /stats, GET /metrics).</summary>
     public List<(string Id, string Role, string Endpoint, string StatsUrl)> AttentionNodes { get; } = [];
-    public List<(string Id, string Endpoint)> ExpertNodes { get; } = [];
+    /// <summary>Each expert node: its gRPC endpoint and its HTTP metrics URL (GET /metrics).</summary>
+    public List<(string Id, string Endpoint, string MetricsUrl)> ExpertNodes { get; } = [];
     public IReadOnlyList<ChildProcess> Children => _children;
     /// <summary>How often each child (in <see cref="Children"/> order) has been restarted.</summary>
     public IReadOnlyList<int> Restarts => _restarts;
@@ -50,8 +51,8 @@ public sealed class ClusterSupervisor : IAsyncDisposable
         FreePorts.CheckFree(layout.HttpPort, "--port");
         FreePorts.CheckFree(layout.GrpcPort, "--grpc-port");
         int attentionNodes = layout.PrefillNodes + layout.DecodeNodes + layout.AttentionNodes;
-        // Expert nodes' gRPC ports, then two per attention node: gRPC and HTTP statistics.
-        int[] ports = FreePorts.Take(layout.ExpertNodes + 2 * attentionNodes);
+        // Two ports per node, gRPC and HTTP (statistics, metrics): the expert nodes' first, then the attention nodes'.
+        int[] ports = FreePorts.Take(2 * layout.ExpertNodes + 2 * attentionNodes);
         var experts = new ExpertNodeAddress[layout.ExpertNodes];
         for (int i = 0; i < experts.Length; i++) experts[i] = new ExpertNodeAddress($"expert-{i}", $"127.0.0.1:{ports[i]}");
         PlacementPlan plan = PlacementPlanner.Plan(config, experts, null, layout.RedundantExperts, load, replicas: layout.ExpertReplicas);
@@ -63,15 +64,17 @@ public sealed class ClusterSupervisor : IAsyncDisposable
             (cluster.TokenPath, cluster.Token) = TokenFor(layout, cluster._runDir);
             // What every role is started with: the cluster's token, and --verbose when asked.
             string[] common = ["--" + Commands.ClusterTokenArgs.Flag, cluster.TokenPath, .. layout.Verbose ? ["--verbose"] : Array.Empty<string>()];
-            foreach (ExpertNodeAddress node in experts)
+            for (int i = 0; i < experts.Length; i++)
             {
-                cluster.ExpertNodes.Add((node.Id, node.Endpoint));
+                ExpertNodeAddress node = experts[i];
+                string httpPort = Invariant(ports[experts.Length + i]);
+                cluster.ExpertNodes.Add((node.Id, node.Endpoint, $"http://127.0.0.1:{httpPort}/metrics"));
                 // --join: a node drained by a live change and then restarted finds the shared plan file without it,
                 // and should wait with no slots (to be added back) rather than fail in a loop.
                 cluster.Spawn(node.Id, ["serve", "expert", "--model", layout.ModelDir, "--plan", cluster.PlanPath, "--node-id", node.Id,
-                    "--port", node.Endpoint.Split(':')[1], "--join", .. common]);
+                    "--port", node.Endpoint.Split(':')[1], "--http-port", httpPort, "--join", .. common]);
             }
-            int next = layout.ExpertNodes;
+            int next = 2 * layout.ExpertNodes;
             string[] settings = [.. AttentionSettings(layout), .. common];
             foreach (var (role, count) in new[] { ("prefill", layout.PrefillNodes), ("decode", layout.DecodeNodes), ("both", layout.AttentionNodes) })
                 for (int i = 0; i < count; i++)

@@ -7,6 +7,7 @@ using Cluster.Transport;
 using Grpc.HealthCheck;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -89,13 +90,30 @@ public sealed class ExpertHost : IAsyncDisposable
             cancel.ThrowIfCancellationRequested();
             var builder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.Verbose ? LogLevel.Information : LogLevel.Warning, ClusterToken = options.ClusterToken });
             ListenOptions? bound = null;
-            builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(address, options.Port, null, l => bound = l));
+            builder.WebHost.ConfigureKestrel(k =>
+            {
+                k.ListenGrpc(address, options.Port, null, l => bound = l);
+                if (options.HttpPort is int httpPort) k.Listen(address, httpPort, l => l.Protocols = HttpProtocols.Http1);
+            });
+            var metrics = new ExpertMetrics(options.NodeId);
             builder.Services.AddGrpc().AddServiceOptions<ExpertService>(o => o.MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes);
             builder.Services.AddSingleton(sp => new ExpertService(options.NodeId, experts, config, options.PlanPath, options.Restarts, sp.GetRequiredService<ILogger<ExpertService>>(),
-                sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping));
+                sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping, metrics));
             WebApplication app = builder.Build();
             app.MapGrpcInfrastructure();
             app.MapGrpcService<ExpertService>();
+            if (options.HttpPort is not null)
+            {
+                CallMetrics calls = app.Services.GetRequiredService<CallMetrics>();
+                // Scraped over the HTTP/1.1 port (the gRPC port speaks HTTP/2 alone).
+                app.MapGet("/metrics", (HttpContext http) =>
+                {
+                    using var text = new StringWriter(System.Globalization.CultureInfo.InvariantCulture);
+                    metrics.Write(text, experts, calls);
+                    http.Response.ContentType = PrometheusText.ContentType;
+                    return http.Response.WriteAsync(text.ToString(), http.RequestAborted);
+                });
+            }
             var health = new RoleHealth(app.Services.GetRequiredService<HealthServiceImpl>(), Protos.V1.ExpertService.Descriptor.FullName);
             await app.StartAsync(cancel).ConfigureAwait(false);
             // Kestrel writes the bound endpoint back into the listen options, so port 0 resolves here.

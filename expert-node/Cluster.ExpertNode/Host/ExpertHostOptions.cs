@@ -10,6 +10,8 @@ public sealed record ExpertHostOptions
     public string Host { get; init; } = "127.0.0.1";
     /// <summary>0 binds any free port.</summary>
     public int Port { get; init; }
+    /// <summary>The HTTP/1.1 port of GET /metrics (Prometheus text); null: none.</summary>
+    public int? HttpPort { get; init; }
     /// <summary>Start with no slots when the plan leaves this node out, to be given some by a newer plan (<c>cluster experts add</c>).</summary>
     public bool Join { get; init; }
     /// <summary>How often a supervisor has restarted this node (reported by GetInfo).</summary>

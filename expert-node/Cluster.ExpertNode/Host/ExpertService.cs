@@ -19,7 +19,8 @@ namespace Cluster.ExpertNode.Host;
 /// Release are the expert side of a live plan change (<see cref="Control.PlanRollout"/>).
 /// </summary>
 [BindServiceMethod(typeof(ExpertService), nameof(BindService))]
-public sealed class ExpertService(string nodeId, HostedExperts experts, ModelConfig config, string? planPath, int restarts, ILogger<ExpertService> logger, CancellationToken stopping)
+public sealed class ExpertService(string nodeId, HostedExperts experts, ModelConfig config, string? planPath, int restarts, ILogger<ExpertService> logger, CancellationToken stopping,
+    ExpertMetrics? metrics = null)
     : Protos.V1.ExpertService.ExpertServiceBase
 {
     private readonly int _hidden = config.HiddenSize;
@@ -43,7 +44,9 @@ public sealed class ExpertService(string nodeId, HostedExperts experts, ModelCon
             while (await frames.MoveNext(open.Token).ConfigureAwait(false))
             {
                 // The reply wraps this stream's output buffer; WriteAsync has flushed it before the next frame reuses it.
+                long received = System.Diagnostics.Stopwatch.GetTimestamp();
                 CombineFrame reply = Serve(frames.Current, buffers);
+                metrics?.Frame(System.Diagnostics.Stopwatch.GetElapsedTime(received));
                 await responseStream.WriteAsync(reply, open.Token).ConfigureAwait(false);
             }
         }

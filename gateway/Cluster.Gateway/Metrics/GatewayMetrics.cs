@@ -1,3 +1,4 @@
+using Cluster.Transport;
 using System.Collections.Concurrent;
 using Cluster.Gateway.Nodes;
 using Cluster.Gateway.Security;

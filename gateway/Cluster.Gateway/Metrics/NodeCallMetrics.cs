@@ -1,3 +1,4 @@
+using Cluster.Transport;
 using System.Collections.Concurrent;
 using Cluster.Protos.V1;
 using Grpc.Core;

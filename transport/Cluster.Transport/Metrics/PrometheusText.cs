@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Cluster.Gateway.Metrics;
+namespace Cluster.Transport;
 
 /// <summary>
 /// Prometheus' text exposition format (0.0.4) as the project writes it (see the transport's <c>CallMetrics</c>):

@@ -1,4 +1,4 @@
-namespace Cluster.Gateway.Metrics;
+namespace Cluster.Transport;
 
 /// <summary>
 /// A Prometheus histogram of seconds over fixed bucket bounds: each observation lands in the first bucket whose bound
