@@ -1,3 +1,4 @@
+using Cluster.Engine.Backend;
 using Cluster.Engine.Config;
 using Cluster.Engine.Kernels;
 using Cluster.Engine.Model;
@@ -11,8 +12,9 @@ namespace Cluster.ExpertNode.Host;
 /// rebalance also the next one: <see cref="Prepare"/> loads the next plan's new slots while frames keep being
 /// served, then frames of either version are accepted (each only for the experts its version gives this node), and
 /// <see cref="Release"/> forgets the older version once no attention node routes with it, dropping the slots only it
-/// had. The tokens each (layer, expert) served are counted for the node's lifetime. Compute is serialized:
-/// RoutedExperts is not safe to run concurrently, and it parallelizes inside.
+/// had. The tokens each (layer, expert) served are counted for the node's lifetime. Each layer is composed by the
+/// node's expert backend (<see cref="IExpertBackend"/>: the CPU's RoutedExperts, or a GPU's) from the experts held
+/// now. Compute is serialized: a layer's experts are not safe to run concurrently, and they parallelize inside.
 /// </summary>
 public sealed class HostedExperts : IDisposable
 {
@@ -24,14 +26,16 @@ public sealed class HostedExperts : IDisposable
     private readonly ITensorSource?[][] _source;
     private readonly long[][] _bytes;
     private readonly long[][] _tokens;
-    private RoutedExperts?[] _layers;
+    private readonly IExpertBackend _backend;
+    private IHostedExperts?[] _layers;
     // Ascending by version; replaced, never mutated, so readers need no lock.
     private HeldPlan[] _held = [];
     private long _rows;
 
-    private HostedExperts(ModelConfig config, string nodeId, Func<IReadOnlySet<string>, ITensorSource> open)
+    private HostedExperts(ModelConfig config, string nodeId, Func<IReadOnlySet<string>, ITensorSource> open, IExpertBackend backend)
     {
         _config = config;
+        _backend = backend;
         NodeId = nodeId;
         _open = open;
         int layers = config.NumHiddenLayers, experts = config.NRoutedExperts;
@@ -46,7 +50,7 @@ public sealed class HostedExperts : IDisposable
             _bytes[l] = new long[experts];
             _tokens[l] = new long[experts];
         }
-        _layers = new RoutedExperts?[layers];
+        _layers = new IHostedExperts?[layers];
     }
 
     public string NodeId { get; }
@@ -98,11 +102,13 @@ public sealed class HostedExperts : IDisposable
     /// slots of each newer plan, and a source that is disposable is disposed once none of its experts is held.
     /// </summary>
     /// <param name="join">When the plan leaves the node out: serve no slots (until a newer plan gives it some) instead of failing.</param>
-    public static HostedExperts Load(ModelConfig config, PlacementPlan plan, string nodeId, Func<IReadOnlySet<string>, ITensorSource> open, bool join = false)
+    /// <param name="backend">What runs the experts (the CPU backend when null).</param>
+    public static HostedExperts Load(ModelConfig config, PlacementPlan plan, string nodeId, Func<IReadOnlySet<string>, ITensorSource> open, bool join = false,
+        IExpertBackend? backend = null)
     {
         plan.CheckFits(config);
         if (!join) plan.NodeIndex(nodeId);
-        var hosted = new HostedExperts(config, nodeId, open);
+        var hosted = new HostedExperts(config, nodeId, open, backend ?? CpuBackend.Default);
         hosted.Add(plan, hosted.LoadMissing(plan));
         return hosted;
     }
@@ -258,10 +264,15 @@ public sealed class HostedExperts : IDisposable
         return dropped;
     }
 
-    /// <summary>A fresh RoutedExperts per changed layer over the experts loaded now (the one running keeps its own array).</summary>
+    /// <summary>A fresh layer from the backend per changed layer, over the experts loaded now (a step running keeps the one it has).</summary>
     private void Rebuild(HashSet<int> layers)
     {
-        foreach (int l in layers) _layers[l] = new RoutedExperts(l, _config.HiddenSize, (Mlp?[])_loaded[l].Clone(), CpuBackend.Default.Kernels);
+        foreach (int l in layers)
+        {
+            var held = new List<int>();
+            for (int e = 0; e < _loaded[l].Length; e++) if (_loaded[l][e] is not null) held.Add(e);
+            _layers[l] = _backend.LoadExperts(new LayerExpertsSource(l, (ITensorSource?[])_source[l].Clone()), _config, l, held);
+        }
     }
 
     /// <summary>The held plan of <paramref name="version"/>, or null when the node does not serve that version.</summary>
