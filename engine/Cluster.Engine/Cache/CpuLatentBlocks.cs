@@ -1,14 +1,18 @@
+using System.Runtime.InteropServices;
 using Cluster.Engine.Backend;
 
 namespace Cluster.Engine.Cache;
 
 /// <summary>
-/// The CPU backend's latent block memory: one byte array per block, allocated on the block's first use (so a
-/// large budget costs nothing until sequences fill it) or all at once by <see cref="Reserve"/>.
+/// The CPU backend's latent block memory: one native allocation per block, made on the block's first use (so a
+/// large budget costs nothing until sequences fill it) or all at once by <see cref="Reserve"/>. Outside the GC's heap
+/// on purpose: gigabytes of long-lived blocks on the large object heap would size its collection budget, letting as
+/// much short-lived garbage pile up before a full collection. Freed when the memory is collected (the GC is told how
+/// much it holds, so it does not wait too long).
 /// </summary>
-public sealed class CpuLatentBlocks : ILatentBlocks
+public sealed unsafe class CpuLatentBlocks : ILatentBlocks
 {
-    private readonly byte[]?[] _blocks;
+    private readonly nint[] _blocks;
     private readonly int _layerBytes, _blockBytes;
 
     public CpuLatentBlocks(int blocks, int blockSize, int layers, int rowSize, LatentFormat format)
@@ -25,7 +29,17 @@ public sealed class CpuLatentBlocks : ILatentBlocks
         if (blockBytes > Array.MaxLength) throw new ArgumentException($"a latent cache block of {blockSize} tokens takes {blockBytes} bytes, more than one array holds");
         _layerBytes = blockSize * BytesPerRow;
         _blockBytes = (int)blockBytes;
-        _blocks = new byte[blocks][];
+        _blocks = new nint[blocks];
+    }
+
+    ~CpuLatentBlocks()
+    {
+        foreach (nint block in _blocks)
+            if (block != 0)
+            {
+                NativeMemory.Free((void*)block);
+                GC.RemoveMemoryPressure(_blockBytes);
+            }
     }
 
     public int Blocks { get; }
@@ -63,8 +77,9 @@ public sealed class CpuLatentBlocks : ILatentBlocks
         int block = slot / BlockSize, offset = slot - block * BlockSize;
         if (slot < 0 || (uint)block >= (uint)Blocks || count < 0 || offset + count > BlockSize)
             throw new ArgumentOutOfRangeException(nameof(slot), $"rows [{slot}, {slot + count}) do not lie within one of {Blocks} blocks of {BlockSize}");
-        byte[] memory = _blocks[block] ?? Allocate(block);
-        return memory.AsSpan(layer * _layerBytes + offset * BytesPerRow, count * BytesPerRow);
+        nint memory = Volatile.Read(ref _blocks[block]);
+        if (memory == 0) memory = Allocate(block);
+        return new Span<byte>((byte*)memory + layer * _layerBytes + offset * BytesPerRow, count * BytesPerRow);
     }
 
     /// <summary>Allocates every block not yet in use; blocks already holding rows are left as they are.</summary>
@@ -72,12 +87,19 @@ public sealed class CpuLatentBlocks : ILatentBlocks
         // Writing every page makes it resident (a fresh array's pages are the kernel's shared zero page until touched).
         Parallel.For(0, Blocks, block =>
         {
-            if (Volatile.Read(ref _blocks[block]) is null) Allocate(block).AsSpan().Clear();
+            if (Volatile.Read(ref _blocks[block]) == 0) new Span<byte>((void*)Allocate(block), _blockBytes).Clear();
         });
 
-    private byte[] Allocate(int block)
+    private nint Allocate(int block)
     {
-        var memory = new byte[_blockBytes];
-        return Interlocked.CompareExchange(ref _blocks[block], memory, null) ?? memory;
+        var memory = (nint)NativeMemory.AllocZeroed((nuint)_blockBytes);
+        nint won = Interlocked.CompareExchange(ref _blocks[block], memory, 0);
+        if (won != 0)
+        {
+            NativeMemory.Free((void*)memory);
+            return won;
+        }
+        GC.AddMemoryPressure(_blockBytes);
+        return memory;
     }
 }

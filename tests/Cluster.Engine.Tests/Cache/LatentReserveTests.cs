@@ -19,15 +19,16 @@ public class LatentReserveTests
         var row = new float[rowSize];
         for (int i = 0; i < rowSize; i++) row[i] = i + 0.5f;
         memory.Write(2, 5 * blockSize + 3, row);
-        Assert.Equal(1, Allocated(memory).Count(b => b is not null));
+        Assert.Equal(1, Allocated(memory).Count(b => b != 0));
 
         memory.Reserve();
-        byte[]?[] arrays = Allocated(memory);
-        Assert.All(arrays, b => Assert.NotNull(b));
+        nint[] blocksMemory = Allocated(memory);
+        Assert.All(blocksMemory, b => Assert.NotEqual(0, b));
+        long blockBytes = (long)blockSize * layers * rowSize * sizeof(float);
         long resident = 0, pages = 0;
-        foreach (byte[]? block in arrays)
+        foreach (nint block in blocksMemory)
         {
-            var (r, p) = ResidentPages(block!);
+            var (r, p) = ResidentPages(block, blockBytes);
             resident += r;
             pages += p;
         }
@@ -38,27 +39,22 @@ public class LatentReserveTests
         Assert.Equal(row, back);
     }
 
-    private static byte[]?[] Allocated(CpuLatentBlocks memory) =>
-        (byte[]?[])typeof(CpuLatentBlocks).GetField("_blocks", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(memory)!;
+    private static nint[] Allocated(CpuLatentBlocks memory) =>
+        (nint[])typeof(CpuLatentBlocks).GetField("_blocks", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(memory)!;
 
-    /// <summary>The whole pages inside <paramref name="array"/>, and how many of them are in memory.</summary>
-    private static unsafe (long Resident, long Pages) ResidentPages(byte[] array)
+    /// <summary>The whole pages inside [<paramref name="start"/>, + <paramref name="length"/>), and how many of them are in memory.</summary>
+    private static unsafe (long Resident, long Pages) ResidentPages(nint start, long length)
     {
         long page = Environment.SystemPageSize;
-        var handle = GCHandle.Alloc(array, GCHandleType.Pinned);
-        try
-        {
-            long start = (long)handle.AddrOfPinnedObject(), end = start + array.Length;
-            long first = (start + page - 1) / page * page, last = end / page * page;
-            long count = (last - first) / page;
-            var vec = new byte[count];
-            fixed (byte* v = vec)
-                Assert.True(MinCore((nint)first, (nuint)(last - first), v) == 0, $"mincore failed: {Marshal.GetLastPInvokeError()}");
-            long resident = 0;
-            foreach (byte b in vec) resident += b & 1;
-            return (resident, count);
-        }
-        finally { handle.Free(); }
+        long end = start + length;
+        long first = (start + page - 1) / page * page, last = end / page * page;
+        long count = (last - first) / page;
+        var vec = new byte[count];
+        fixed (byte* v = vec)
+            Assert.True(MinCore((nint)first, (nuint)(last - first), v) == 0, $"mincore failed: {Marshal.GetLastPInvokeError()}");
+        long resident = 0;
+        foreach (byte b in vec) resident += b & 1;
+        return (resident, count);
     }
 
     [DllImport("libc", EntryPoint = "mincore", SetLastError = true)]
