@@ -22,7 +22,6 @@ public sealed class HostedExperts : IDisposable
     private readonly Func<IReadOnlySet<string>, ITensorSource> _open;
     private readonly object _compute = new();
     private readonly SemaphoreSlim _preparing = new(1, 1);
-    private readonly Mlp?[][] _loaded;
     private readonly ITensorSource?[][] _source;
     private readonly long[][] _bytes;
     private readonly long[][] _tokens;
@@ -39,13 +38,11 @@ public sealed class HostedExperts : IDisposable
         NodeId = nodeId;
         _open = open;
         int layers = config.NumHiddenLayers, experts = config.NRoutedExperts;
-        _loaded = new Mlp?[layers][];
         _source = new ITensorSource?[layers][];
         _bytes = new long[layers][];
         _tokens = new long[layers][];
         for (int l = 0; l < layers; l++)
         {
-            _loaded[l] = new Mlp?[experts];
             _source[l] = new ITensorSource?[experts];
             _bytes[l] = new long[experts];
             _tokens[l] = new long[experts];
@@ -138,7 +135,7 @@ public sealed class HostedExperts : IDisposable
         finally { _preparing.Release(); }
     }
 
-    private readonly record struct Loaded(int Layer, int Expert, Mlp Mlp, ITensorSource Source, long Bytes);
+    private readonly record struct Loaded(int Layer, int Expert, ITensorSource Source, long Bytes);
 
     /// <summary>This node's index in <paramref name="plan"/>; -1 when the plan leaves it out.</summary>
     private int IndexIn(PlacementPlan plan)
@@ -155,7 +152,7 @@ public sealed class HostedExperts : IDisposable
             if (node >= 0)
                 foreach (LayerPlacement layer in plan.Layers)
                     foreach (int e in layer.SlotsOn(node))
-                        if (_loaded[layer.Layer][e] is null) missing.Add((layer.Layer, e));
+                        if (_source[layer.Layer][e] is null) missing.Add((layer.Layer, e));
         var result = new List<Loaded>();
         if (missing.Count == 0) return result;
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -171,7 +168,7 @@ public sealed class HostedExperts : IDisposable
                 Touch(w);
                 if (w.ScaleInv is { } scale) Touch(scale);
             }
-            result.Add(new Loaded(l, e, Mlp.Load(source, Prefix(l, e), _config.HiddenSize, _config.MoeIntermediateSize), source, bytes));
+            result.Add(new Loaded(l, e, source, bytes));
         }
         return result;
     }
@@ -198,7 +195,6 @@ public sealed class HostedExperts : IDisposable
         {
             foreach (Loaded x in loaded)
             {
-                _loaded[x.Layer][x.Expert] = x.Mlp;
                 _source[x.Layer][x.Expert] = x.Source;
                 _bytes[x.Layer][x.Expert] = x.Bytes;
                 changed.Add(x.Layer);
@@ -241,18 +237,17 @@ public sealed class HostedExperts : IDisposable
         var changed = new HashSet<int>();
         var live = new HashSet<ITensorSource>();
         int dropped = 0;
-        for (int l = 0; l < _loaded.Length; l++)
+        for (int l = 0; l < _source.Length; l++)
         {
-            for (int e = 0; e < _loaded[l].Length; e++)
+            for (int e = 0; e < _source[l].Length; e++)
             {
-                if (_loaded[l][e] is null) continue;
+                if (_source[l][e] is null) continue;
                 if (Array.Exists(kept, h => h.Hosts(l, e)))
                 {
                     live.Add(_source[l][e]!);
                     continue;
                 }
                 if (_source[l][e] is IDisposable d) disposable.Add(d);
-                _loaded[l][e] = null;
                 _source[l][e] = null;
                 _bytes[l][e] = 0;
                 changed.Add(l);
@@ -270,7 +265,7 @@ public sealed class HostedExperts : IDisposable
         foreach (int l in layers)
         {
             var held = new List<int>();
-            for (int e = 0; e < _loaded[l].Length; e++) if (_loaded[l][e] is not null) held.Add(e);
+            for (int e = 0; e < _source[l].Length; e++) if (_source[l][e] is not null) held.Add(e);
             _layers[l] = _backend.LoadExperts(new LayerExpertsSource(l, (ITensorSource?[])_source[l].Clone()), _config, l, held);
         }
     }
