@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using Cluster.Protos.V1;
 using Cluster.Transport;
 using Google.Protobuf;
@@ -22,7 +21,7 @@ internal static class NodeHttpEndpoints
     public static void Map(IEndpointRouteBuilder app, Func<AttentionStats?> stats, CallMetrics calls)
     {
         app.MapGet("/stats", (HttpContext http) => Write(http, stats(), "application/json", s => s_json.Format(s)));
-        app.MapGet("/metrics", (HttpContext http) => Write(http, stats(), "text/plain; version=0.0.4", s =>
+        app.MapGet("/metrics", (HttpContext http) => Write(http, stats(), PrometheusText.ContentType, s =>
         {
             using var text = new StringWriter(CultureInfo.InvariantCulture);
             text.Write(Prometheus(s));
@@ -45,25 +44,20 @@ internal static class NodeHttpEndpoints
     /// <summary>One gauge or counter per figure, labelled with the node and its role.</summary>
     internal static string Prometheus(AttentionStats s)
     {
-        var text = new StringBuilder();
-        string labels = $"node=\"{s.NodeId}\",role=\"{s.Role.Name()}\"";
-        void Header(string name, string type, string help) => text.Append($"# HELP {name} {help}\n# TYPE {name} {type}\n");
-        void Sample(string name, ulong value, string extra = "") =>
-            text.Append(name).Append('{').Append(labels).Append(extra).Append("} ").Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        using var text = new StringWriter(CultureInfo.InvariantCulture);
+        string labels = PrometheusText.Label("node", s.NodeId) + "," + PrometheusText.Label("role", s.Role.Name());
         void One(string name, string type, string help, ulong value)
         {
-            Header(name, type, help);
-            Sample(name, value);
+            PrometheusText.Family(text, name, type, help);
+            PrometheusText.Sample(text, name, labels, value);
         }
         One("cluster_attention_running", "gauge", "Sequences in prefill or decode.", s.Running);
         One("cluster_attention_queued", "gauge", "Requests holding cache blocks and waiting for a batch slot.", s.Queued);
         One("cluster_attention_queued_prompt_tokens", "gauge", "Prompt tokens waiting for or in prefill.", s.QueuedPromptTokens);
         One("cluster_attention_kv_block_size_tokens", "gauge", "Tokens per latent cache block.", s.BlockSize);
-        Header("cluster_attention_kv_blocks", "gauge", "Latent cache blocks by state.");
-        Sample("cluster_attention_kv_blocks", s.BlocksUsed, ",state=\"used\"");
-        Sample("cluster_attention_kv_blocks", s.BlocksCached, ",state=\"cached\"");
-        Sample("cluster_attention_kv_blocks", s.BlocksAvailable, ",state=\"available\"");
-        Sample("cluster_attention_kv_blocks", s.BlocksTotal, ",state=\"total\"");
+        PrometheusText.Family(text, "cluster_attention_kv_blocks", "gauge", "Latent cache blocks by state.");
+        foreach (var (state, blocks) in new[] { ("used", s.BlocksUsed), ("cached", s.BlocksCached), ("available", s.BlocksAvailable), ("total", s.BlocksTotal) })
+            PrometheusText.Sample(text, "cluster_attention_kv_blocks", labels + "," + PrometheusText.Label("state", state), blocks);
         One("cluster_attention_prefix_lookup_tokens_total", "counter", "Prompt tokens looked up in the prefix cache.", s.PrefixLookupTokens);
         One("cluster_attention_prefix_hit_tokens_total", "counter", "Prompt tokens found in the prefix cache (not prefilled again).", s.PrefixHitTokens);
         One("cluster_attention_prompt_tokens_total", "counter", "Prompt tokens prefilled on this node.", s.PromptTokens);

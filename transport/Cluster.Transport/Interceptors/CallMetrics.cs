@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using System.Globalization;
 using Grpc.Core;
 
 namespace Cluster.Transport;
@@ -39,19 +38,20 @@ public sealed class CallMetrics
     /// <summary>cluster_grpc_server_handled_total and cluster_grpc_server_handling_seconds_sum, one series per method and code.</summary>
     public void WritePrometheus(TextWriter output)
     {
-        output.WriteLine("# HELP cluster_grpc_server_handled_total gRPC calls completed, by method and status code.");
-        output.WriteLine("# TYPE cluster_grpc_server_handled_total counter");
+        PrometheusText.Family(output, "cluster_grpc_server_handled_total", "counter", "gRPC calls completed, by method and status code.");
         foreach (var (key, totals) in _totals)
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cluster_grpc_server_handled_total{{grpc_method=\"{key.Method}\",grpc_code=\"{key.Code}\"}} {Volatile.Read(ref totals.Count)}"));
-        output.WriteLine("# HELP cluster_grpc_server_handling_seconds_sum Seconds spent in completed gRPC calls, by method and status code.");
-        output.WriteLine("# TYPE cluster_grpc_server_handling_seconds_sum counter");
+            PrometheusText.Sample(output, "cluster_grpc_server_handled_total", Labels(key), Volatile.Read(ref totals.Count));
+        PrometheusText.Family(output, "cluster_grpc_server_handling_seconds_sum", "counter", "Seconds spent in completed gRPC calls, by method and status code.");
         foreach (var (key, totals) in _totals)
         {
             double seconds;
             lock (totals) seconds = totals.Seconds;
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cluster_grpc_server_handling_seconds_sum{{grpc_method=\"{key.Method}\",grpc_code=\"{key.Code}\"}} {seconds:R}"));
+            PrometheusText.Sample(output, "cluster_grpc_server_handling_seconds_sum", Labels(key), seconds);
         }
     }
+
+    private static string Labels((string Method, StatusCode Code) key) =>
+        PrometheusText.Label("grpc_method", key.Method) + "," + PrometheusText.Label("grpc_code", key.Code.ToString());
 
     private sealed class Totals
     {

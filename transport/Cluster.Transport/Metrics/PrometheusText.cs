@@ -16,11 +16,12 @@ public static class PrometheusText
         output.Write("# HELP ");
         output.Write(name);
         output.Write(' ');
-        output.WriteLine(help);
-        output.Write("# TYPE ");
+        output.Write(help);
+        output.Write("\n# TYPE ");
         output.Write(name);
         output.Write(' ');
-        output.WriteLine(type);
+        output.Write(type);
+        output.Write('\n');
     }
 
     /// <param name="labels">Already written as <c>a="x",b="y"</c> (see <see cref="Label"/>), or empty.</param>
@@ -34,7 +35,9 @@ public static class PrometheusText
             output.Write('}');
         }
         output.Write(' ');
-        output.WriteLine(Number(value));
+        output.Write(Number(value));
+        // The format's line end on every platform (TextWriter.WriteLine would write \r\n on Windows).
+        output.Write('\n');
     }
 
     public static void Sample(TextWriter output, string name, string labels, long value) =>
