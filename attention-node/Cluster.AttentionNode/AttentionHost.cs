@@ -58,7 +58,7 @@ public sealed class AttentionHost : IAsyncDisposable
         if (!IPAddress.TryParse(options.Host, out IPAddress? address)) throw new ArgumentException($"--host: '{options.Host}' is not an IP address");
         var builder = GrpcHostBuilder.Create(new GrpcServerOptions { MinimumLogLevel = options.LogLevel, ClusterToken = options.ClusterToken });
         ListenOptions? grpcListen = null, httpListen = null;
-        var service = new AttentionService(options.NodeId);
+        var service = new AttentionService(options.NodeId, options.Restarts);
         builder.Services.AddSingleton(service);
         PlanAgentHosting.Add(builder, options);
         builder.WebHost.ConfigureKestrel(k =>
@@ -77,7 +77,7 @@ public sealed class AttentionHost : IAsyncDisposable
         app.MapGrpcService<AttentionService>();
         PlanAgentHosting.Map(app);
         AttentionHost? started = null;
-        NodeHttpEndpoints.Map(app, () => started?._node?.Stats(options.NodeId), app.Services.GetRequiredService<CallMetrics>());
+        NodeHttpEndpoints.Map(app, () => started?._node?.Stats(options.NodeId, options.Restarts), app.Services.GetRequiredService<CallMetrics>());
         await app.StartAsync(ct).ConfigureAwait(false);
         // Kestrel writes the bound endpoint back into the listen options, so port 0 resolves here.
         var host = new AttentionHost(app, health, service, options.NodeId, grpcListen!.IPEndPoint!.Port, httpListen?.IPEndPoint!.Port, options.DrainTimeout);
@@ -113,7 +113,7 @@ public sealed class AttentionHost : IAsyncDisposable
         }
     }
 
-    public AttentionStats Stats() => Node.Stats(NodeId);
+    public AttentionStats Stats() => Node.Stats(NodeId, Service.Restarts);
 
     /// <summary>
     /// <c>cluster serve attention</c>: runs the node until <paramref name="ct"/> fires. Prints one line

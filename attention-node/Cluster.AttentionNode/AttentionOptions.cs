@@ -15,6 +15,8 @@ public sealed record AttentionOptions
     /// <summary>An HTTP/1.1 port for GET /stats (JSON) and GET /metrics (Prometheus); null: none; 0: a free port.</summary>
     public int? HttpPort { get; init; }
     public string NodeId { get; init; } = "attention-0";
+    /// <summary>How often a supervisor (<c>cluster up</c>) has restarted this node; reported in its statistics.</summary>
+    public int Restarts { get; init; }
     /// <summary>The placement plan; null runs the routed experts in this process.</summary>
     public string? PlanPath { get; init; }
     public DispatchFormat Dispatch { get; init; } = DispatchFormat.Bf16;

@@ -16,7 +16,7 @@ namespace Cluster.AttentionNode;
 /// expert streams are up; a method the role does not serve is FAILED_PRECONDITION naming the role.
 /// </summary>
 [BindServiceMethod(typeof(AttentionService), nameof(BindService))]
-public sealed class AttentionService(string nodeId) : Protos.V1.AttentionService.AttentionServiceBase
+public sealed class AttentionService(string nodeId, int restarts) : Protos.V1.AttentionService.AttentionServiceBase
 {
     /// <summary>For server reflection, which finds a service's descriptor beside its bind method.</summary>
     public static Google.Protobuf.Reflection.ServiceDescriptor Descriptor => Protos.V1.AttentionService.Descriptor;
@@ -24,6 +24,9 @@ public sealed class AttentionService(string nodeId) : Protos.V1.AttentionService
     /// <summary>With the project's marshallers (malformed requests are INTERNAL "Failed to parse message").</summary>
     public static void BindService(ServiceBinderBase binder, Protos.V1.AttentionService.AttentionServiceBase? service) =>
         Protos.V1.AttentionService.BindService(new PooledMethodBinder(binder), service);
+
+    /// <summary>How often a supervisor has restarted this node; part of its statistics.</summary>
+    public int Restarts => restarts;
 
     private NodeModel? _node;
     private long _nextId;
@@ -134,5 +137,5 @@ public sealed class AttentionService(string nodeId) : Protos.V1.AttentionService
     private RpcException WrongRole(NodeModel node, string why) =>
         new(new Status(StatusCode.FailedPrecondition, $"attention node {nodeId} has role {node.Role.Name()}: {why}"));
 
-    public override Task<AttentionStats> GetStats(GetStatsRequest request, ServerCallContext context) => Task.FromResult(Node.Stats(nodeId));
+    public override Task<AttentionStats> GetStats(GetStatsRequest request, ServerCallContext context) => Task.FromResult(Node.Stats(nodeId, restarts));
 }

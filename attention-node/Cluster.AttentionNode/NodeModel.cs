@@ -110,7 +110,7 @@ internal sealed class NodeModel : IAsyncDisposable
         return (Math.Min(tokenizer.VocabSize, config.VocabSize), eos);
     }
 
-    public AttentionStats Stats(string nodeId)
+    public AttentionStats Stats(string nodeId, int restarts)
     {
         SchedulerCounters c = Scheduler.Counters;
         LatentCacheManager caches = Scheduler.Caches;
@@ -137,6 +137,7 @@ internal sealed class NodeModel : IAsyncDisposable
             KvBytesSent = (ulong)c.KvBytesSent,
             KvBytesReceived = (ulong)c.KvBytesReceived,
             PrefillChunk = (uint)Scheduler.Options.PrefillChunk,
+            Restarts = (uint)restarts,
         };
         foreach (int l in _moeLayers)
             foreach (ref long n in _expertTokens[l].AsSpan()) stats.ExpertTokens.Add((ulong)Interlocked.Read(ref n));

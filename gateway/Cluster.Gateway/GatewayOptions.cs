@@ -29,6 +29,8 @@ public sealed record GatewayOptions
     /// <summary>The cluster.v1.Inference gRPC port (cleartext HTTP/2); 0 picks a free one.</summary>
     public int GrpcPort { get; init; }
     public string NodeId { get; init; } = "gateway";
+    /// <summary>How often a supervisor (<c>cluster up</c>) has restarted this gateway; reported by GET /cluster/status.</summary>
+    public int Restarts { get; init; }
     /// <summary>The id clients name the model by; null: the model directory's name.</summary>
     public string? ModelId { get; init; }
     /// <summary>Requests in flight per generating node (running + queued there) before new ones wait in the gateway's queue.</summary>

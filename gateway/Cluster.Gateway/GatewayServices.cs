@@ -53,6 +53,7 @@ public static class GatewayServices
         services.AddSingleton<NodeRouter>();
 
         services.AddSingleton(_ => ServedModel.Load(options.ModelDir, options.ModelId, options.MaxModelLen, options.DefaultMaxTokens));
+        services.AddSingleton(options);
         services.AddSingleton(options.ApiKeys);
         services.AddSingleton<KeyAccounts>();
         services.AddSingleton<ApiKeyMiddleware>();

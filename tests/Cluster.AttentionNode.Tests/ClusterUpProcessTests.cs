@@ -189,6 +189,58 @@ public sealed class ClusterUpProcessTests : IDisposable
         Assert.Contains(up.ChildPids(), p => p != expert && UpProcess.CommandLine(p).Contains("--node-id expert-1", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// The attention node and the gateway are supervised like the expert nodes: each one killed is restarted on its
+    /// ports, serves again, and counts the restart in GET /cluster/status (what `cluster status` prints).
+    /// </summary>
+    [Fact]
+    public async Task AKilledAttentionNodeAndGatewayAreRestartedAndStatusCountsTheRestarts()
+    {
+        using var up = await UpProcess.StartReadyAsync(Patience, _model);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        string model = JsonSerializer.Serialize(Path.GetFileName(_model));
+        async Task<JsonElement> StatusAsync()
+        {
+            using var response = await http.GetAsync($"http://127.0.0.1:{up.HttpPort}/cluster/status");
+            string text = await response.Content.ReadAsStringAsync();
+            Assert.True(response.IsSuccessStatusCode, text);
+            return JsonDocument.Parse(text).RootElement.Clone();
+        }
+        async Task CompleteAsync()
+        {
+            var body = new StringContent($$"""{"model":{{model}},"prompt":[0,5,6,7],"max_tokens":4}""", Encoding.UTF8, "application/json");
+            using var response = await http.PostAsync($"http://127.0.0.1:{up.HttpPort}/v1/completions", body);
+            Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        }
+        async Task KillAndAwaitRestartAsync(string name, string commandLine)
+        {
+            int pid = up.ChildPids().Single(p => UpProcess.CommandLine(p).Contains(commandLine, StringComparison.Ordinal));
+            Process.GetProcessById(pid).Kill();
+            var until = DateTime.UtcNow.AddSeconds(120);
+            while (!up.Stderr.Contains($"{name} is back", StringComparison.Ordinal) && DateTime.UtcNow < until) await Task.Delay(100);
+            Assert.True(up.Stderr.Contains($"{name} is back", StringComparison.Ordinal), up.Stderr);
+        }
+
+        JsonElement start = await StatusAsync();
+        Assert.Equal(0, start.GetProperty("gateway").GetProperty("restarts").GetInt32());
+        Assert.Equal(0, start.GetProperty("nodes")[0].GetProperty("restarts").GetInt32());
+
+        await KillAndAwaitRestartAsync("attention-0", "--node-id attention-0");
+        // The gateway sees the node again once its readiness probe passes.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        JsonElement node;
+        while ((node = (await StatusAsync()).GetProperty("nodes")[0]).GetProperty("state").GetString() != "ok" && DateTime.UtcNow < deadline) await Task.Delay(200);
+        Assert.Equal("attention-0", node.GetProperty("node_id").GetString());
+        Assert.Equal(1, node.GetProperty("restarts").GetInt32());
+        await CompleteAsync();
+
+        await KillAndAwaitRestartAsync("gateway", "serve gateway");
+        JsonElement after = await StatusAsync();
+        Assert.Equal(1, after.GetProperty("gateway").GetProperty("restarts").GetInt32());
+        Assert.Equal(1, after.GetProperty("nodes")[0].GetProperty("restarts").GetInt32());
+        await CompleteAsync();
+    }
+
     [Fact]
     public async Task WithFailFastADyingExpertNodeIsReportedAndTheRestStop()
     {

@@ -10,15 +10,15 @@ namespace Cluster.Cli.Tests;
 public sealed class StatusCommandTests : IDisposable
 {
     private const string Status = """
-        {"gateway":{"queued":3,"in_flight":7},"nodes":[
+        {"gateway":{"queued":3,"in_flight":7,"restarts":1},"nodes":[
          {"endpoint":"127.0.0.1:9101","node_id":"prefill-0","role":"prefill","state":"ok","running":0,"queued":2,"queued_prompt_tokens":1500,
           "block_size":64,"blocks_total":1024,"blocks_used":12,"blocks_cached":40,"blocks_available":972,
           "prefix_lookup_tokens":4000,"prefix_hit_tokens":1000,"prefix_hit_rate":0.25,"prompt_tokens":4000,"generated_tokens":0,
-          "kv_bytes_sent":12500000,"kv_bytes_received":0},
+          "kv_bytes_sent":12500000,"kv_bytes_received":0,"restarts":0},
          {"endpoint":"127.0.0.1:9102","node_id":"decode-0","role":"decode","state":"ok","running":5,"queued":0,"queued_prompt_tokens":0,
           "block_size":64,"blocks_total":2048,"blocks_used":300,"blocks_cached":0,"blocks_available":1748,
           "prefix_lookup_tokens":0,"prefix_hit_tokens":0,"prefix_hit_rate":0,"prompt_tokens":0,"generated_tokens":900,
-          "kv_bytes_sent":0,"kv_bytes_received":12500000},
+          "kv_bytes_sent":0,"kv_bytes_received":12500000,"restarts":2},
          {"endpoint":"127.0.0.1:9103","node_id":"","role":"decode","state":"unreachable: connection refused"}]}
         """;
 
@@ -78,15 +78,15 @@ public sealed class StatusCommandTests : IDisposable
         string[] lines = r.Stdout.TrimEnd().Split('\n');
         Assert.StartsWith("node", lines[0]);
         Assert.Equal(
-            ["prefill-0", "prefill", "ok", "0", "2", "1500", "12", "40", "972", "1024", "25.0%", "12.5", "0.0", "127.0.0.1:9101"],
+            ["prefill-0", "prefill", "ok", "0", "2", "1500", "12", "40", "972", "1024", "25.0%", "12.5", "0.0", "0", "127.0.0.1:9101"],
             Cells(lines[1]));
         Assert.Equal(
-            ["decode-0", "decode", "ok", "5", "0", "0", "300", "0", "1748", "2048", "-", "0.0", "12.5", "127.0.0.1:9102"],
+            ["decode-0", "decode", "ok", "5", "0", "0", "300", "0", "1748", "2048", "-", "0.0", "12.5", "2", "127.0.0.1:9102"],
             Cells(lines[2]));
         // A node that did not answer shows its endpoint, no numbers, and its error below the table.
-        Assert.Equal(["127.0.0.1:9103", "decode", "error", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "127.0.0.1:9103"], Cells(lines[3]));
+        Assert.Equal(["127.0.0.1:9103", "decode", "error", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "127.0.0.1:9103"], Cells(lines[3]));
         Assert.Equal("127.0.0.1:9103: unreachable: connection refused", lines[4]);
-        Assert.Equal("gateway: 3 queued, 7 in flight", lines[5]);
+        Assert.Equal("gateway: 3 queued, 7 in flight, 1 restarts", lines[5]);
         Assert.Equal("", lines[6]);
         Assert.StartsWith($"experts: cannot reach the gateway at {control}", lines[7]);
         Assert.Equal(8, lines.Length);

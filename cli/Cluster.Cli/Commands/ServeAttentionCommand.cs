@@ -27,6 +27,7 @@ public static class ServeAttentionCommand
             MaxBatch = args.Int("max-batch", 32, 1, 1024),
             DrainTimeout = TimeSpan.FromSeconds(args.Int("drain-seconds", 30, 0, 3600)),
             ReserveKvCache = true,
+            Restarts = Supervision.ChildProcess.RestartsOfThisProcess(),
             LogLevel = args.Flag("verbose") ? LogLevel.Information : LogLevel.Warning,
         };
         AttentionNodeSettings settings = AttentionNodeSettings.Parse(args);

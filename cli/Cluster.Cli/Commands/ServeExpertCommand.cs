@@ -19,7 +19,7 @@ public static class ServeExpertCommand
             HttpPort = args.Has("http-port") ? args.Int("http-port", 0, 1, 65535) : null,
             Join = args.Flag("join"),
             Verbose = args.Flag("verbose"),
-            Restarts = int.TryParse(Environment.GetEnvironmentVariable(Supervision.ChildProcess.RestartsVariable), out int restarts) ? restarts : 0,
+            Restarts = Supervision.ChildProcess.RestartsOfThisProcess(),
         };
         DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
         options = options with { ClusterToken = ClusterTokenArgs.Parse(args) };

@@ -98,6 +98,7 @@ public static class ServeGatewayCommand
             ApiKeys = apiKeys,
             MinimumLogLevel = verbose ? LogLevel.Information : LogLevel.Warning,
             ClusterToken = token,
+            Restarts = Supervision.ChildProcess.RestartsOfThisProcess(),
         };
         var meta = new Dictionary<string, string> { ["role"] = "gateway", ["node_id"] = nodeId };
         try { return await discovery.RunAsync("cluster-gateway", nodeId, host, grpcPort, meta, () =>

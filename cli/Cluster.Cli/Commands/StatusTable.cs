@@ -10,10 +10,10 @@ namespace Cluster.Cli.Commands;
 public static class StatusTable
 {
     private static readonly string[] Header =
-        ["node", "role", "state", "running", "queued", "queued prompt", "blocks used", "cached", "free", "total", "prefix hits", "kv MB sent", "kv MB recv", "endpoint"];
+        ["node", "role", "state", "running", "queued", "queued prompt", "blocks used", "cached", "free", "total", "prefix hits", "kv MB sent", "kv MB recv", "restarts", "endpoint"];
 
     /// <summary>Columns of text; the rest are numbers and are aligned right.</summary>
-    private static readonly bool[] LeftAligned = [true, true, true, false, false, false, false, false, false, false, false, false, false, true];
+    private static readonly bool[] LeftAligned = [true, true, true, false, false, false, false, false, false, false, false, false, false, false, true];
 
     public static void Write(JsonElement status, TextWriter output)
     {
@@ -34,7 +34,7 @@ public static class StatusTable
                 name, Text(node, "role"), state,
                 Count(node, "running"), Count(node, "queued"), Count(node, "queued_prompt_tokens"),
                 Count(node, "blocks_used"), Count(node, "blocks_cached"), Count(node, "blocks_available"), Count(node, "blocks_total"),
-                HitRate(node), Megabytes(node, "kv_bytes_sent"), Megabytes(node, "kv_bytes_received"), Text(node, "endpoint"),
+                HitRate(node), Megabytes(node, "kv_bytes_sent"), Megabytes(node, "kv_bytes_received"), Count(node, "restarts"), Text(node, "endpoint"),
             ]);
         }
 
@@ -54,7 +54,7 @@ public static class StatusTable
         foreach (string error in errors) output.WriteLine(error);
 
         if (status.TryGetProperty("gateway", out JsonElement gateway))
-            output.WriteLine($"gateway: {Count(gateway, "queued")} queued, {Count(gateway, "in_flight")} in flight");
+            output.WriteLine($"gateway: {Count(gateway, "queued")} queued, {Count(gateway, "in_flight")} in flight, {Count(gateway, "restarts")} restarts");
     }
 
     private static string Text(JsonElement e, string name) =>

@@ -36,6 +36,10 @@ public sealed class ChildProcess : IDisposable
     /// <summary>The environment variable that tells a restarted role how often it has been restarted (it reports the count).</summary>
     public const string RestartsVariable = "CLUSTER_RESTARTS";
 
+    /// <summary>How often this process' role has been restarted by the supervisor that started it (0 without one).</summary>
+    public static int RestartsOfThisProcess() =>
+        int.TryParse(Environment.GetEnvironmentVariable(RestartsVariable), out int restarts) && restarts > 0 ? restarts : 0;
+
     public static ChildProcess Start(string name, IEnumerable<string> args, bool echoLogs, int restarts = 0)
     {
         var psi = new ProcessStartInfo(Environment.ProcessPath ?? "dotnet")

@@ -10,7 +10,7 @@ public sealed class ClusterStatusReport
     public required List<NodeStatus> Nodes { get; init; }
 
     /// <summary>The report from the nodes' latest answers (refresh them first); a node that failed to answer shows its error and zeros.</summary>
-    public static ClusterStatusReport From(Admission admission, IReadOnlyList<AttentionNode> nodes)
+    public static ClusterStatusReport From(Admission admission, IReadOnlyList<AttentionNode> nodes, int gatewayRestarts)
     {
         var list = new List<NodeStatus>(nodes.Count);
         foreach (AttentionNode node in nodes)
@@ -38,9 +38,10 @@ public sealed class ClusterStatusReport
                 GeneratedTokens = s.GeneratedTokens,
                 KvBytesSent = s.KvBytesSent,
                 KvBytesReceived = s.KvBytesReceived,
+                Restarts = s.Restarts,
             });
         }
-        return new ClusterStatusReport { Gateway = new GatewayStatus { Queued = admission.Queued, InFlight = admission.InFlight }, Nodes = list };
+        return new ClusterStatusReport { Gateway = new GatewayStatus { Queued = admission.Queued, InFlight = admission.InFlight, Restarts = gatewayRestarts }, Nodes = list };
     }
 }
 
@@ -50,6 +51,8 @@ public sealed class GatewayStatus
     public int Queued { get; init; }
     /// <summary>Requests admitted to a node and not yet ended.</summary>
     public int InFlight { get; init; }
+    /// <summary>How often the supervisor (<c>cluster up</c>) has restarted this gateway.</summary>
+    public int Restarts { get; init; }
 }
 
 public sealed class NodeStatus
@@ -74,6 +77,8 @@ public sealed class NodeStatus
     public ulong GeneratedTokens { get; init; }
     public ulong KvBytesSent { get; init; }
     public ulong KvBytesReceived { get; init; }
+    /// <summary>How often the supervisor (<c>cluster up</c>) has restarted the node, as it reports.</summary>
+    public uint Restarts { get; init; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]

@@ -23,6 +23,7 @@ public static class OpenAiRoutes
         var router = app.Services.GetRequiredService<NodeRouter>();
         var stats = app.Services.GetRequiredService<StatsPoller>();
         var keys = app.Services.GetRequiredService<ApiKeyMiddleware>();
+        int restarts = app.Services.GetRequiredService<GatewayOptions>().Restarts;
         // Routing answers an unknown path with 404 and a known path with the wrong method with 405, both without a
         // body; clients parse OpenAI's error shape, so give them one.
         app.Use(async (http, next) =>
@@ -66,7 +67,7 @@ public static class OpenAiRoutes
         {
             // Live numbers: every node is asked now (or joins the round already asking).
             await stats.RefreshAsync(http.RequestAborted).ConfigureAwait(false);
-            var report = ClusterStatusReport.From(router.Admission, router.Nodes);
+            var report = ClusterStatusReport.From(router.Admission, router.Nodes, restarts);
             http.Response.ContentType = "application/json";
             await JsonSerializer.SerializeAsync(http.Response.Body, report, ClusterStatusJson.Default.ClusterStatusReport, http.RequestAborted).ConfigureAwait(false);
         });
