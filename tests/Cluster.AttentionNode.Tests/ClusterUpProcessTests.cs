@@ -311,7 +311,7 @@ public sealed class ClusterUpProcessTests : IDisposable
         Assert.True(code == 0, stderr);
         Assert.Matches(@"(?m)^prefill-0 +prefill +ok ", stdout);
         Assert.Matches(@"(?m)^decode-0 +decode +ok ", stdout);
-        Assert.Matches(@"(?m)^gateway: 0 queued, \d+ in flight$", stdout);
+        Assert.Matches(@"(?m)^gateway: 0 queued, \d+ in flight, 0 restarts$", stdout);
 
         Assert.Equal(0, up.Signal("TERM"));
         Assert.Equal(0, await up.WaitExitAsync(TimeSpan.FromSeconds(30)));

@@ -11,7 +11,7 @@ public sealed class ClusterStatusTests
     [
         "endpoint", "node_id", "role", "state", "running", "queued", "queued_prompt_tokens", "block_size", "blocks_total", "blocks_used",
         "blocks_cached", "blocks_available", "prefix_lookup_tokens", "prefix_hit_tokens", "prefix_hit_rate", "prompt_tokens",
-        "generated_tokens", "kv_bytes_sent", "kv_bytes_received",
+        "generated_tokens", "kv_bytes_sent", "kv_bytes_received", "restarts",
     ];
 
     [Fact]
