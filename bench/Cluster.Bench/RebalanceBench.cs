@@ -60,21 +60,25 @@ public static class RebalanceBench
             using ExpertStreams streams = await ExpertStreams.ConnectAsync(start, config, TimeSpan.FromSeconds(60));
             using var gates = Checkpoint.Open(dir, name => name.Contains(".mlp.gate.", StringComparison.Ordinal));
             var stepper = new Stepper(streams, gates, config);
+            // The rollouts' channels are kept and already connected, as the gateway's Control service keeps them.
+            using var control = new Cluster.Transport.PeerChannels(new Cluster.Transport.GrpcClientOptions());
+            foreach (ExpertNodeAddress n in start.Nodes)
+                await new Cluster.Protos.V1.ExpertService.ExpertServiceClient(control.For(n.Endpoint).Invoker).GetInfoAsync(new GetExpertInfoRequest());
 
             stepper.RunFor(TimeSpan.FromSeconds(3));
             double before = await stepper.RowsMaxOverMeanAsync(streams, TimeSpan.FromSeconds(3));
-            double[] beforeSteps = stepper.StepsFor(TimeSpan.FromSeconds(2));
+            double[] beforeSteps = await OnEngineThread(() => stepper.StepsFor(TimeSpan.FromSeconds(2)));
             ExpertLoad load = stepper.Load();
             PlacementPlan next = Rebalancer.Rebalance(start, load);
             PlacementPlan fresh = PlacementPlanner.Plan(config, start.Nodes, null, Redundant, load, version: 2);
 
-            (double[] during, RolloutReport report) = await RolloutAsync(stepper, start, next, streams);
-            double[] afterSteps = stepper.StepsFor(TimeSpan.FromSeconds(2));
+            (double[] during, RolloutReport report) = await RolloutAsync(stepper, start, next, streams, control);
+            double[] afterSteps = await OnEngineThread(() => stepper.StepsFor(TimeSpan.FromSeconds(2)));
             double after = await stepper.RowsMaxOverMeanAsync(streams, TimeSpan.FromSeconds(3));
             // A second change, now that every path has run once: twice the redundant replicas.
             PlacementPlan scaled = Rebalancer.Rebalance(next, stepper.Load(), redundantExperts: 2 * Redundant);
-            (double[] duringScale, RolloutReport scaleReport) = await RolloutAsync(stepper, next, scaled, streams);
-            double[] afterScale = stepper.StepsFor(TimeSpan.FromSeconds(2));
+            (double[] duringScale, RolloutReport scaleReport) = await RolloutAsync(stepper, next, scaled, streams, control);
+            double[] afterScale = await OnEngineThread(() => stepper.StepsFor(TimeSpan.FromSeconds(2)));
 
             long perExpert = 3L * config.HiddenSize * config.MoeIntermediateSize * 2;
             int moved = PlanChange.Between(start, next).LoadedExperts, freshMoved = PlanChange.Between(start, fresh).LoadedExperts;
@@ -83,10 +87,10 @@ public static class RebalanceBench
             Console.WriteLine($"Small preset with --expert-skew 1.2 (BF16), {nodes} expert {(asProcesses ? "node processes" : "hosts in this process")} with {Redundant} redundant experts per layer, decode steps of {Rows} rows "
                 + $"through all {start.Layers.Count} MoE layers (BF16 dispatch) back to back, routed by the model's gate; 2 cores shared with other builds; load average {BenchEnvironment.LoadAverage()} at the end.");
             Console.WriteLine();
-            Console.WriteLine("| change | median step before ms | slowest step during the rollout ms | ratio | median step after ms | steps during | slots loaded | prepare s | switch s |");
-            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-            Console.WriteLine($"| rebalance (first change) | {Median(beforeSteps):F2} | {during.Max():F2} | {during.Max() / Median(beforeSteps):F2}x | {Median(afterSteps):F2} | {during.Length} | {report.LoadedSlots} | {report.Prepare.TotalSeconds:F2} | {report.Switch.TotalSeconds:F3} |");
-            Console.WriteLine($"| redundant {Redundant} -> {2 * Redundant} | {Median(afterSteps):F2} | {duringScale.Max():F2} | {duringScale.Max() / Median(afterSteps):F2}x | {Median(afterScale):F2} | {duringScale.Length} | {scaleReport.LoadedSlots} | {scaleReport.Prepare.TotalSeconds:F2} | {scaleReport.Switch.TotalSeconds:F3} |");
+            Console.WriteLine("| change | median step before ms | slowest step during the rollout ms | ratio | slowest of as many undisturbed steps ms | ratio | median step after ms | steps during | slots loaded | prepare s | switch s |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            Row("rebalance (first change)", beforeSteps, during, afterSteps, report);
+            Row($"redundant {Redundant} -> {2 * Redundant}", afterSteps, duringScale, afterScale, scaleReport);
             Console.WriteLine();
             Console.WriteLine($"Steps failed: {stepper.Failed}.");
             Console.WriteLine();
@@ -113,13 +117,39 @@ public static class RebalanceBench
     }
 
     /// <summary>Rolls <paramref name="next"/> out on another thread while this one steps; the steps that ran meanwhile.</summary>
-    private static async Task<(double[] Steps, RolloutReport Report)> RolloutAsync(Stepper stepper, PlacementPlan current, PlacementPlan next, ExpertStreams streams)
+    private static async Task<(double[] Steps, RolloutReport Report)> RolloutAsync(Stepper stepper, PlacementPlan current, PlacementPlan next, ExpertStreams streams,
+        Cluster.Transport.PeerChannels control)
     {
-        Task<RolloutReport> rollout = Task.Run(() => PlanRollout.RunAsync(current, next, [streams]));
-        double[] during = stepper.StepsUntil(rollout);
+        Task<RolloutReport> rollout = Task.Run(() => PlanRollout.RunAsync(current, next, [streams], control));
+        double[] during = await OnEngineThread(() => stepper.StepsUntil(rollout));
         RolloutReport report = await rollout;
         Console.Error.WriteLine($"rebalance bench: plan {current.Version} -> {next.Version}, steps during the rollout (ms): {string.Join(" ", during.Select(d => d.ToString("F1")))}");
         return (during, report);
+    }
+
+    /// <summary>
+    /// Steps on a thread of their own, as an attention node's engine loop runs them: stepping on a pool thread of
+    /// this async method would block one of the few pool threads that the streams' replies and the rollout need.
+    /// </summary>
+    private static Task<T> OnEngineThread<T>(Func<T> steps) => Task.Factory.StartNew(steps, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private static void Row(string change, double[] before, double[] during, double[] after, RolloutReport report)
+    {
+        double median = Median(before), undisturbed = SlowestOfWindows(before, during.Length);
+        Console.WriteLine($"| {change} | {median:F2} | {during.Max():F2} | {during.Max() / median:F2}x | {undisturbed:F2} | {undisturbed / median:F2}x | {Median(after):F2} | "
+            + $"{during.Length} | {report.LoadedSlots} | {report.Prepare.TotalSeconds:F2} | {report.Switch.TotalSeconds:F3} |");
+    }
+
+    /// <summary>
+    /// The control for the slowest step of a rollout: the median, over the steps before it cut into runs of as many
+    /// steps as the rollout had, of each run's slowest. On shared cores even undisturbed runs have a slow step.
+    /// </summary>
+    private static double SlowestOfWindows(double[] steps, int window)
+    {
+        window = Math.Max(1, window);
+        var slowest = new List<double>();
+        for (int i = 0; i + window <= steps.Length; i += window) slowest.Add(steps.AsSpan(i, window).ToArray().Max());
+        return Median([.. slowest]);
     }
 
     private static double Median(double[] steps)

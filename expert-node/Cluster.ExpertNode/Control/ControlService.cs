@@ -11,10 +11,12 @@ namespace Cluster.ExpertNode.Control;
 /// and slots from the expert nodes, and changes the plan while serving (a rebalance from the tokens each expert got
 /// since the last plan, a new replica or redundant count, a node added or drained) through
 /// <see cref="PlanRollout"/>. One change at a time. Its calls to the nodes carry <paramref name="token"/>, the
-/// cluster's credential, when the cluster has one.
+/// cluster's credential, when the cluster has one, over channels it keeps for its lifetime.
 /// </summary>
-public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, ILogger<ControlService> logger, ClusterToken? token = null) : Protos.V1.Control.ControlBase
+public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, ILogger<ControlService> logger, ClusterToken? token = null)
+    : Protos.V1.Control.ControlBase, IDisposable
 {
+    private readonly PeerChannels _channels = new(new GrpcClientOptions { ClusterToken = token });
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
     private readonly SemaphoreSlim _changing = new(1, 1);
     // What had been counted when the plan in use took over, to measure "since the last plan".
@@ -26,8 +28,7 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
 
     public override async Task<ExpertsStatus> GetExperts(GetExpertsRequest request, ServerCallContext context)
     {
-        using var channels = new Channels(token);
-        ClusterView view = await ReadAsync(channels, context.CancellationToken).ConfigureAwait(false);
+        ClusterView view = await ReadAsync(context.CancellationToken).ConfigureAwait(false);
         PlacementPlan plan = view.Plan;
         var status = new ExpertsStatus
         {
@@ -37,7 +38,7 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
             PlanJson = plan.ToJson(),
         };
         Baseline? baseline = Volatile.Read(ref _baseline) is { } b && b.Version == plan.Version ? b : null;
-        var infos = await Task.WhenAll(plan.Nodes.Select(n => InfoAsync(channels, n, context.CancellationToken))).ConfigureAwait(false);
+        var infos = await Task.WhenAll(plan.Nodes.Select(n => InfoAsync(n, context.CancellationToken))).ConfigureAwait(false);
         for (int i = 0; i < plan.Nodes.Count; i++)
         {
             ExpertNodeAddress node = plan.Nodes[i];
@@ -96,8 +97,7 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
             throw new RpcException(new Status(StatusCode.Aborted, "another plan change is in progress"));
         try
         {
-            using var channels = new Channels(token);
-            ClusterView view = await ReadAsync(channels, cancel).ConfigureAwait(false);
+            ClusterView view = await ReadAsync(cancel).ConfigureAwait(false);
             Baseline? baseline = Volatile.Read(ref _baseline) is { } b && b.Version == view.Plan.Version ? b : null;
             ExpertLoad load = LoadSince(view, baseline);
             PlacementPlan plan;
@@ -107,12 +107,12 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
             try
             {
                 report = await PlanRollout.RunAsync(view.Plan, plan,
-                    [.. view.Agents.Select(a => (IPlanSwitch)new RemotePlanSwitch(a.Endpoint, a.Client))], token, cancel).ConfigureAwait(false);
+                    [.. view.Agents.Select(a => (IPlanSwitch)new RemotePlanSwitch(a.Endpoint, a.Client))], _channels, cancel).ConfigureAwait(false);
             }
             catch (InvalidOperationException e) { throw new RpcException(new Status(StatusCode.Unavailable, e.Message)); }
             // The new plan's "since": counts as they are now.
-            ClusterView after = await ReadAsync(channels, cancel).ConfigureAwait(false);
-            var infos = await Task.WhenAll(plan.Nodes.Select(n => InfoAsync(channels, n, cancel))).ConfigureAwait(false);
+            ClusterView after = await ReadAsync(cancel).ConfigureAwait(false);
+            var infos = await Task.WhenAll(plan.Nodes.Select(n => InfoAsync(n, cancel))).ConfigureAwait(false);
             var rows = new Dictionary<string, long>(StringComparer.Ordinal);
             for (int i = 0; i < plan.Nodes.Count; i++) rows[plan.Nodes[i].Id] = (long)(infos[i].Info?.RowsServed ?? 0);
             Volatile.Write(ref _baseline, new Baseline(plan.Version, after.Tokens, rows));
@@ -153,11 +153,11 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
     }
 
     /// <summary>Every attention node's plan (they must agree) and the sum of their per-expert token counts.</summary>
-    private async Task<ClusterView> ReadAsync(Channels channels, CancellationToken cancel)
+    private async Task<ClusterView> ReadAsync(CancellationToken cancel)
     {
         IReadOnlyList<string> endpoints = attentionNodes();
         if (endpoints.Count == 0) throw new RpcException(new Status(StatusCode.FailedPrecondition, "the gateway knows no attention node"));
-        var agents = endpoints.Select(e => (Endpoint: e, Client: new PlanAgent.PlanAgentClient(channels.For(e).Invoker))).ToArray();
+        var agents = endpoints.Select(e => (Endpoint: e, Client: new PlanAgent.PlanAgentClient(_channels.For(e).Invoker))).ToArray();
         AgentPlan[] plans;
         try
         {
@@ -175,11 +175,11 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
         return new ClusterView(plan, tokens, agents);
     }
 
-    private static async Task<(ExpertNodeInfo? Info, string? Problem)> InfoAsync(Channels channels, ExpertNodeAddress node, CancellationToken cancel)
+    private async Task<(ExpertNodeInfo? Info, string? Problem)> InfoAsync(ExpertNodeAddress node, CancellationToken cancel)
     {
         try
         {
-            var client = new Protos.V1.ExpertService.ExpertServiceClient(channels.For(node.Endpoint).Invoker);
+            var client = new Protos.V1.ExpertService.ExpertServiceClient(_channels.For(node.Endpoint).Invoker);
             return (await client.GetInfoAsync(new GetExpertInfoRequest(), deadline: DateTime.UtcNow + AskTimeout, cancellationToken: cancel).ResponseAsync.ConfigureAwait(false), null);
         }
         catch (RpcException e) { return (null, e.Status.Detail); }
@@ -187,21 +187,5 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
 
     private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
 
-    /// <summary>The channels of one operation, by endpoint.</summary>
-    private sealed class Channels(ClusterToken? token) : IDisposable
-    {
-        private readonly Dictionary<string, PeerChannel> _open = new(StringComparer.Ordinal);
-
-        public PeerChannel For(string endpoint)
-        {
-            if (!_open.TryGetValue(endpoint, out PeerChannel? c))
-                _open[endpoint] = c = PeerChannel.ForAddress(PeerAddress.Parse(endpoint, endpoint), new GrpcClientOptions { ClusterToken = token });
-            return c;
-        }
-
-        public void Dispose()
-        {
-            foreach (PeerChannel c in _open.Values) c.Dispose();
-        }
-    }
+    public void Dispose() => _channels.Dispose();
 }

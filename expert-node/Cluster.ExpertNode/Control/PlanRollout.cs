@@ -14,8 +14,8 @@ public sealed record RolloutReport(ulong FromVersion, ulong ToVersion, int Loade
 /// <summary>
 /// Moves a serving cluster from one plan to the next without stopping it, in three phases:
 /// <list type="number">
-/// <item>prepare: every expert node of the next plan loads the slots it gains (in the background while it serves)
-/// and then serves frames of both versions;</item>
+/// <item>prepare: every expert node of the next plan, one after another, loads the slots it gains (in the
+/// background while it serves) and then serves frames of both versions;</item>
 /// <item>switch: every attention node routes by the next plan from its next step on;</item>
 /// <item>release: once all have switched, the expert nodes forget the old version and drop the slots only it had.</item>
 /// </list>
@@ -24,19 +24,26 @@ public sealed record RolloutReport(ulong FromVersion, ulong ToVersion, int Loade
 /// </summary>
 public static class PlanRollout
 {
-    /// <param name="token">The cluster's credential, for expert nodes that ask for one.</param>
+    /// <param name="channels">The caller's channels to the expert nodes, kept across rollouts (with the cluster's
+    /// credential when it has one); null opens channels for this rollout alone.</param>
     public static async Task<RolloutReport> RunAsync(PlacementPlan current, PlacementPlan next, IReadOnlyList<IPlanSwitch> attention,
-        ClusterToken? token = null, CancellationToken cancel = default)
+        PeerChannels? channels = null, CancellationToken cancel = default)
     {
         if (next.Version <= current.Version) throw new ArgumentException($"the next plan's version {next.Version} must be above the current {current.Version}");
-        var channels = next.Nodes.Concat(current.Nodes).DistinctBy(n => n.Id)
-            .ToDictionary(n => n.Id, n => PeerChannel.ForAddress(n.Uri, new GrpcClientOptions { MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes, ClusterToken = token }));
+        PeerChannels? own = channels is null ? new PeerChannels(new GrpcClientOptions()) : null;
+        channels ??= own!;
         try
         {
             var clock = Stopwatch.StartNew();
             string json = next.ToJson();
-            PreparePlanReply[] prepared = await Task.WhenAll(next.Nodes.Select(n => Call(n, () =>
-                Client(channels, n).PrepareAsync(new PreparePlanRequest { PlanJson = json }, cancellationToken: cancel).ResponseAsync))).ConfigureAwait(false);
+            // One node after another: the nodes of a small machine share its cores with the steps, and four prepares
+            // at once put all their work into one step (bench rebalance: 8.7x the median step at once, 5.1x in turn).
+            var prepared = new PreparePlanReply[next.Nodes.Count];
+            for (int i = 0; i < prepared.Length; i++)
+            {
+                ExpertNodeAddress n = next.Nodes[i];
+                prepared[i] = await Call(n, () => Client(channels, n).PrepareAsync(new PreparePlanRequest { PlanJson = json }, cancellationToken: cancel).ResponseAsync).ConfigureAwait(false);
+            }
             TimeSpan prepare = clock.Elapsed;
 
             clock.Restart();
@@ -56,14 +63,11 @@ public static class PlanRollout
             return new RolloutReport(current.Version, next.Version, prepared.Sum(p => (int)p.LoadedSlots), prepared.Sum(p => (long)p.LoadedBytes),
                 released.Sum(r => (int)r.DroppedSlots), prepare, @switch, clock.Elapsed);
         }
-        finally
-        {
-            foreach (PeerChannel c in channels.Values) c.Dispose();
-        }
+        finally { own?.Dispose(); }
     }
 
-    private static Protos.V1.ExpertService.ExpertServiceClient Client(Dictionary<string, PeerChannel> channels, ExpertNodeAddress node) =>
-        new(channels[node.Id].Invoker);
+    private static Protos.V1.ExpertService.ExpertServiceClient Client(PeerChannels channels, ExpertNodeAddress node) =>
+        new(channels.For(node.Endpoint).Invoker);
 
     private static async Task<T> Call<T>(ExpertNodeAddress node, Func<Task<T>> call)
     {

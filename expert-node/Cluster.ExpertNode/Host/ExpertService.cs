@@ -134,6 +134,8 @@ public sealed class ExpertService(string nodeId, HostedExperts experts, ModelCon
         Task.Factory.StartNew(() => PrepareHere(request.PlanJson, context.CancellationToken), context.CancellationToken,
             TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
+    private static readonly TimeSpan YieldBetweenPieces = TimeSpan.FromMilliseconds(2);
+
     private PreparePlanReply PrepareHere(string json, CancellationToken cancel)
     {
         PlacementPlan plan;
@@ -149,7 +151,11 @@ public sealed class ExpertService(string nodeId, HostedExperts experts, ModelCon
         }
         try
         {
+            // The cores go back to the Dispatch streams between the pieces of a prepare (reading the plan, loading,
+            // saving), so that a step that overlaps it waits for one piece at most.
+            Thread.Sleep(YieldBetweenPieces);
             (int slots, long bytes) = experts.Prepare(plan, cancel);
+            Thread.Sleep(YieldBetweenPieces);
             logger.LogInformation("plan version {Version} prepared: {Slots} slots loaded ({Bytes:N0} bytes)", plan.Version, slots, bytes);
             // A node restarted from here on starts from the plan that is taking over.
             if (planPath is not null) plan.SaveIfNewer(planPath);
