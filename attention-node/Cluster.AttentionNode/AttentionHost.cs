@@ -38,7 +38,7 @@ public sealed class AttentionHost : IAsyncDisposable
 
     public string NodeId { get; }
     public int Port { get; }
-    /// <summary>The HTTP/1.1 statistics port (GET /stats, GET /metrics); null when the node has none.</summary>
+    /// <summary>The HTTP/1.1 port (GET /stats, /metrics, /healthz, /readyz); null when the node has none.</summary>
     public int? HttpPort { get; }
     public AttentionService Service { get; }
     /// <summary>The streams to the expert nodes; null when the experts run here.</summary>
@@ -77,7 +77,7 @@ public sealed class AttentionHost : IAsyncDisposable
         app.MapGrpcService<AttentionService>();
         PlanAgentHosting.Map(app);
         AttentionHost? started = null;
-        NodeHttpEndpoints.Map(app, () => started?._node?.Stats(options.NodeId, options.Restarts), app.Services.GetRequiredService<CallMetrics>());
+        NodeHttpEndpoints.Map(app, () => started?._node?.Stats(options.NodeId, options.Restarts), app.Services.GetRequiredService<CallMetrics>(), health);
         await app.StartAsync(ct).ConfigureAwait(false);
         // Kestrel writes the bound endpoint back into the listen options, so port 0 resolves here.
         var host = new AttentionHost(app, health, service, options.NodeId, grpcListen!.IPEndPoint!.Port, httpListen?.IPEndPoint!.Port, options.DrainTimeout);

@@ -18,7 +18,7 @@ namespace Cluster.ExpertNode.Host;
 /// <summary>
 /// An expert node: loads exactly its slots' experts from the checkpoint (other experts' bytes are never read) and
 /// serves ExpertService, grpc.health.v1 (SERVING once the experts are loaded and the port is open) and server
-/// reflection on one HTTP/2 port.
+/// reflection on one HTTP/2 port; with an HTTP port, /metrics and the same health as /healthz and /readyz.
 /// </summary>
 public sealed class ExpertHost : IAsyncDisposable
 {
@@ -100,12 +100,14 @@ public sealed class ExpertHost : IAsyncDisposable
             builder.Services.AddSingleton(sp => new ExpertService(options.NodeId, experts, config, options.PlanPath, options.Restarts, sp.GetRequiredService<ILogger<ExpertService>>(),
                 sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping, metrics));
             WebApplication app = builder.Build();
+            var health = new RoleHealth(app.Services.GetRequiredService<HealthServiceImpl>(), Protos.V1.ExpertService.Descriptor.FullName);
             app.MapGrpcInfrastructure();
             app.MapGrpcService<ExpertService>();
             if (options.HttpPort is not null)
             {
                 CallMetrics calls = app.Services.GetRequiredService<CallMetrics>();
-                // Scraped over the HTTP/1.1 port (the gRPC port speaks HTTP/2 alone).
+                // Scraped and probed over the HTTP/1.1 port (the gRPC port speaks HTTP/2 alone, or TLS).
+                app.MapHealthEndpoints(health);
                 app.MapGet("/metrics", (HttpContext http) =>
                 {
                     using var text = new StringWriter(System.Globalization.CultureInfo.InvariantCulture);
@@ -114,7 +116,6 @@ public sealed class ExpertHost : IAsyncDisposable
                     return http.Response.WriteAsync(text.ToString(), http.RequestAborted);
                 });
             }
-            var health = new RoleHealth(app.Services.GetRequiredService<HealthServiceImpl>(), Protos.V1.ExpertService.Descriptor.FullName);
             await app.StartAsync(cancel).ConfigureAwait(false);
             // Kestrel writes the bound endpoint back into the listen options, so port 0 resolves here.
             int port = bound!.IPEndPoint!.Port;
