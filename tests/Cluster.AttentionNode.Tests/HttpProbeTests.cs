@@ -10,7 +10,7 @@ using Grpc.Health.V1;
 namespace Cluster.AttentionNode.Tests;
 
 /// <summary>
-/// The kubelet's HTTP probes on the node's HTTP port (what the chart probes when the gRPC port speaks TLS): /healthz
+/// HTTP probes on the node's HTTP port (for probes that cannot speak gRPC, or not over TLS): /healthz
 /// answers 200 from the moment the port opens, /readyz 503 while the node waits for its expert node and loads, 200
 /// once grpc.health.v1 says SERVING, and 503 again as soon as a drain begins, while a running request finishes.
 /// </summary>

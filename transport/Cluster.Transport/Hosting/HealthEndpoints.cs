@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Cluster.Transport;
 
 /// <summary>
-/// A node's health over plain HTTP/1.1, for kubelet probes where its gRPC port speaks TLS (kubelet's grpc probe
+/// A node's health over plain HTTP/1.1, for HTTP probes (load balancers; the kubelet where a gRPC port speaks TLS, which its grpc probe
 /// cannot): GET /healthz is 200 while the process runs, GET /readyz 200 while <see cref="RoleHealth"/> is SERVING
 /// and 503 while the role loads or drains. Bodies as the gateway's probes: {"status":"ok"|"ready"|"not ready"}.
 /// </summary>
