@@ -14,6 +14,8 @@ public sealed class ServeOptionsTests : IDisposable
     [InlineData("serve attention --kv-block-size 0", "cluster serve attention: --kv-block-size must be between 1 and 65536 (got 0)")]
     [InlineData("serve attention --prefill-chunk -5", "cluster serve attention: --prefill-chunk must be between 1 and 1048576 (got -5)")]
     [InlineData("serve attention --no-prefix-cache maybe", "cluster serve attention: --no-prefix-cache takes no value (got 'maybe')")]
+    [InlineData("serve attention --cluster-tls-dir /nonexistent-cluster-tls", "cluster serve attention: --cluster-tls-dir: cluster TLS: '/nonexistent-cluster-tls/ca.crt' not found")]
+    [InlineData("serve expert --plan p.json --node-id e --cluster-tls-dir /nonexistent-cluster-tls", "cluster serve expert: --cluster-tls-dir: cluster TLS: '/nonexistent-cluster-tls/ca.crt' not found")]
     [InlineData("serve gateway", "cluster serve gateway: no attention node: give --attention-nodes, or --prefill-nodes and --decode-nodes")]
     [InlineData("serve gateway --prefill-nodes 127.0.0.1:1", "cluster serve gateway: --prefill-nodes and --decode-nodes go together")]
     [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --decode-nodes 127.0.0.1:2", "cluster serve gateway: --prefill-nodes and --decode-nodes go together")]
@@ -53,5 +55,21 @@ public sealed class ServeOptionsTests : IDisposable
         Assert.Contains("--role prefill|decode|both", r.Stdout);
         Assert.Contains("[--prefill-nodes N --decode-nodes M]", r.Stdout);
         Assert.Contains("--kv-cache-bytes SIZE", r.Stdout);
+        Assert.Contains("[--cluster-token-file FILE] [--cluster-tls-dir DIR]", r.Stdout);
+        Assert.Contains("[--cluster-tls | --cluster-tls-dir DIR]", r.Stdout);
+    }
+
+    [Fact]
+    public void Cluster_tls_without_the_token_is_refused()
+    {
+        string dir = Directory.CreateTempSubdirectory("cluster-tls-args-").FullName;
+        try
+        {
+            Cluster.Transport.ClusterTls.Generate(dir);
+            var r = ClusterProcess.Run("serve", "attention", "--model", _model, "--cluster-tls-dir", dir);
+            Assert.Equal(2, r.ExitCode);
+            Assert.StartsWith($"cluster serve attention: --cluster-tls-dir ({dir}) needs the cluster token too", r.Stderr);
+        }
+        finally { Directory.Delete(dir, true); }
     }
 }

@@ -4,12 +4,15 @@ namespace Cluster.Cli.Commands;
 
 /// <summary>
 /// <c>--cluster-token-file FILE</c>, or the <c>CLUSTER_TOKEN</c> environment variable (what a Kubernetes Secret becomes):
-/// the cluster's credential, which every role requires of callers of its internal services and puts on its own calls.
+/// the cluster's credential, which every role requires of callers of its internal services and puts on its own calls;
+/// for the roles, <c>--cluster-tls-dir DIR</c> or <c>CLUSTER_TLS_DIR</c> (ca.crt, tls.crt, tls.key) makes it travel over TLS.
 /// </summary>
 public static class ClusterTokenArgs
 {
     public const string Usage = "[--cluster-token-file FILE]";
     public const string Flag = "cluster-token-file";
+    public const string RoleUsage = "[--cluster-token-file FILE] [--cluster-tls-dir DIR]";
+    public const string TlsFlag = "cluster-tls-dir";
 
     /// <summary>The token, or null when neither the flag nor the variable gives one; a one-line CLI error for a bad one.</summary>
     public static ClusterToken? Parse(CliArgs args)
@@ -19,6 +22,25 @@ public static class ClusterTokenArgs
         {
             throw new CliException($"--{Flag}: {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// A role's credential: the token, over the cluster's TLS when a directory is given. TLS without a token is
+    /// refused: it would hide the calls but let any caller make them.
+    /// </summary>
+    public static ClusterToken? ParseForRole(CliArgs args)
+    {
+        ClusterToken? token = Parse(args);
+        ClusterTls? tls;
+        try { tls = ClusterTls.Load(args.String(TlsFlag)); }
+        catch (Exception e) when (e is FileNotFoundException or FormatException or IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"--{TlsFlag}: {e.Message}");
+        }
+        if (tls is null) return token;
+        if (token is null)
+            throw new CliException($"--{TlsFlag} ({tls.Directory}) needs the cluster token too (--{Flag} or {ClusterToken.EnvironmentVariable}): TLS alone admits any caller");
+        return token.WithTls(tls);
     }
 
     /// <summary>

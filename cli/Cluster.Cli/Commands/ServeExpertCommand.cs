@@ -5,7 +5,7 @@ namespace Cluster.Cli.Commands;
 /// <summary><c>cluster serve expert</c>: one expert node in this process, until Ctrl-C or SIGTERM.</summary>
 public static class ServeExpertCommand
 {
-    public const string Usage = "serve expert --model DIR --plan FILE --node-id NAME [--host 127.0.0.1] [--port N] [--http-port N] [--join] " + ClusterTokenArgs.Usage + " " + DiscoveryArgs.Usage + " [--verbose]";
+    public const string Usage = "serve expert --model DIR --plan FILE --node-id NAME [--host 127.0.0.1] [--port N] [--http-port N] [--join] " + ClusterTokenArgs.RoleUsage + " " + DiscoveryArgs.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -22,7 +22,7 @@ public static class ServeExpertCommand
             Restarts = Supervision.ChildProcess.RestartsOfThisProcess(),
         };
         DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
-        options = options with { ClusterToken = ClusterTokenArgs.Parse(args) };
+        options = options with { ClusterToken = ClusterTokenArgs.ParseForRole(args) };
         args.RejectUnknown();
         if (!Directory.Exists(options.ModelDir)) throw new CliException($"{options.ModelDir}: model directory not found");
         if (!File.Exists(options.PlanPath)) throw new CliException($"{options.PlanPath}: plan file not found");

@@ -11,7 +11,7 @@ public static class ServeGatewayCommand
 {
     public const string Usage = "serve gateway --model DIR [--attention-nodes HOST:PORT[,HOST:PORT...]] [--prefill-nodes HOST:PORT,... --decode-nodes HOST:PORT,...] "
         + "[--host 127.0.0.1] [--port 8000] [--grpc-port 8001] [--node-id NAME] [--model-id NAME] [--max-queue N] [--max-queued-requests 1024] [--max-migrations 2] "
-        + "[--default-max-tokens 4096] [--max-model-len N] [--max-body-bytes N] [--tls-cert PEM --tls-key PEM] [--api-keys-file FILE] " + ClusterTokenArgs.Usage + " " + DiscoveryArgs.Usage
+        + "[--default-max-tokens 4096] [--max-model-len N] [--max-body-bytes N] [--tls-cert PEM --tls-key PEM] [--api-keys-file FILE] " + ClusterTokenArgs.RoleUsage + " " + DiscoveryArgs.Usage
         + " [--attention-service NAME] [--prefill-service NAME --decode-service NAME] [--resolve-interval SECONDS] [--drain-seconds 30] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
@@ -36,7 +36,7 @@ public static class ServeGatewayCommand
         DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
         string? attentionService = args.String("attention-service"), prefillService = args.String("prefill-service"), decodeService = args.String("decode-service");
         double resolveSeconds = args.Double("resolve-interval", 5, 0.05, 3600);
-        Cluster.Transport.ClusterToken? token = ClusterTokenArgs.Parse(args);
+        Cluster.Transport.ClusterToken? token = ClusterTokenArgs.ParseForRole(args);
         args.RejectUnknown();
 
         if (!IPAddress.TryParse(host, out IPAddress? address)) throw new CliException($"--host: '{host}' is not an IP address");

@@ -12,7 +12,7 @@ public static class UpCommand
 {
     public const string Usage = "up [--model DIR | --preset small] [--port 8000] [--grpc-port 8001] [--attention-nodes 1] "
         + "[--prefill-nodes N --decode-nodes M] [--expert-nodes 2] [--expert-replicas 1] [--redundant-experts 2] [--dispatch bf16|fp8|f32] [--expert-load FILE] "
-        + "[--max-batch 32] " + AttentionNodeSettings.Usage + " [--default-max-tokens N] " + ClusterTokenArgs.Usage + " [--fail-fast] [--verbose]";
+        + "[--max-batch 32] " + AttentionNodeSettings.Usage + " [--default-max-tokens N] " + ClusterTokenArgs.Usage + " [--cluster-tls | --cluster-tls-dir DIR] [--fail-fast] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -70,6 +70,8 @@ public static class UpCommand
         int? defaultMaxTokens = args.Has("default-max-tokens") ? args.Int("default-max-tokens", 0, 1) : null;
         bool verbose = args.Flag("verbose");
         string? tokenPath = args.String(ClusterTokenArgs.Flag);
+        // --cluster-tls: a CA and certificate generated into the run's folder; --cluster-tls-dir DIR: kept there.
+        string? tlsDir = args.String(ClusterTokenArgs.TlsFlag) is { } dir ? Path.GetFullPath(dir) : args.Flag("cluster-tls") ? "" : null;
         if (model is not null && !File.Exists(Path.Combine(model, "config.json"))) throw new CliException($"{model}: no config.json (not a model directory)");
         model ??= PresetModel(preset ?? "small", cancel);
         return new ClusterLayout
@@ -90,6 +92,7 @@ public static class UpCommand
             DefaultMaxTokens = defaultMaxTokens,
             Verbose = verbose,
             ClusterTokenPath = tokenPath is null ? null : Path.GetFullPath(tokenPath),
+            ClusterTlsDir = tlsDir,
         };
     }
 
@@ -130,6 +133,7 @@ public static class UpCommand
         foreach (var (id, role, endpoint, stats) in cluster.AttentionNodes) Console.WriteLine($"{id,-16} {role + " attention",-17} {endpoint,-21} {stats}/metrics");
         foreach (var (id, endpoint, metrics) in cluster.ExpertNodes) Console.WriteLine($"{id,-16} {"expert",-17} {endpoint,-21} {metrics}");
         Console.WriteLine($"cluster token:   {cluster.TokenPath}  (internal services ask for it: cluster experts ... --{ClusterTokenArgs.Flag} {cluster.TokenPath})");
+        if (cluster.Token.Tls is { } tls) Console.WriteLine($"cluster TLS:     {tls.Directory}  (internal gRPC ports speak TLS; their CA: {Path.Combine(tls.Directory, Cluster.Transport.ClusterTls.CaFile)})");
         Console.WriteLine("Ctrl-C stops the cluster.");
         Console.Out.Flush();
     }

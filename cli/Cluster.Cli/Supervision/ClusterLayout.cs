@@ -29,4 +29,6 @@ public sealed record ClusterLayout
     public bool Verbose { get; init; }
     /// <summary>Where the cluster's token is kept: read when the file exists, else generated and written there; null: a fresh one in the run's folder.</summary>
     public string? ClusterTokenPath { get; init; }
+    /// <summary>Where the cluster's TLS is kept (ca.crt, tls.crt, tls.key): read when it holds them, else generated there; null: no TLS.</summary>
+    public string? ClusterTlsDir { get; init; }
 }

@@ -62,8 +62,11 @@ public sealed class ClusterSupervisor : IAsyncDisposable
         {
             plan.Save(cluster.PlanPath);
             (cluster.TokenPath, cluster.Token) = TokenFor(layout, cluster._runDir);
-            // What every role is started with: the cluster's token, and --verbose when asked.
-            string[] common = ["--" + Commands.ClusterTokenArgs.Flag, cluster.TokenPath, .. layout.Verbose ? ["--verbose"] : Array.Empty<string>()];
+            if (layout.ClusterTlsDir is { } tlsDir) cluster.Token = cluster.Token.WithTls(TlsFor(tlsDir.Length == 0 ? Path.Combine(cluster._runDir, "tls") : tlsDir));
+            // What every role is started with: the cluster's token (over its TLS when it has one), and --verbose when asked.
+            string[] common = ["--" + Commands.ClusterTokenArgs.Flag, cluster.TokenPath,
+                .. cluster.Token.Tls is { } tls ? ["--" + Commands.ClusterTokenArgs.TlsFlag, tls.Directory] : Array.Empty<string>(),
+                .. layout.Verbose ? ["--verbose"] : Array.Empty<string>()];
             for (int i = 0; i < experts.Length; i++)
             {
                 ExpertNodeAddress node = experts[i];
@@ -117,6 +120,19 @@ public sealed class ClusterSupervisor : IAsyncDisposable
         ClusterToken token = ClusterToken.Generate();
         token.Save(path);
         return (path, token);
+    }
+
+    /// <summary>The TLS kept in <paramref name="dir"/>, generated there when it holds none yet.</summary>
+    private static ClusterTls TlsFor(string dir)
+    {
+        try
+        {
+            return File.Exists(Path.Combine(dir, ClusterTls.CertificateFile)) ? ClusterTls.Load(dir)! : ClusterTls.Generate(dir);
+        }
+        catch (Exception e) when (e is FileNotFoundException or FormatException or IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"--{Commands.ClusterTokenArgs.TlsFlag}: {e.Message}");
+        }
     }
 
     /// <summary>What every attention node is started with besides its id, port and role.</summary>

@@ -34,6 +34,9 @@ public sealed class PeerChannel : IDisposable
         if (address.Scheme != Uri.UriSchemeHttp && address.Scheme != Uri.UriSchemeHttps)
             throw new ArgumentException($"gRPC address '{address}' must start with http:// or https://", nameof(address));
         options ??= new GrpcClientOptions();
+        ClusterTls? tls = options.ClusterToken?.Tls;
+        // Plan files and discovery write host:port, which inside a cluster with TLS means TLS.
+        if (tls is not null && address.Scheme == Uri.UriSchemeHttp) address = new UriBuilder(address) { Scheme = Uri.UriSchemeHttps }.Uri;
         var handler = new SocketsHttpHandler
         {
             EnableMultipleHttp2Connections = true,
@@ -52,7 +55,7 @@ public sealed class PeerChannel : IDisposable
         if (address.Scheme == Uri.UriSchemeHttps)
         {
             handler.SslOptions.EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13;
-            if (options.ServerCertificateValidation is { } validate) handler.SslOptions.RemoteCertificateValidationCallback = validate;
+            if ((options.ServerCertificateValidation ?? (tls is null ? null : tls.Validate)) is { } validate) handler.SslOptions.RemoteCertificateValidationCallback = validate;
         }
         var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {

@@ -26,6 +26,12 @@ public sealed class ClusterToken
 
     public string Value { get; }
 
+    /// <summary>The TLS the token travels over between roles; null: cleartext h2c (a cluster on one host's loopback).</summary>
+    public ClusterTls? Tls { get; private init; }
+
+    /// <summary>The same token over <paramref name="tls"/>: internal listeners serve its certificate, channels check it.</summary>
+    public ClusterToken WithTls(ClusterTls? tls) => new(Value) { Tls = tls };
+
     /// <summary>256 random bits, base64url: safe in a header, a file and an environment variable.</summary>
     public static ClusterToken Generate() => new(Base64Url(RandomNumberGenerator.GetBytes(32)));
 

@@ -1,0 +1,105 @@
+using System.Security.Cryptography.X509Certificates;
+using Cluster.Protos.V1;
+using Grpc.Core;
+
+namespace Cluster.Transport.Tests;
+
+/// <summary>
+/// The cluster token over the cluster's TLS: a server with a certificate from the cluster CA serves callers that
+/// check it against that CA and present the token; a cleartext caller, a caller trusting another CA, and a caller
+/// over TLS without the token are refused; a directory that does not hold a matching CA, certificate and key is a
+/// clear error naming the file.
+/// </summary>
+public sealed class ClusterTlsTests : IAsyncLifetime, IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("cluster-tls-").FullName;
+    private ClusterToken _token = null!;
+    private GrpcServer _server = null!;
+
+    public async Task InitializeAsync()
+    {
+        _token = ClusterToken.Generate().WithTls(ClusterTls.Generate(Path.Combine(_dir, "cluster")));
+        _server = await TestServer.StartAsync(new GrpcServerOptions { Certificate = _token.Tls!.Certificate, ClusterToken = _token });
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private string PlainAddress => $"http://127.0.0.1:{_server.Port}";
+
+    private static Task<EchoReply> EchoAsync(PeerChannel peer) =>
+        new Echo.EchoClient(peer.Invoker).UnaryAsync(new EchoRequest { Text = "hi" }, deadline: TestData.In(10)).ResponseAsync;
+
+    [Fact]
+    public async Task ACallerWithTheCaAndTheTokenIsServedAndAHostPortAddressMeansTls()
+    {
+        // host:port as plan files write it: inside a cluster with TLS the channel dials it with TLS.
+        using var peer = PeerChannel.ForAddress(PlainAddress, new GrpcClientOptions { Resilience = null, ClusterToken = _token });
+        Assert.Equal(Uri.UriSchemeHttps, peer.Address.Scheme);
+        Assert.Equal("hi", (await EchoAsync(peer)).Text);
+    }
+
+    [Fact]
+    public async Task ACleartextCallerIsRefused()
+    {
+        using var peer = PeerChannel.ForAddress(PlainAddress, new GrpcClientOptions { Resilience = null, ClusterToken = ClusterToken.Parse(_token.Value, "test") });
+        var e = await Assert.ThrowsAsync<RpcException>(() => EchoAsync(peer));
+        Assert.NotEqual(StatusCode.OK, e.StatusCode);
+    }
+
+    [Fact]
+    public async Task ACallerTrustingAnotherCaRefusesTheServer()
+    {
+        ClusterToken other = ClusterToken.Parse(_token.Value, "test").WithTls(ClusterTls.Generate(Path.Combine(_dir, "other")));
+        using var peer = PeerChannel.ForAddress(PlainAddress, new GrpcClientOptions { Resilience = null, ClusterToken = other });
+        var e = await Assert.ThrowsAsync<RpcException>(() => EchoAsync(peer));
+        // Grpc.Net.Client reports a failed handshake as INTERNAL with the handshake's error.
+        Assert.Equal(StatusCode.Internal, e.StatusCode);
+        Assert.Contains("SSL connection could not be established", e.Status.Detail);
+    }
+
+    [Fact]
+    public async Task ACallerOverTlsWithoutTheTokenIsUnauthenticated()
+    {
+        using var peer = PeerChannel.ForAddress(_server.Address, new GrpcClientOptions { Resilience = null, ServerCertificateValidation = _token.Tls!.Validate });
+        var e = await Assert.ThrowsAsync<RpcException>(() => EchoAsync(peer));
+        Assert.Equal(StatusCode.Unauthenticated, e.StatusCode);
+    }
+
+    [Fact]
+    public void ADirectoryWithoutAMatchingCaCertificateAndKeyIsAClearError()
+    {
+        string a = Path.Combine(_dir, "a"), b = Path.Combine(_dir, "b"), mixed = Path.Combine(_dir, "mixed");
+        ClusterTls.Generate(a);
+        ClusterTls.Generate(b);
+
+        var missing = Assert.Throws<FileNotFoundException>(() => ClusterTls.Load(Path.Combine(_dir, "none")));
+        Assert.Contains(ClusterTls.CaFile, missing.Message);
+
+        // A certificate from another CA.
+        Directory.CreateDirectory(mixed);
+        File.Copy(Path.Combine(a, ClusterTls.CaFile), Path.Combine(mixed, ClusterTls.CaFile));
+        File.Copy(Path.Combine(b, ClusterTls.CertificateFile), Path.Combine(mixed, ClusterTls.CertificateFile));
+        File.Copy(Path.Combine(b, ClusterTls.KeyFile), Path.Combine(mixed, ClusterTls.KeyFile));
+        var foreign = Assert.Throws<FormatException>(() => ClusterTls.Load(mixed));
+        Assert.Contains("is not signed by", foreign.Message);
+
+        // A key that is not the certificate's.
+        File.Copy(Path.Combine(a, ClusterTls.CertificateFile), Path.Combine(mixed, ClusterTls.CertificateFile), overwrite: true);
+        var key = Assert.Throws<FormatException>(() => ClusterTls.Load(mixed));
+        Assert.Contains(ClusterTls.KeyFile, key.Message);
+    }
+
+    [Fact]
+    public void TheGeneratedKeysAreTheOwnersAloneAndTheCertificateNamesLoopback()
+    {
+        ClusterTls tls = ClusterTls.Generate(Path.Combine(_dir, "g"), ["node-0.example"]);
+        if (!OperatingSystem.IsWindows())
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(tls.Directory, ClusterTls.KeyFile)));
+        var names = tls.Certificate.Extensions.OfType<X509SubjectAlternativeNameExtension>().Single();
+        Assert.Contains("node-0.example", names.EnumerateDnsNames());
+        Assert.Contains(System.Net.IPAddress.Loopback, names.EnumerateIPAddresses());
+        Assert.True(tls.Certificate.HasPrivateKey);
+    }
+}
