@@ -114,6 +114,43 @@ app.kubernetes.io/part-of: {{ include "cluster.name" .ctx }}
 {{- .Values.clusterToken.existingSecret | default (printf "%s-cluster-token" (include "cluster.fullname" .)) }}
 {{- end }}
 
+{{/*
+Internal TLS (clusterTls): the Secret (ca.crt, tls.crt, tls.key), the chart's or the operator's, mounted read-only in
+every role's container with CLUSTER_TLS_DIR naming the folder (the workloads include these when clusterTls.enabled).
+Init containers get neither: they make no gRPC calls.
+*/}}
+{{- define "cluster.tlsSecret" -}}
+{{- .Values.clusterTls.existingSecret | default (printf "%s-cluster-tls" (include "cluster.fullname" .)) }}
+{{- end }}
+
+{{- define "cluster.tlsDir" -}}
+/etc/cluster/tls
+{{- end }}
+
+{{- define "cluster.tlsEnv" -}}
+- name: CLUSTER_TLS_DIR
+  value: {{ include "cluster.tlsDir" . }}
+{{- end }}
+
+{{- define "cluster.tlsMount" -}}
+- name: cluster-tls
+  mountPath: {{ include "cluster.tlsDir" . }}
+  readOnly: true
+{{- end }}
+
+{{- define "cluster.tlsVolume" -}}
+- name: cluster-tls
+  secret:
+    secretName: {{ include "cluster.tlsSecret" . }}
+    # 0440: the key readable by the pod's fsGroup (the container's user) and no one else.
+    defaultMode: 288
+{{- end }}
+
+{{/* The appProtocol of the nodes' gRPC Service ports: cleartext HTTP/2, or TLS (ALPN h2) with clusterTls. */}}
+{{- define "cluster.grpcAppProtocol" -}}
+{{- ternary "https" "kubernetes.io/h2c" .Values.clusterTls.enabled }}
+{{- end }}
+
 {{- define "cluster.containerSecurity" -}}
 securityContext:
   {{- toYaml .Values.securityContext | nindent 2 }}
@@ -173,27 +210,40 @@ securityContext:
 {{- end }}
 {{- end }}
 
-{{/* grpc probes on the role's gRPC port; the startup probe's budget is the role's startupSeconds. */}}
+{{/*
+grpc probes on the role's gRPC port; the startup probe's budget is the role's startupSeconds. A node (one given
+httpPort) whose gRPC port speaks TLS, which kubelet's grpc probe cannot, is probed over HTTP on its HTTP port instead:
+/readyz (200 exactly while grpc.health says SERVING) for startup and readiness, /healthz for liveness.
+*/}}
 {{- define "cluster.probes" -}}
 {{- $p := .ctx.Values.probes }}
+{{- $http := and .ctx.Values.clusterTls.enabled .httpPort }}
 startupProbe:
-  grpc:
-    port: {{ .port | int64 }}
+  {{- include "cluster.probeAction" (dict "http" $http "path" "/readyz" "port" .port) | nindent 2 }}
   periodSeconds: {{ $p.periodSeconds | int64 }}
   timeoutSeconds: {{ $p.timeoutSeconds | int64 }}
   failureThreshold: {{ div (add (int64 .startupSeconds) (sub (int64 $p.periodSeconds) 1)) (int64 $p.periodSeconds) }}
 readinessProbe:
-  grpc:
-    port: {{ .port | int64 }}
+  {{- include "cluster.probeAction" (dict "http" $http "path" "/readyz" "port" .port) | nindent 2 }}
   periodSeconds: {{ $p.periodSeconds | int64 }}
   timeoutSeconds: {{ $p.timeoutSeconds | int64 }}
   failureThreshold: {{ $p.readinessFailureThreshold | int64 }}
 livenessProbe:
-  grpc:
-    port: {{ .port | int64 }}
+  {{- include "cluster.probeAction" (dict "http" $http "path" "/healthz" "port" .port) | nindent 2 }}
   periodSeconds: {{ $p.periodSeconds | int64 }}
   timeoutSeconds: {{ $p.timeoutSeconds | int64 }}
   failureThreshold: {{ $p.livenessFailureThreshold | int64 }}
+{{- end }}
+
+{{- define "cluster.probeAction" -}}
+{{- if .http -}}
+httpGet:
+  path: {{ .path }}
+  port: {{ .http | int64 }}
+{{- else -}}
+grpc:
+  port: {{ .port | int64 }}
+{{- end }}
 {{- end }}
 
 {{/* Pod-level settings every role shares. */}}
