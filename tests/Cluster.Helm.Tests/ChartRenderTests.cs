@@ -137,6 +137,7 @@ public sealed class ChartRenderTests
         foreach (JsonElement s in v.GetProperty("imagePullSecrets").EnumerateArray()) secrets.Add(s.GetProperty("name").GetString()!);
         if (v.GetProperty("clusterToken").GetProperty("existingSecret").GetString() is { Length: > 0 } token) secrets.Add(token);
         if (v.GetProperty("gateway").GetProperty("apiKeys").GetProperty("existingSecret").GetString() is { Length: > 0 } keys) secrets.Add(keys);
+        if (v.GetProperty("clusterTls").GetProperty("existingSecret").GetString() is { Length: > 0 } tls) secrets.Add(tls);
 
         foreach (var (owner, _, spec) in m.Pods())
         {
