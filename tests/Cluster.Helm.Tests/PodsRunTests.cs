@@ -13,7 +13,8 @@ namespace Cluster.Helm.Tests;
 /// names the chart writes (the gateway's node lists, the plan init container's endpoints). The containers' grpc
 /// probes answer SERVING, the chart's `helm test` pod and a client in the root namespace get chat completions
 /// through the gateway Service, and an expert pod killed with SIGKILL and restarted in place (same command, same
-/// namespace and address, as the kubelet restarts a container) serves again: a completion after it succeeds.
+/// namespace and address, as the kubelet restarts a container) serves again: a completion after it succeeds. The
+/// same render with clusterTls serves over TLS.
 /// </summary>
 public sealed class PodsRunTests(ITestOutputHelper output) : IDisposable
 {
@@ -78,19 +79,74 @@ public sealed class PodsRunTests(ITestOutputHelper output) : IDisposable
         Assert.True(await runner.RunPodToCompletionAsync(hook, Patience) == 0, "the helm test pod failed after the restart:\n" + runner.Logs(hook));
     }
 
+    /// <summary>
+    /// With clusterTls the nodes' gRPC ports speak TLS with the chart's generated certificate (the Secret's files in
+    /// each pod's volume, CLUSTER_TLS_DIR naming them): the nodes pass their HTTP probes, the gateway its grpc ones,
+    /// completions flow through gateway, attention node and expert nodes, and a cleartext client, such as the
+    /// kubelet's grpc probe, gets no answer from a node's gRPC port.
+    /// </summary>
+    [Fact]
+    public async Task TheRenderedPodsServeOverClusterTls()
+    {
+        if (!PodNetworkGate.Available(output)) return;
+        string values = Path.Combine(_work, "values.yaml");
+        File.WriteAllText(values, """
+            model: { dir: small, demo: { preset: small } }
+            attention: { mode: both, both: { replicas: 1 }, kvCacheBytes: 64MiB }
+            experts: { replicas: 2 }
+            gateway: { replicas: 1 }
+            clusterTls: { enabled: true }
+            """);
+        var manifests = RenderedManifests.Parse(ChartRenderer.Render(values));
+
+        using var network = new PodNetwork();
+        using var runner = new RenderedPodRunner(manifests, network, _work, "llm", "cluster.local");
+        runner.Schedule();
+        var servers = runner.Pods.Where(p => p.Spec.Containers.Single().StartupProbe is not null).ToList();
+        var nodes = servers.Where(p => p.Labels["cluster.example.com/role"] != "gateway").ToList();
+        Assert.Equal(3, nodes.Count);
+        Assert.All(nodes, p => Assert.NotNull(p.ReadinessUrl));
+        await Task.WhenAll(servers.Select(p => Task.Run(() => runner.StartAsync(p, Patience))));
+        await WaitServingAsync(runner, servers);
+
+        var gateway = servers.Single(p => p.Labels["cluster.example.com/role"] == "gateway");
+        await AssertChatAsync(GatewayServiceUrl(manifests, gateway));
+        var hook = runner.Pods.Single(p => p.Name == "rel-cluster-test-chat");
+        Assert.True(await runner.RunPodToCompletionAsync(hook, Patience) == 0, "the helm test pod failed:\n" + runner.Logs(hook));
+
+        string cleartext = string.Join('\n', nodes.Select(p => $"{p.Net.Address}:{p.Spec.Containers.Single().Ports.Single(x => x.Name == "grpc").ContainerPort}"));
+        foreach (string line in Repo.RunNode(ProbeScript, cleartext, timeoutMs: 60_000).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            Assert.Contains("\"error\"", line);
+    }
+
     private static string ProbeScript => Path.Combine(Repo.Root, "tests/Shared/node/role_probe.js");
 
-    /// <summary>The kubelet's grpc probes on every pod, from outside the pods, until each answers SERVING.</summary>
+    /// <summary>
+    /// The kubelet's readiness probes on every pod, from outside the pods, until each passes: grpc probes answer
+    /// SERVING, HTTP ones 200.
+    /// </summary>
     private static async Task WaitServingAsync(RenderedPodRunner runner, List<RenderedPodRunner.RunningPod> pods)
     {
         var deadline = DateTime.UtcNow + Patience;
-        var pending = pods.ToDictionary(p => p.ProbeTarget);
+        var pending = pods.ToDictionary(p => p.ReadinessUrl ?? p.ProbeTarget);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         while (true)
         {
-            foreach (string line in Repo.RunNode(ProbeScript, string.Join('\n', pending.Keys), timeoutMs: 30_000).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            string[] grpc = [.. pending.Values.Where(p => p.ReadinessUrl is null).Select(p => p.ProbeTarget)];
+            if (grpc.Length > 0)
+                foreach (string line in Repo.RunNode(ProbeScript, string.Join('\n', grpc), timeoutMs: 30_000).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    using var r = JsonDocument.Parse(line);
+                    if (r.RootElement.TryGetProperty("health", out var h) && h.GetString() == "SERVING") pending.Remove(r.RootElement.GetProperty("target").GetString()!);
+                }
+            foreach (string url in pending.Values.Select(p => p.ReadinessUrl).OfType<string>().ToList())
             {
-                using var r = JsonDocument.Parse(line);
-                if (r.RootElement.TryGetProperty("health", out var h) && h.GetString() == "SERVING") pending.Remove(r.RootElement.GetProperty("target").GetString()!);
+                try
+                {
+                    using var response = await http.GetAsync(url);
+                    if (response.StatusCode == HttpStatusCode.OK) pending.Remove(url);
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
             }
             if (pending.Count == 0) return;
             var dead = pending.Values.FirstOrDefault(p => p.Container!.HasExited);

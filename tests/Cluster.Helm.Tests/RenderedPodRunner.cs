@@ -11,7 +11,7 @@ namespace Cluster.Helm.Tests;
 /// its own network namespace (<see cref="PodNetwork"/>), with the Service and pod DNS names Kubernetes would give
 /// it. A pod's init containers run in order to completion, then its container starts; the image's entrypoint
 /// (`cluster`) is this repository's built cluster.dll, the image's HOME a folder holding the tokenizer files as the
-/// Dockerfile places them, and each volume a folder (configMap volumes filled from the render), every mount path in
+/// Dockerfile places them, and each volume a folder (configMap and Secret volumes filled from the render), every mount path in
 /// arguments, environment and configMap files rewritten to its folder. Environment values from fieldRefs
 /// (metadata.name, the pod-index label) and $(VAR) references in arguments are resolved as the kubelet does.
 /// </summary>
@@ -40,6 +40,9 @@ public sealed partial class RenderedPodRunner : IDisposable
 
         /// <summary>host:port of the main container's gRPC probe port, from this namespace.</summary>
         public string ProbeTarget => $"{net.Address}:{spec.Containers[0].StartupProbe.Grpc.Port}";
+
+        /// <summary>The URL of the main container's HTTP readiness probe; null when it is probed over gRPC.</summary>
+        public string? ReadinessUrl => spec.Containers[0].ReadinessProbe.HttpGet is { } get ? $"http://{net.Address}:{get.Port.Value}{get.Path}" : null;
     }
 
     public RenderedPodRunner(RenderedManifests manifests, PodNetwork network, string work, string releaseNamespace, string clusterDomain)
@@ -107,8 +110,14 @@ public sealed partial class RenderedPodRunner : IDisposable
                 V1ConfigMap cm = _manifests.Of<V1ConfigMap>().Single(c => c.Metadata.Name == ref_.Name);
                 foreach (var (key, text) in cm.Data) File.WriteAllText(Path.Combine(dir, key), text);
             }
+            else if (v.Secret is { } secretRef)
+            {
+                V1Secret secret = _manifests.Of<V1Secret>().SingleOrDefault(x => x.Metadata.Name == secretRef.SecretName)
+                    ?? throw new NotSupportedException($"pod {name}: Secret {secretRef.SecretName} is not in the render (an external Secret: give the runner its files)");
+                foreach (var (key, bytes) in secret.Data) File.WriteAllBytes(Path.Combine(dir, key), bytes);
+            }
             else if (v.EmptyDir is null)
-                throw new NotSupportedException($"pod {name}: volume {v.Name} is neither emptyDir nor configMap (give the runner a folder for it)");
+                throw new NotSupportedException($"pod {name}: volume {v.Name} is neither emptyDir, configMap nor a Secret of the render (give the runner a folder for it)");
         }
         Pods.Add(pod);
     }
