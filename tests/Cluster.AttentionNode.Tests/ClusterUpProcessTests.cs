@@ -278,12 +278,7 @@ public sealed class ClusterUpProcessTests : IDisposable
         using var up = await UpProcess.StartReadyAsync(Patience, _model, "--prefill-nodes", "1", "--decode-nodes", "1", "--expert-nodes", "1", "--cluster-tls");
         string tlsDir = Regex.Match(up.Stdout, @"^cluster TLS:\s+(\S+)", RegexOptions.Multiline).Groups[1].Value;
         Assert.True(File.Exists(Path.Combine(tlsDir, "ca.crt")), up.Stdout);
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
-        var body = new StringContent("""{"model":"m","prompt":[0,5,6,7,8,9],"max_tokens":4,"temperature":0}""".Replace("\"m\"", JsonSerializer.Serialize(Path.GetFileName(_model))), Encoding.UTF8, "application/json");
-        using var response = await http.PostAsync($"http://127.0.0.1:{up.HttpPort}/v1/completions", body);
-        string text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, text);
-        using (var json = JsonDocument.Parse(text))
+        using (JsonDocument json = await CompleteSixTokensAsync(up.HttpPort))
             Assert.Equal(4, json.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
 
         var tls = Cluster.Transport.ClusterTls.Load(tlsDir)!;
@@ -317,11 +312,7 @@ public sealed class ClusterUpProcessTests : IDisposable
         Assert.DoesNotContain("attention-0", up.Stdout);
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
-        var body = new StringContent("""{"model":"m","prompt":[0,5,6,7,8,9],"max_tokens":4,"temperature":0}""".Replace("\"m\"", JsonSerializer.Serialize(Path.GetFileName(_model))), Encoding.UTF8, "application/json");
-        using var response = await http.PostAsync($"http://127.0.0.1:{up.HttpPort}/v1/completions", body);
-        string text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, text);
-        using (var json = JsonDocument.Parse(text))
+        using (JsonDocument json = await CompleteSixTokensAsync(up.HttpPort))
         {
             JsonElement usage = json.RootElement.GetProperty("usage");
             Assert.Equal(6, usage.GetProperty("prompt_tokens").GetInt32());
@@ -375,6 +366,17 @@ public sealed class ClusterUpProcessTests : IDisposable
     }
 
     /// <summary>One `cluster` command to its end: exit code, stdout, stderr.</summary>
+    /// <summary>A greedy completion of a 6-token prompt, 4 tokens long, through the gateway's HTTP API.</summary>
+    private async Task<JsonDocument> CompleteSixTokensAsync(int httpPort)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        var body = new StringContent("""{"model":"m","prompt":[0,5,6,7,8,9],"max_tokens":4,"temperature":0}""".Replace("\"m\"", JsonSerializer.Serialize(Path.GetFileName(_model))), Encoding.UTF8, "application/json");
+        using var response = await http.PostAsync($"http://127.0.0.1:{httpPort}/v1/completions", body);
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, text);
+        return JsonDocument.Parse(text);
+    }
+
     private static (int Code, string Stdout, string Stderr) RunCluster(params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };

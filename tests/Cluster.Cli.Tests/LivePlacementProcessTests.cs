@@ -178,10 +178,16 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
         Assert.True(after <= 1.1, $"max/mean expert rows per node after the rebalance {after:F3}");
 
         // A node restarted now starts from the plan in use (its plan file was rewritten) and reports the restart.
+        // Back means both: the supervisor restarted it, and the attention node probed it and routes to it again
+        // (with one replica per expert, a request sent between the two fails for want of expert-1's experts).
+        var usedAgain = new System.Text.RegularExpressions.Regex(@"expert node expert-1 \(\S+\) is back");
+        int usedBefore = usedAgain.Matches(up.Log).Count;
         Process.GetProcessById(up.ChildPid("expert-1")).Kill();
         var until = DateTime.UtcNow.AddSeconds(90);
-        while (!up.Log.Contains("expert-1 is back", StringComparison.Ordinal) && DateTime.UtcNow < until) await Task.Delay(200);
+        while (!(up.Log.Contains("expert-1 is back", StringComparison.Ordinal) && usedAgain.Matches(up.Log).Count > usedBefore) && DateTime.UtcNow < until)
+            await Task.Delay(200);
         Assert.Contains("expert-1 is back", up.Log);
+        Assert.True(usedAgain.Matches(up.Log).Count > usedBefore, "the attention node never used expert-1 again:\n" + up.Log);
         JsonElement restarted = Status(up).GetProperty("nodes").EnumerateArray().Single(n => n.GetProperty("node_id").GetString() == "expert-1");
         Assert.Equal(1, restarted.GetProperty("restarts").GetInt32());
         Assert.Equal(3, restarted.GetProperty("plan_version").GetInt32());
