@@ -87,8 +87,8 @@ public sealed class ClusterTls
 
         File.WriteAllText(Path.Combine(directory, CaFile), ca.ExportCertificatePem());
         File.WriteAllText(Path.Combine(directory, CertificateFile), leaf.ExportCertificatePem());
-        WriteOwnerOnly(Path.Combine(directory, KeyFile), key.ExportPkcs8PrivateKeyPem());
-        WriteOwnerOnly(Path.Combine(directory, "ca.key"), caKey.ExportPkcs8PrivateKeyPem());
+        OwnerOnlyFile.Write(Path.Combine(directory, KeyFile), key.ExportPkcs8PrivateKeyPem());
+        OwnerOnlyFile.Write(Path.Combine(directory, "ca.key"), caKey.ExportPkcs8PrivateKeyPem());
         return Load(directory)!;
     }
 
@@ -103,12 +103,5 @@ public sealed class ClusterTls
         chain.ChainPolicy.CustomTrustStore.Add(Ca);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         return chain.Build(certificate);
-    }
-
-    private static void WriteOwnerOnly(string file, string text)
-    {
-        using var f = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.None);
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(f.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        f.Write(System.Text.Encoding.ASCII.GetBytes(text));
     }
 }

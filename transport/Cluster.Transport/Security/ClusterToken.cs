@@ -58,14 +58,7 @@ public sealed class ClusterToken
     }
 
     /// <summary>Writes the token readable by its owner only, as ssh keys are kept.</summary>
-    public void Save(string file)
-    {
-        using (var f = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(f.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            f.Write(Encoding.ASCII.GetBytes(Value + "\n"));
-        }
-    }
+    public void Save(string file) => OwnerOnlyFile.Write(file, Value + "\n");
 
     /// <summary>Compares in time independent of where the strings differ, so the token cannot be guessed byte by byte.</summary>
     public bool Matches(string? presented)
