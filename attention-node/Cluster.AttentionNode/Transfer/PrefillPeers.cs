@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Cluster.Transport;
 using Grpc.Core;
 
@@ -12,7 +11,7 @@ namespace Cluster.AttentionNode.Transfer;
 internal sealed class PrefillPeers(ClusterToken? token) : IDisposable
 {
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(3);
-    private readonly ConcurrentDictionary<string, PeerChannel> _channels = new(StringComparer.Ordinal);
+    private readonly PeerChannels _channels = new(new GrpcClientOptions { ConnectTimeout = ConnectTimeout, Resilience = null, ClusterToken = token });
     private readonly CancellationTokenSource _closing = new();
 
     /// <summary>Fires when the node shuts down: closing a channel does not end the calls in flight on it.</summary>
@@ -21,25 +20,14 @@ internal sealed class PrefillPeers(ClusterToken? token) : IDisposable
     /// <summary>The channel to "host:port" (or an http:// or https:// address); INVALID_ARGUMENT naming prefill_node otherwise.</summary>
     public PeerChannel For(string endpoint)
     {
-        if (_channels.TryGetValue(endpoint, out var channel)) return channel;
-        if (!PeerAddress.TryParse(endpoint, out Uri? uri))
+        if (!PeerAddress.TryParse(endpoint, out _))
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"prefill_node: '{endpoint}' is not host:port"));
-        lock (_channels)
-        {
-            if (_channels.TryGetValue(endpoint, out channel)) return channel;
-            channel = PeerChannel.ForAddress(uri, new GrpcClientOptions { ConnectTimeout = ConnectTimeout, Resilience = null, ClusterToken = token });
-            _channels[endpoint] = channel;
-            return channel;
-        }
+        return _channels.For(endpoint);
     }
 
     public void Dispose()
     {
         _closing.Cancel();
-        lock (_channels)
-        {
-            foreach (PeerChannel channel in _channels.Values) channel.Dispose();
-            _channels.Clear();
-        }
+        _channels.Dispose();
     }
 }
