@@ -15,12 +15,15 @@ public static class ClusterTokenArgs
     public const string TlsFlag = "cluster-tls-dir";
 
     /// <summary>The token, or null when neither the flag nor the variable gives one; a one-line CLI error for a bad one.</summary>
-    public static ClusterToken? Parse(CliArgs args)
+    public static ClusterToken? Parse(CliArgs args) => Read(Flag, () => ClusterToken.Load(args.String(Flag)));
+
+    /// <summary>Reads a credential's files; a file missing, unreadable or malformed is a one-line CLI error naming <paramref name="flag"/>.</summary>
+    public static T Read<T>(string flag, Func<T> read)
     {
-        try { return ClusterToken.Load(args.String(Flag)); }
+        try { return read(); }
         catch (Exception e) when (e is FileNotFoundException or FormatException or IOException or UnauthorizedAccessException)
         {
-            throw new CliException($"--{Flag}: {e.Message}");
+            throw new CliException($"--{flag}: {e.Message}");
         }
     }
 
@@ -31,12 +34,7 @@ public static class ClusterTokenArgs
     public static ClusterToken? ParseForRole(CliArgs args)
     {
         ClusterToken? token = Parse(args);
-        ClusterTls? tls;
-        try { tls = ClusterTls.Load(args.String(TlsFlag)); }
-        catch (Exception e) when (e is FileNotFoundException or FormatException or IOException or UnauthorizedAccessException)
-        {
-            throw new CliException($"--{TlsFlag}: {e.Message}");
-        }
+        ClusterTls? tls = Read(TlsFlag, () => ClusterTls.Load(args.String(TlsFlag)));
         if (tls is null) return token;
         if (token is null)
             throw new CliException($"--{TlsFlag} ({tls.Directory}) needs the cluster token too (--{Flag} or {ClusterToken.EnvironmentVariable}): TLS alone admits any caller");

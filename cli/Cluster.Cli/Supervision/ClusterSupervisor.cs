@@ -123,17 +123,8 @@ public sealed class ClusterSupervisor : IAsyncDisposable
     }
 
     /// <summary>The TLS kept in <paramref name="dir"/>, generated there when it holds none yet.</summary>
-    private static ClusterTls TlsFor(string dir)
-    {
-        try
-        {
-            return File.Exists(Path.Combine(dir, ClusterTls.CertificateFile)) ? ClusterTls.Load(dir)! : ClusterTls.Generate(dir);
-        }
-        catch (Exception e) when (e is FileNotFoundException or FormatException or IOException or UnauthorizedAccessException)
-        {
-            throw new CliException($"--{Commands.ClusterTokenArgs.TlsFlag}: {e.Message}");
-        }
-    }
+    private static ClusterTls TlsFor(string dir) => Commands.ClusterTokenArgs.Read(Commands.ClusterTokenArgs.TlsFlag,
+        () => File.Exists(Path.Combine(dir, ClusterTls.CertificateFile)) ? ClusterTls.Load(dir)! : ClusterTls.Generate(dir));
 
     /// <summary>What every attention node is started with besides its id, port and role.</summary>
     private static List<string> AttentionSettings(ClusterLayout layout)
