@@ -27,14 +27,7 @@ public sealed class PodsRunTests(ITestOutputHelper output) : IDisposable
     public async Task TheRenderedPodsServeAChatCompletionAndAnExpertPodRestartsInPlace()
     {
         if (!PodNetworkGate.Available(output)) return;
-        string values = Path.Combine(_work, "values.yaml");
-        File.WriteAllText(values, """
-            model: { dir: small, demo: { preset: small } }
-            attention: { mode: both, both: { replicas: 1 }, kvCacheBytes: 64MiB }
-            experts: { replicas: 2 }
-            gateway: { replicas: 1 }
-            """);
-        var manifests = RenderedManifests.Parse(ChartRenderer.Render(values));
+        var manifests = RenderSmallCluster("");
 
         using var network = new PodNetwork();
         using var runner = new RenderedPodRunner(manifests, network, _work, "llm", "cluster.local");
@@ -89,15 +82,7 @@ public sealed class PodsRunTests(ITestOutputHelper output) : IDisposable
     public async Task TheRenderedPodsServeOverClusterTls()
     {
         if (!PodNetworkGate.Available(output)) return;
-        string values = Path.Combine(_work, "values.yaml");
-        File.WriteAllText(values, """
-            model: { dir: small, demo: { preset: small } }
-            attention: { mode: both, both: { replicas: 1 }, kvCacheBytes: 64MiB }
-            experts: { replicas: 2 }
-            gateway: { replicas: 1 }
-            clusterTls: { enabled: true }
-            """);
-        var manifests = RenderedManifests.Parse(ChartRenderer.Render(values));
+        var manifests = RenderSmallCluster("clusterTls: { enabled: true }");
 
         using var network = new PodNetwork();
         using var runner = new RenderedPodRunner(manifests, network, _work, "llm", "cluster.local");
@@ -117,6 +102,20 @@ public sealed class PodsRunTests(ITestOutputHelper output) : IDisposable
         string cleartext = string.Join('\n', nodes.Select(p => $"{p.Net.Address}:{p.Spec.Containers.Single().Ports.Single(x => x.Name == "grpc").ContainerPort}"));
         foreach (string line in Repo.RunNode(ProbeScript, cleartext, timeoutMs: 60_000).Split('\n', StringSplitOptions.RemoveEmptyEntries))
             Assert.Contains("\"error\"", line);
+    }
+
+    /// <summary>The chart for the small preset: one attention pod of role both, two expert pods, one gateway; plus <paramref name="extraValues"/>.</summary>
+    private RenderedManifests RenderSmallCluster(string extraValues)
+    {
+        string values = Path.Combine(_work, "values.yaml");
+        File.WriteAllText(values, """
+            model: { dir: small, demo: { preset: small } }
+            attention: { mode: both, both: { replicas: 1 }, kvCacheBytes: 64MiB }
+            experts: { replicas: 2 }
+            gateway: { replicas: 1 }
+
+            """ + extraValues + "\n");
+        return RenderedManifests.Parse(ChartRenderer.Render(values));
     }
 
     private static string ProbeScript => Path.Combine(Repo.Root, "tests/Shared/node/role_probe.js");
