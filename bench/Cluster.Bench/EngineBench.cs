@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Numerics.Tensors;
-using System.Runtime.InteropServices;
 using Cluster.Engine.Cache;
 using Cluster.Engine.Checkpoints;
 using Cluster.Engine.Config;
@@ -15,12 +13,15 @@ namespace Cluster.Bench;
 /// <summary>
 /// Forward-pass speed on the bench preset (generated in memory, seed 0): decode tokens/s at batch 1 and 16,
 /// prefill tokens/s for one 512-token prompt, and the share of memory bandwidth batch-1 decode reaches
-/// (weight bytes one token reads over its time) beside a parallel memory copy measured in the same run.
+/// (weight bytes one token reads over its time) beside a parallel memory copy measured in the same run. A kernel
+/// benchmark: the path users run, a checkpoint from disk in a fresh process, is <see cref="EngineModelBench"/>
+/// (<c>engine --model DIR</c>).
 /// </summary>
-public static unsafe class EngineBench
+public static class EngineBench
 {
     public static Task<int> Run(string[] args)
     {
+        if (Array.IndexOf(args, "--model") >= 0) return EngineModelBench.Run(args);
         DType dtype = DType.BF16;
         int steps = 16, prompt = 512;
         for (int i = 0; i + 1 < args.Length; i += 2)
@@ -30,7 +31,7 @@ public static unsafe class EngineBench
                 case "--weights": dtype = args[i + 1] switch { "bf16" => DType.BF16, "fp8" => DType.F8E4M3, var w => throw new ArgumentException($"--weights bf16|fp8 (got {w})") }; break;
                 case "--steps": steps = int.Parse(args[i + 1]); break;
                 case "--prefill": prompt = int.Parse(args[i + 1]); break;
-                default: Console.Error.WriteLine($"engine bench: unknown option {args[i]} (--weights bf16|fp8, --steps N, --prefill N)"); return Task.FromResult(2);
+                default: Console.Error.WriteLine($"engine bench: unknown option {args[i]} (--weights bf16|fp8, --steps N, --prefill N; or --model DIR, see EngineModelBench)"); return Task.FromResult(2);
             }
         }
 
@@ -88,7 +89,7 @@ public static unsafe class EngineBench
     /// Bytes one batch-1 decode step reads: every attention, dense-MLP, router and shared-expert weight, the
     /// chosen routed experts (top-k of equal size), one embedding row, lm_head. MTP tensors are never loaded.
     /// </summary>
-    private static long WeightBytesPerToken(ModelConfig config, ITensorSource weights)
+    internal static long WeightBytesPerToken(ModelConfig config, ITensorSource weights)
     {
         long total = 0;
         foreach (string name in weights.Names)
@@ -156,75 +157,11 @@ public static unsafe class EngineBench
         return length / clock.Elapsed.TotalSeconds;
     }
 
-    private struct CopyJob
-    {
-        public byte* Source, Destination;
-    }
-
-    private const int Slice = 4 << 20;
-
-    /// <summary>
-    /// Parallel copies of 512 MiB (bytes read + written per second, STREAM's convention) and parallel sums (bytes
-    /// read per second) on the kernels' own worker pool.
-    /// </summary>
-    private sealed class MemoryMeter : IDisposable
-    {
-        private const long Size = 512L << 20;
-        private readonly byte* _source = (byte*)NativeMemory.AlignedAlloc((nuint)Size, 64), _destination = (byte*)NativeMemory.AlignedAlloc((nuint)Size, 64);
-
-        public MemoryMeter()
-        {
-            new Span<byte>(_source, (int)Size).Fill(1);
-            new Span<byte>(_destination, (int)Size).Fill(2);
-        }
-
-        /// <summary>Medians of <paramref name="runs"/> copies and sums.</summary>
-        public (double Copy, double Read) Measure(int runs)
-        {
-            var job = new CopyJob { Source = _source, Destination = _destination };
-            int slices = (int)(Size / Slice);
-            double[] copy = new double[runs], read = new double[runs];
-            for (int r = 0; r < runs; r++)
-            {
-                long t0 = Stopwatch.GetTimestamp();
-                CpuBackend.Default.Pool.For(slices, 1, &job, &CopySlices);
-                copy[r] = 2.0 * Size / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
-                t0 = Stopwatch.GetTimestamp();
-                CpuBackend.Default.Pool.For(slices, 1, &job, &SumSlices);
-                read[r] = Size / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
-            }
-            return (Median(copy), Median(read));
-        }
-
-        public void Dispose()
-        {
-            NativeMemory.AlignedFree(_source);
-            NativeMemory.AlignedFree(_destination);
-        }
-    }
-
     /// <summary>The median; sorts <paramref name="values"/> in place.</summary>
-    private static double Median(double[] values)
+    internal static double Median(double[] values)
     {
         Array.Sort(values);
         int n = values.Length;
         return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-    }
-
-    private static void CopySlices(void* context, int start, int end)
-    {
-        var job = (CopyJob*)context;
-        for (int s = start; s < end; s++)
-            Buffer.MemoryCopy(job->Source + (long)s * Slice, job->Destination + (long)s * Slice, Slice, Slice);
-    }
-
-    private static float s_sink;
-
-    private static void SumSlices(void* context, int start, int end)
-    {
-        var job = (CopyJob*)context;
-        float sum = 0;
-        for (int s = start; s < end; s++) sum += TensorPrimitives.Sum(new ReadOnlySpan<float>(job->Source + (long)s * Slice, Slice / 4));
-        s_sink += sum;
     }
 }
