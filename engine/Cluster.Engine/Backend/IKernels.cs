@@ -1,4 +1,5 @@
 using Cluster.Engine.Kernels;
+using Cluster.Engine.Model;
 using Cluster.Engine.Tensors;
 
 namespace Cluster.Engine.Backend;
@@ -30,6 +31,15 @@ public interface IKernels
 
     /// <summary>y[b, :] += Σ_k x[b, k] · W[rowStart + k, :] for k &lt; rows (x times W, not W^T), on the calling thread.</summary>
     void AccumulateTransposed(ReadOnlySpan<float> x, int xStride, int batch, Weight w, int rowStart, int rows, Span<float> y, int yStride);
+
+    /// <summary>
+    /// Absorbed MLA attention over the latent memory (what FlashMLA's decode kernel does on a GPU): for every row r
+    /// and head h, context[r, h, :latentWidth] = Σ_t softmax_t(scale · q[r, h, :] · row_t) · row_t[:latentWidth] over
+    /// the positions t ≤ positions[r] of row r's sequence, row_t being layer <paramref name="layer"/>'s stored
+    /// [latent | k_pe]. q is [rows, heads, RowSize] (each head's query already in latent space); context is
+    /// [rows, heads, latentWidth]. Every row's rows must be written before the call.
+    /// </summary>
+    void LatentAttention(ReadOnlySpan<float> q, int heads, in ForwardBatch batch, ILatentMemory memory, int layer, float scale, int latentWidth, Span<float> context);
 
     /// <summary>Rows <paramref name="ids"/> of <paramref name="table"/> decoded to float32, one after another (the embedding lookup).</summary>
     void Embed(Weight table, ReadOnlySpan<int> ids, Span<float> rows);

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using Cluster.Engine.Backend;
+using Cluster.Engine.Model;
 using Cluster.Engine.Tensors;
 
 namespace Cluster.Engine.Kernels;
@@ -22,6 +23,14 @@ public sealed class CpuKernels(WorkerPool pool) : IKernels
 
     public void AccumulateTransposed(ReadOnlySpan<float> x, int xStride, int batch, Weight w, int rowStart, int rows, Span<float> y, int yStride) =>
         Kernels.MatMul.AccumulateTransposed(x, xStride, batch, w, rowStart, rows, y, yStride);
+
+    [ThreadStatic] private static LatentAttention? t_attention;
+
+    public void LatentAttention(ReadOnlySpan<float> q, int heads, in ForwardBatch batch, ILatentMemory memory, int layer, float scale, int latentWidth, Span<float> context)
+    {
+        LatentAttention job = t_attention is { } j && j.Pool == pool ? j : (t_attention = new LatentAttention(pool));
+        job.Run(q, heads, batch, memory, layer, scale, latentWidth, context);
+    }
 
     public unsafe void Embed(Weight table, ReadOnlySpan<int> ids, Span<float> rows)
     {

@@ -272,7 +272,9 @@ public static unsafe class MatMul
 
     /// <summary>
     /// y[b, :] += Σ_k x[b, k] · W[rowStart + k, :] (x times W, not W^T) on the calling thread: absorbs a query
-    /// through kv_b_proj's key rows in the weight-absorbed attention, decoding each row once for the whole batch.
+    /// through kv_b_proj's key rows, and sums cached latent rows weighted by attention probabilities. The rows are
+    /// decoded once (F32 rows are read in place), then each 4x64 block of y stays in registers for all k, every
+    /// element a chain of fused multiply-adds in k order whichever block or tail computed it.
     /// </summary>
     public static void AccumulateTransposed(ReadOnlySpan<float> x, int xStride, int batch, Weight w, int rowStart, int rows, Span<float> y, int yStride)
     {
@@ -281,20 +283,81 @@ public static unsafe class MatMul
         if (batch <= 0 || rows == 0) return;
         if (x.Length < (long)(batch - 1) * xStride + rows || y.Length < (long)(batch - 1) * yStride + cols)
             throw new ArgumentException($"tensor {w.Name}: buffers too short for {batch} rows");
-        var view = new WeightView(w);
-        float[] scratch = t_scratch is { } s && s.Length >= cols ? s : (t_scratch = new float[Math.Max(cols, Tile * cols)]);
-        fixed (float* row = scratch)
+        fixed (float* px = x, py = y)
         {
-            var decoded = new ReadOnlySpan<float>(row, cols);
-            for (int k = 0; k < rows; k++)
+            if (w.DType == DType.F32)
             {
-                RowKernels.Decode(view, rowStart + k, row);
-                for (int b = 0; b < batch; b++)
-                {
-                    Span<float> yb = y.Slice(b * yStride, cols);
-                    TensorPrimitives.MultiplyAdd(decoded, x[b * xStride + k], yb, yb);
-                }
+                AccumulateRows(px, xStride, batch, (float*)w.Data + (long)rowStart * cols, rows, cols, py, yStride);
+                return;
             }
+            var view = new WeightView(w);
+            float[] decoded = t_decoded is { } d && d.Length >= rows * cols ? d : (t_decoded = new float[rows * cols]);
+            fixed (float* pw = decoded)
+            {
+                for (int k = 0; k < rows; k++) RowKernels.Decode(view, rowStart + k, pw + (long)k * cols);
+                AccumulateRows(px, xStride, batch, pw, rows, cols, py, yStride);
+            }
+        }
+    }
+
+    [ThreadStatic] private static float[]? t_decoded;
+
+    private static void AccumulateRows(float* x, int xStride, int batch, float* w, int rows, int cols, float* y, int yStride)
+    {
+        int b = 0;
+        if (Avx512F.IsSupported)
+            for (; b + 4 <= batch; b += 4)
+            {
+                int c = 0;
+                for (; c + 64 <= cols; c += 64) Accumulate4x64(x + (long)b * xStride, xStride, w + c, rows, cols, y + (long)b * yStride + c, yStride);
+                for (int i = 0; i < 4; i++) AccumulateTail(x + (long)(b + i) * xStride, w, rows, cols, c, y + (long)(b + i) * yStride);
+            }
+        for (; b < batch; b++) AccumulateTail(x + (long)b * xStride, w, rows, cols, 0, y + (long)b * yStride);
+    }
+
+    /// <summary>Four rows of y, 64 columns: 16 accumulators, each W vector loaded once for four FMAs.</summary>
+    private static void Accumulate4x64(float* x, int xStride, float* w, int rows, int wStride, float* y, int yStride)
+    {
+        float* y0 = y, y1 = y + yStride, y2 = y + 2 * yStride, y3 = y + 3 * yStride;
+        Vector512<float> a00 = Avx512F.LoadVector512(y0), a01 = Avx512F.LoadVector512(y0 + 16), a02 = Avx512F.LoadVector512(y0 + 32), a03 = Avx512F.LoadVector512(y0 + 48);
+        Vector512<float> a10 = Avx512F.LoadVector512(y1), a11 = Avx512F.LoadVector512(y1 + 16), a12 = Avx512F.LoadVector512(y1 + 32), a13 = Avx512F.LoadVector512(y1 + 48);
+        Vector512<float> a20 = Avx512F.LoadVector512(y2), a21 = Avx512F.LoadVector512(y2 + 16), a22 = Avx512F.LoadVector512(y2 + 32), a23 = Avx512F.LoadVector512(y2 + 48);
+        Vector512<float> a30 = Avx512F.LoadVector512(y3), a31 = Avx512F.LoadVector512(y3 + 16), a32 = Avx512F.LoadVector512(y3 + 32), a33 = Avx512F.LoadVector512(y3 + 48);
+        for (int k = 0; k < rows; k++)
+        {
+            float* wk = w + (long)k * wStride;
+            Vector512<float> v0 = Avx512F.LoadVector512(wk), v1 = Avx512F.LoadVector512(wk + 16), v2 = Avx512F.LoadVector512(wk + 32), v3 = Avx512F.LoadVector512(wk + 48);
+            Vector512<float> s = Vector512.Create(x[k]);
+            a00 = Avx512F.FusedMultiplyAdd(v0, s, a00); a01 = Avx512F.FusedMultiplyAdd(v1, s, a01); a02 = Avx512F.FusedMultiplyAdd(v2, s, a02); a03 = Avx512F.FusedMultiplyAdd(v3, s, a03);
+            s = Vector512.Create(x[xStride + k]);
+            a10 = Avx512F.FusedMultiplyAdd(v0, s, a10); a11 = Avx512F.FusedMultiplyAdd(v1, s, a11); a12 = Avx512F.FusedMultiplyAdd(v2, s, a12); a13 = Avx512F.FusedMultiplyAdd(v3, s, a13);
+            s = Vector512.Create(x[2 * xStride + k]);
+            a20 = Avx512F.FusedMultiplyAdd(v0, s, a20); a21 = Avx512F.FusedMultiplyAdd(v1, s, a21); a22 = Avx512F.FusedMultiplyAdd(v2, s, a22); a23 = Avx512F.FusedMultiplyAdd(v3, s, a23);
+            s = Vector512.Create(x[3 * xStride + k]);
+            a30 = Avx512F.FusedMultiplyAdd(v0, s, a30); a31 = Avx512F.FusedMultiplyAdd(v1, s, a31); a32 = Avx512F.FusedMultiplyAdd(v2, s, a32); a33 = Avx512F.FusedMultiplyAdd(v3, s, a33);
+        }
+        a00.Store(y0); a01.Store(y0 + 16); a02.Store(y0 + 32); a03.Store(y0 + 48);
+        a10.Store(y1); a11.Store(y1 + 16); a12.Store(y1 + 32); a13.Store(y1 + 48);
+        a20.Store(y2); a21.Store(y2 + 16); a22.Store(y2 + 32); a23.Store(y2 + 48);
+        a30.Store(y3); a31.Store(y3 + 16); a32.Store(y3 + 32); a33.Store(y3 + 48);
+    }
+
+    /// <summary>One row of y from column <paramref name="from"/> on: 16 columns at a time, then one at a time, in the same k order.</summary>
+    private static void AccumulateTail(float* x, float* w, int rows, int cols, int from, float* y)
+    {
+        int c = from;
+        if (Avx512F.IsSupported)
+            for (; c + 16 <= cols; c += 16)
+            {
+                Vector512<float> a = Avx512F.LoadVector512(y + c);
+                for (int k = 0; k < rows; k++) a = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w + (long)k * cols + c), Vector512.Create(x[k]), a);
+                a.Store(y + c);
+            }
+        for (; c < cols; c++)
+        {
+            float a = y[c];
+            for (int k = 0; k < rows; k++) a = MathF.FusedMultiplyAdd(w[(long)k * cols + c], x[k], a);
+            y[c] = a;
         }
     }
 }

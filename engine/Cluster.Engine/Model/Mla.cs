@@ -107,78 +107,46 @@ public sealed class Mla
         }
     }
 
-    /// <summary>Heads handled together in the absorbed path: each cached row is read once per group, not once per head.</summary>
-    private const int HeadGroup = 4;
-
+    /// <summary>
+    /// The absorbed path (DeepSeek-V3's attn_impl "absorb"): each head's q_nope goes through kv_b's K rows into
+    /// latent space beside its q_pe, the backend attends over the cached [latent | k_pe] rows with every head at
+    /// once, and each head's latent context comes out through kv_b's V rows.
+    /// </summary>
     private void Absorbed(float[] q, in ForwardBatch batch, ILatentMemory memory, float[] attn)
     {
         int n = batch.Rows;
         float[] qLatent = Rent(n * _heads * _row), context = Rent(n * _heads * _lora);
-        _job.Set(AttentionPath.Absorbed, q, batch, memory, attn, qLatent, context, null, null, null, 0, 0);
-        _kernels.For(_heads, HeadGroup, _job);
-        ArrayPool<float>.Shared.Return(qLatent);
-        ArrayPool<float>.Shared.Return(context);
+        try
+        {
+            _job.Set(HeadPass.AbsorbQuery, q, batch, attn, qLatent, context, null, null, null, 0, 0);
+            _kernels.For(_heads, 1, _job);
+            _kernels.LatentAttention(qLatent.AsSpan(0, n * _heads * _row), _heads, batch, memory, _layer, _scale, _lora, context.AsSpan(0, n * _heads * _lora));
+            _job.Set(HeadPass.ProjectOut, q, batch, attn, qLatent, context, null, null, null, 0, 0);
+            _kernels.For(_heads, 1, _job);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(qLatent);
+            ArrayPool<float>.Shared.Return(context);
+        }
     }
 
-    /// <summary>
-    /// Heads [h0, h1): q_nope through kv_b's K rows into latent space, attend over the cached [latent | k_pe] rows
-    /// (position-major, so each row serves every head of the group while it is in L1), then out through V rows.
-    /// </summary>
-    private void AbsorbedHeads(int h0, int h1, float[] q, in ForwardBatch batch, ILatentMemory memory, float[] attn, float[] qLatent, float[] context)
+    /// <summary>Head h's query in latent space: [q_nope · W_UK | q_pe] for every row.</summary>
+    private void AbsorbQuery(int h, float[] q, int n, float[] qLatent)
     {
-        ReadOnlySpan<int> positions = batch.Positions, sequences = batch.SequenceIds;
-        int n = batch.Rows, kvRows = _nope + _v, heads = h1 - h0;
-        int qStride = _heads * _qk, latStride = _heads * _row, ctxStride = _heads * _lora;
-        for (int h = h0; h < h1; h++)
-        {
-            for (int r = 0; r < n; r++)
-            {
-                Span<float> ql = qLatent.AsSpan(r * latStride + h * _row, _row);
-                ql[.._lora].Clear();
-                q.AsSpan(r * qStride + h * _qk + _nope, _rope).CopyTo(ql[_lora..]);
-            }
-            _kernels.AccumulateTransposed(q.AsSpan(h * _qk), qStride, n, _kvB, h * kvRows, _nope, qLatent.AsSpan(h * _row), latStride);
-        }
-        int maxLen = 0;
-        for (int r = 0; r < n; r++) maxLen = Math.Max(maxLen, positions[r] + 1);
-        float[] rows = Rent(maxLen * _row), scores = Rent(heads * maxLen);
-        // The rows read so far (as float) of the sequence of the previous batch row: a prefill's rows share them.
-        int loaded = -1, loadedLen = 0;
+        int qStride = _heads * _qk, latStride = _heads * _row;
         for (int r = 0; r < n; r++)
         {
-            int sequence = sequences[r], len = positions[r] + 1;
-            if (sequence != loaded) (loaded, loadedLen) = (sequence, 0);
-            if (len > loadedLen)
-            {
-                memory.ReadSequence(_layer, batch.BlockTable(sequence), loadedLen, len - loadedLen, rows.AsSpan(loadedLen * _row, (len - loadedLen) * _row));
-                loadedLen = len;
-            }
-            for (int t = 0; t < len; t++)
-            {
-                ReadOnlySpan<float> row = rows.AsSpan(t * _row, _row);
-                for (int g = 0; g < heads; g++)
-                    scores[g * len + t] = _kernels.Dot(qLatent.AsSpan(r * latStride + (h0 + g) * _row, _row), row) * _scale;
-            }
-            for (int g = 0; g < heads; g++)
-            {
-                _kernels.Softmax(scores.AsSpan(g * len, len));
-                context.AsSpan(r * ctxStride + (h0 + g) * _lora, _lora).Clear();
-            }
-            for (int t = 0; t < len; t++)
-            {
-                ReadOnlySpan<float> latent = rows.AsSpan(t * _row, _lora);
-                for (int g = 0; g < heads; g++)
-                {
-                    Span<float> ctx = context.AsSpan(r * ctxStride + (h0 + g) * _lora, _lora);
-                    _kernels.MultiplyAdd(latent, scores[g * len + t], ctx, ctx);
-                }
-            }
+            Span<float> ql = qLatent.AsSpan(r * latStride + h * _row, _row);
+            ql[.._lora].Clear();
+            q.AsSpan(r * qStride + h * _qk + _nope, _rope).CopyTo(ql[_lora..]);
         }
-        ArrayPool<float>.Shared.Return(rows);
-        ArrayPool<float>.Shared.Return(scores);
-        for (int h = h0; h < h1; h++)
-            _kernels.MatMul(context.AsSpan(h * _lora), ctxStride, n, _kvB, h * kvRows + _nope, _v, attn.AsSpan(h * _v), _heads * _v, parallel: false);
+        _kernels.AccumulateTransposed(q.AsSpan(h * _qk), qStride, n, _kvB, h * (_nope + _v), _nope, qLatent.AsSpan(h * _row), latStride);
     }
+
+    /// <summary>Head h's output for every row: its latent context through kv_b's V rows.</summary>
+    private void ProjectOut(int h, int n, float[] context, float[] attn) =>
+        _kernels.MatMul(context.AsSpan(h * _lora), _heads * _lora, n, _kvB, h * (_nope + _v) + _nope, _v, attn.AsSpan(h * _v), _heads * _v, parallel: false);
 
     private void Naive(float[] q, in ForwardBatch batch, ILatentMemory memory, float[] attn)
     {
@@ -206,7 +174,7 @@ public sealed class Mla
                 float[] cached = Rent(length * _row), keysValues = Rent(length * kvStride);
                 memory.ReadSequence(_layer, batch.BlockTable(sequence), 0, length, cached);
                 _kernels.MatMul(cached, _row, length, _kvB, 0, kvStride, keysValues, kvStride);
-                _job.Set(AttentionPath.Naive, q, batch, memory, attn, null, null, cached, keysValues, rows, count, length);
+                _job.Set(HeadPass.Naive, q, batch, attn, null, null, cached, keysValues, rows, count, length);
                 _kernels.For(_heads, 1, _job);
                 ArrayPool<float>.Shared.Return(cached);
                 ArrayPool<float>.Shared.Return(keysValues);
@@ -265,30 +233,32 @@ public sealed class Mla
 
     private static float[] Rent(int n) => ArrayPool<float>.Shared.Rent(n);
 
-    /// <summary>The per-head loop body, reused across calls so a forward pass allocates nothing for it.</summary>
+    private enum HeadPass { Naive, AbsorbQuery, ProjectOut }
+
+    /// <summary>The per-head loop body of each pass, reused across calls so a forward pass allocates nothing for it.</summary>
     private sealed class HeadJob(Mla mla) : IRangeBody
     {
-        private AttentionPath _path;
+        private HeadPass _pass;
         private float[] _q = [], _attn = [];
         private float[]? _qLatent, _context, _cached, _keysValues;
         private int[]? _rows;
         private int _count, _length;
         private ForwardBatch _batch;
-        private ILatentMemory? _memory;
 
-        public void Set(AttentionPath path, float[] q, in ForwardBatch batch, ILatentMemory memory, float[] attn, float[]? qLatent, float[]? context, float[]? cached, float[]? keysValues, int[]? rows, int count, int length)
+        public void Set(HeadPass pass, float[] q, in ForwardBatch batch, float[] attn, float[]? qLatent, float[]? context, float[]? cached, float[]? keysValues, int[]? rows, int count, int length)
         {
-            (_path, _q, _batch, _memory, _attn, _qLatent, _context, _cached, _keysValues, _rows, _count, _length) = (path, q, batch, memory, attn, qLatent, context, cached, keysValues, rows, count, length);
+            (_pass, _q, _batch, _attn, _qLatent, _context, _cached, _keysValues, _rows, _count, _length) = (pass, q, batch, attn, qLatent, context, cached, keysValues, rows, count, length);
         }
 
         public void Run(int start, int end)
         {
-            if (_path == AttentionPath.Absorbed)
-            {
-                for (int h = start; h < end; h += HeadGroup) mla.AbsorbedHeads(h, Math.Min(end, h + HeadGroup), _q, _batch, _memory!, _attn, _qLatent!, _context!);
-                return;
-            }
-            for (int h = start; h < end; h++) mla.NaiveHead(h, _q, _batch, _attn, _cached!, _keysValues!, _rows!, _count, _length);
+            for (int h = start; h < end; h++)
+                switch (_pass)
+                {
+                    case HeadPass.AbsorbQuery: mla.AbsorbQuery(h, _q, _batch.Rows, _qLatent!); break;
+                    case HeadPass.ProjectOut: mla.ProjectOut(h, _batch.Rows, _context!, _attn); break;
+                    default: mla.NaiveHead(h, _q, _batch, _attn, _cached!, _keysValues!, _rows!, _count, _length); break;
+                }
         }
     }
 }

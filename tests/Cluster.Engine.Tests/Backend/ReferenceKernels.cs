@@ -1,5 +1,6 @@
 using Cluster.Engine.Backend;
 using Cluster.Engine.Kernels;
+using Cluster.Engine.Model;
 using Cluster.Engine.Tensors;
 
 namespace Cluster.Engine.Tests.Backend;
@@ -46,6 +47,37 @@ internal sealed class ReferenceKernels : IKernels
         }
         for (int b = 0; b < batch; b++)
             for (int c = 0; c < row.Length; c++) y[b * yStride + c] = (float)(y[b * yStride + c] + sums[b * row.Length + c]);
+    }
+
+    public void LatentAttention(ReadOnlySpan<float> q, int heads, in ForwardBatch batch, ILatentMemory memory, int layer, float scale, int latentWidth, Span<float> context)
+    {
+        int width = memory.RowSize;
+        for (int r = 0; r < batch.Rows; r++)
+        {
+            int length = batch.Positions[r] + 1;
+            var rows = new float[length * width];
+            memory.ReadSequence(layer, batch.BlockTable(batch.SequenceIds[r]), 0, length, rows);
+            for (int h = 0; h < heads; h++)
+            {
+                ReadOnlySpan<float> query = q.Slice((r * heads + h) * width, width);
+                var scores = new double[length];
+                double max = double.NegativeInfinity, total = 0;
+                for (int t = 0; t < length; t++)
+                {
+                    double dot = 0;
+                    for (int c = 0; c < width; c++) dot += (double)query[c] * rows[t * width + c];
+                    scores[t] = dot * scale;
+                    max = Math.Max(max, scores[t]);
+                }
+                for (int t = 0; t < length; t++) total += scores[t] = Math.Exp(scores[t] - max);
+                for (int c = 0; c < latentWidth; c++)
+                {
+                    double sum = 0;
+                    for (int t = 0; t < length; t++) sum += scores[t] * rows[t * width + c];
+                    context[(r * heads + h) * latentWidth + c] = (float)(sum / total);
+                }
+            }
+        }
     }
 
     public void Embed(Weight table, ReadOnlySpan<int> ids, Span<float> rows)

@@ -71,6 +71,17 @@ public class TransformerTests
     }
 
     [Fact]
+    public void AbsorbedEqualsNaiveOverAContextOfSeveralSplits()
+    {
+        // 1,200 positions: the absorbed path's later rows merge three splits of the context, each of many chunks.
+        int[] tokens = new int[1200];
+        for (int i = 0; i < tokens.Length; i++) tokens[i] = (i * 7919 + 13) % 1024;
+        Transformer m = TinyModel.Load();
+        float[] naive = Prefill(m, tokens, AttentionPath.Naive), absorbed = Prefill(m, tokens, AttentionPath.Absorbed);
+        Assert.InRange(TinyModel.RelativeError(absorbed, naive), 0, 1e-5);
+    }
+
+    [Fact]
     public void ChunkedPrefillContinuesTheCache()
     {
         Transformer m = TinyModel.Load();
