@@ -255,7 +255,11 @@ public sealed class ClusterSupervisor : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Task.WhenAll(_children.Select(c => c.StopAsync(StopGrace))).ConfigureAwait(false);
+        // Front to back: the gateway, then the attention nodes, then the expert nodes, so that no role watches the
+        // ones it calls go away first and logs them as lost.
+        bool IsExpert(ChildProcess c) => ExpertNodes.Exists(n => n.Id == c.Name);
+        foreach (Func<ChildProcess, bool> tier in new Func<ChildProcess, bool>[] { c => c.Name == "gateway", c => c.Name != "gateway" && !IsExpert(c), IsExpert })
+            await Task.WhenAll(_children.Where(tier).Select(c => c.StopAsync(StopGrace))).ConfigureAwait(false);
         foreach (ChildProcess c in _children)
         {
             await c.Exited.ConfigureAwait(false);
