@@ -45,6 +45,13 @@ public sealed record AttentionOptions
     public LatentFormat KvCacheFormat { get; init; } = LatentFormat.BF16;
     /// <summary>Keeps the blocks of finished prompts and reuses them for prompts that start the same way.</summary>
     public bool PrefixCache { get; init; } = true;
+    /// <summary>
+    /// With remote experts, a step of two sequences or more runs as two micro-batches, one's attention computing while
+    /// the other's rows are with the expert nodes (<see cref="Cluster.Engine.Model.Transformer.OverlapMicroBatches"/>).
+    /// Off by default: it pays only where the expert nodes have cores of their own (bench/RESULTS.md measured it
+    /// slower with every role on one machine's cores).
+    /// </summary>
+    public bool MicroBatchOverlap { get; init; }
 
     /// <summary>Throws an ArgumentException naming the first setting out of range (by its command-line flag).</summary>
     public void Validate()

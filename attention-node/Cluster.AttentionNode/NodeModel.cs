@@ -70,8 +70,9 @@ internal sealed class NodeModel : IAsyncDisposable
             foreach (int l in moeLayers) counts[l] = new long[config.NRoutedExperts];
             Func<int, IRoutedExperts> experts = remote is null
                 ? l => new ExpertLoadCounter(RoutedExperts.Load(checkpoint, config, l), counts[l])
-                : l => new ExpertLoadCounter(remote.ForLayer(l, dispatch), counts[l]);
+                : l => ExpertLoadCounter.For(remote.ForLayer(l, dispatch), counts[l]);
             Transformer model = Transformer.Load(config, checkpoint, progress, experts);
+            model.OverlapMicroBatches = options.MicroBatchOverlap;
             var (textVocab, eos) = TokenizerFacts(modelDir, config, log);
             LatentCacheManager caches;
             // The options were validated, so what is left to refuse is a budget too small for one block.

@@ -13,19 +13,20 @@ namespace Cluster.Bench;
 /// OpenAI HTTP with token-id prompts) against one process (an attention node in this process with its routed
 /// experts local; clients call its Generate directly). Same prompts, greedy, same max tokens, EOS ignored by
 /// picking prompts and lengths the same way for both. Reports time to first token and time per output token
-/// (p50, p99 over requests) and output tokens/s over the round. With <c>--cluster-tls</c>, a second cluster up whose
-/// internal hops speak TLS runs the same rounds beside the first.
+/// (p50, p99 over requests) and output tokens/s over the round. With <c>--cluster-tls</c> or
+/// <c>--micro-batch-overlap</c>, a second cluster up started with that flag runs the same rounds beside the first.
 /// </summary>
 public static class ClusterBench
 {
-    private static readonly int[] Concurrency = [1, 4, 8];
+    private static readonly int[] Concurrency = [1, 4, 8, 32];
     private const int RequestsPerClient = 4, PromptTokens = 32, MaxTokens = 32;
 
     public static async Task<int> Run(string[] args)
     {
-        // --cluster-tls: a second cluster up with internal TLS beside the cleartext one, for what TLS costs.
-        bool tls = Array.IndexOf(args, "--cluster-tls") >= 0;
-        args = Array.FindAll(args, a => a != "--cluster-tls");
+        // Each of these flags starts a second cluster up with it beside the first, for what the flag changes: internal
+        // TLS, or dual micro-batch overlap.
+        string? variant = Array.Find(args, a => a is "--cluster-tls" or "--micro-batch-overlap");
+        args = Array.FindAll(args, a => a != variant);
         string? model = args.Length > 0 ? args[0] : BenchEnvironment.TryFindRepoRoot() is { } root ? Path.Combine(root, "models", "small") : null;
         if (model is null)
         {
@@ -42,19 +43,19 @@ public static class ClusterBench
         using var up = ClusterUpProcess.Start(model, ports[0], ports[1], "--expert-nodes", "2", "--redundant-experts", "2");
         await using var local = await AttentionHost.StartAsync(new AttentionOptions { ModelDir = model, NodeId = "local" });
         await ClusterUpProcess.WaitReadyAsync(up, TimeSpan.FromMinutes(5));
-        int[] tlsPorts = tls ? Cluster.Cli.Supervision.FreePorts.Take(2) : [];
-        using Process? upTls = tls ? ClusterUpProcess.Start(model, tlsPorts[0], tlsPorts[1], "--expert-nodes", "2", "--redundant-experts", "2", "--cluster-tls") : null;
-        if (upTls is not null) await ClusterUpProcess.WaitReadyAsync(upTls, TimeSpan.FromMinutes(5));
+        int[] variantPorts = variant is null ? [] : Cluster.Cli.Supervision.FreePorts.Take(2);
+        using Process? upVariant = variant is null ? null : ClusterUpProcess.Start(model, variantPorts[0], variantPorts[1], "--expert-nodes", "2", "--redundant-experts", "2", variant);
+        if (upVariant is not null) await ClusterUpProcess.WaitReadyAsync(upVariant, TimeSpan.FromMinutes(5));
         using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(5) };
         string endpoint = $"http://127.0.0.1:{ports[0]}";
         var completions = new CompletionClient(http, endpoint);
-        CompletionClient? completionsTls = tls ? new CompletionClient(http, $"http://127.0.0.1:{tlsPorts[0]}") : null;
+        CompletionClient? completionsVariant = variant is null ? null : new CompletionClient(http, $"http://127.0.0.1:{variantPorts[0]}");
         using var channel = PeerChannel.ForAddress($"http://127.0.0.1:{local.Port}");
 
         // Warm both paths (JIT, connections) before measuring.
         await RoundAsync(n => ClusterRequest(completions, Prompt(n)), 1);
         await RoundAsync(n => LocalRequest(channel, Prompt(n)), 1);
-        if (completionsTls is not null) await RoundAsync(n => ClusterRequest(completionsTls, Prompt(n)), 1);
+        if (completionsVariant is not null) await RoundAsync(n => ClusterRequest(completionsVariant, Prompt(n)), 1);
 
         var rows = new List<string>();
         foreach (int clients in Concurrency)
@@ -65,13 +66,13 @@ public static class ClusterBench
             rows.Add(Row("cluster (HTTP, 2 expert nodes)", clients, cluster));
             rows.Add(Row("one process (gRPC, local experts)", clients, single));
             rows.Add($"| cluster / one process | {clients} | | | | | {cluster.TokensPerSecond / single.TokensPerSecond:F2}x |");
-            if (completionsTls is null) continue;
-            Round overTls = await RoundAsync(n => ClusterRequest(completionsTls, Prompt(n)), clients);
-            rows.Add(Row("cluster, internal TLS (--cluster-tls)", clients, overTls));
-            rows.Add($"| TLS / cleartext cluster | {clients} | | | | | {overTls.TokensPerSecond / cluster.TokensPerSecond:F2}x |");
+            if (completionsVariant is null) continue;
+            Round other = await RoundAsync(n => ClusterRequest(completionsVariant, Prompt(n)), clients);
+            rows.Add(Row($"cluster {variant}", clients, other));
+            rows.Add($"| cluster {variant} / cluster | {clients} | | | | | {other.TokensPerSecond / cluster.TokensPerSecond:F2}x |");
         }
         ClusterUpProcess.Stop(up);
-        if (upTls is not null) ClusterUpProcess.Stop(upTls);
+        if (upVariant is not null) ClusterUpProcess.Stop(upVariant);
 
         Console.WriteLine($"Small preset ({Path.GetFileName(model)}), {PromptTokens}-token prompts, {MaxTokens} output tokens, greedy, {RequestsPerClient} requests per client; {Environment.ProcessorCount} cores shared by every process.");
         Console.WriteLine();

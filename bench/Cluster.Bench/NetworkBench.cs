@@ -31,6 +31,9 @@ public static class NetworkBench
             return 1;
         }
         string root = BenchEnvironment.RepoRoot(), cli = Path.Combine(AppContext.BaseDirectory, "cluster.dll");
+        // --micro-batch-overlap: every attention node (cluster up's and the pod) steps with dual micro-batch overlap.
+        string[] attentionFlags = Array.IndexOf(args, "--micro-batch-overlap") >= 0 ? ["--micro-batch-overlap"] : [];
+        args = Array.FindAll(args, a => a != "--micro-batch-overlap");
         string model = args.Length > 0 ? Path.GetFullPath(args[0]) : Path.Combine(root, "models", "small");
         if (!File.Exists(Path.Combine(model, "config.json"))) Exec(cli, ["model", "init", "--preset", "small", "--out", model]);
         using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(model, "config.json")));
@@ -43,7 +46,7 @@ public static class NetworkBench
 
             Console.Error.WriteLine("network bench: loopback (cluster up)");
             int[] ports = Cluster.Cli.Supervision.FreePorts.Take(2);
-            using (var up = ClusterUpProcess.Start(model, ports[0], ports[1], "--expert-nodes", "2", "--redundant-experts", "2"))
+            using (var up = ClusterUpProcess.Start(model, ports[0], ports[1], ["--expert-nodes", "2", "--redundant-experts", "2", .. attentionFlags]))
             {
                 await ClusterUpProcess.WaitReadyAsync(up, TimeSpan.FromMinutes(5));
                 await MeasureAsync($"http://127.0.0.1:{ports[0]}", "loopback (cluster up)", rows);
@@ -51,7 +54,7 @@ public static class NetworkBench
             }
 
             bool netem = PodNetwork.NetemAvailable;
-            using (var pods = await Pods.StartAsync(cli, model, plan, viaDelayLines: false))
+            using (var pods = await Pods.StartAsync(cli, model, plan, viaDelayLines: false, attentionFlags))
             {
                 if (netem)
                     foreach (double ms in DelaysMs)
@@ -64,14 +67,14 @@ public static class NetworkBench
             if (!netem)
             {
                 Console.Error.WriteLine("network bench: this kernel has no netem; delay lines in user space instead");
-                using var pods = await Pods.StartAsync(cli, model, plan, viaDelayLines: true);
+                using var pods = await Pods.StartAsync(cli, model, plan, viaDelayLines: true, attentionFlags);
                 foreach (double ms in DelaysMs)
                 {
                     foreach (DelayLine line in pods.Lines) line.Delay = TimeSpan.FromMilliseconds(ms);
                     await MeasureAsync(pods.Endpoint, $"namespaces, delay line {ms.ToString(CultureInfo.InvariantCulture)} ms", rows);
                 }
             }
-            Print(rows, model, moeLayers, netem);
+            Print(rows, model, moeLayers, netem, attentionFlags.Length > 0);
             return 0;
         }
         finally { Directory.Delete(work, true); }
@@ -96,7 +99,7 @@ public static class NetworkBench
         public List<DelayLine> Lines { get; } = [];
         public string Endpoint { get; private set; } = "";
 
-        public static async Task<Pods> StartAsync(string cli, string model, string plan, bool viaDelayLines)
+        public static async Task<Pods> StartAsync(string cli, string model, string plan, bool viaDelayLines, string[] attentionFlags)
         {
             var pods = new Pods();
             try
@@ -105,7 +108,7 @@ public static class NetworkBench
                 {
                     ("expert-0", ExpertPort, ["serve", "expert", "--model", model, "--plan", plan, "--node-id", "expert-0", "--host", "0.0.0.0", "--port", $"{ExpertPort}"]),
                     ("expert-1", ExpertPort, ["serve", "expert", "--model", model, "--plan", plan, "--node-id", "expert-1", "--host", "0.0.0.0", "--port", $"{ExpertPort}"]),
-                    ("attention-0", AttentionPort, ["serve", "attention", "--model", model, "--plan", plan, "--node-id", "attention-0", "--host", "0.0.0.0", "--port", $"{AttentionPort}", "--http-port", "9100"]),
+                    ("attention-0", AttentionPort, ["serve", "attention", "--model", model, "--plan", plan, "--node-id", "attention-0", "--host", "0.0.0.0", "--port", $"{AttentionPort}", "--http-port", "9100", .. attentionFlags]),
                     ("gateway", GatewayPort, ["serve", "gateway", "--model", model, "--attention-nodes", $"attention-0:{AttentionPort}", "--host", "0.0.0.0", "--port", $"{GatewayPort}", "--grpc-port", "8001"]),
                 };
                 var placed = new List<(PodNetwork.Pod Pod, string[] Args, string Address)>();
@@ -217,10 +220,10 @@ public static class NetworkBench
         return ids;
     }
 
-    private static void Print(List<(string Setup, int Clients, Round Round)> rows, string model, int moeLayers, bool netem)
+    private static void Print(List<(string Setup, int Clients, Round Round)> rows, string model, int moeLayers, bool netem, bool overlap)
     {
         var inv = CultureInfo.InvariantCulture;
-        Console.WriteLine($"Small preset ({Path.GetFileName(model)}, {moeLayers} MoE layers), gateway + 1 attention node + 2 expert nodes, {PromptTokens}-token prompts, {MaxTokens} output tokens, greedy, {RequestsPerClient} requests per client; delay into every pod by {(netem ? "netem" : "a user-space delay line per pod port (no netem in this kernel)")}; {Environment.ProcessorCount} cores, load {BenchEnvironment.LoadAverage()} before the run.");
+        Console.WriteLine($"Small preset ({Path.GetFileName(model)}, {moeLayers} MoE layers), gateway + 1 attention node + 2 expert nodes, {PromptTokens}-token prompts, {MaxTokens} output tokens, greedy, {RequestsPerClient} requests per client, micro-batch overlap {(overlap ? "on" : "off")}; delay into every pod by {(netem ? "netem" : "a user-space delay line per pod port (no netem in this kernel)")}; {Environment.ProcessorCount} cores, load {BenchEnvironment.LoadAverage()} before the run.");
         Console.WriteLine();
         Console.WriteLine("| setup | clients | TTFT p50 ms | TPOT p50 ms | output tokens/s | TPOT / loopback | tokens/s / loopback |");
         Console.WriteLine("|---|---|---|---|---|---|---|");

@@ -175,7 +175,7 @@ public static class RebalanceBench
             {
                 _counts[l.Layer] = new long[config.NRoutedExperts];
                 layers.Add((l.Layer, Gate.Load(gates, $"model.layers.{l.Layer}.mlp.gate", config, CpuBackend.Default.Kernels),
-                    new ExpertLoadCounter(streams.ForLayer(l.Layer, TensorDType.Bf16), _counts[l.Layer])));
+                    ExpertLoadCounter.For(streams.ForLayer(l.Layer, TensorDType.Bf16), _counts[l.Layer])));
             }
             _layers = [.. layers];
             var random = new Random(1);

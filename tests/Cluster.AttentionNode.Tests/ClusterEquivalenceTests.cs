@@ -109,6 +109,23 @@ public sealed class ClusterEquivalenceTests(ITestOutputHelper output)
         Assert.True(worst < 1e-4, $"exact mode moved a logprob by {worst:E2} nats");
     }
 
+    /// <summary>
+    /// Exact mode with dual micro-batch overlap: eight requests at once, so decode steps carry several sequences and
+    /// run as two micro-batches, each still gets the single-process argmax at every position.
+    /// </summary>
+    [Fact]
+    public async Task ExactModeWithMicroBatchOverlapGivesTheSingleProcessArgmaxUnderConcurrency()
+    {
+        var (local, checkpoint) = TinyModel.Load();
+        using var _ = checkpoint;
+        await using var cluster = await InProcessCluster.StartAsync(2, 1, DispatchFormat.F32, LatentFormat.F32, overlap: true);
+        uint[][] prompts = [.. Enumerable.Range(0, 8).Select(seed => TinyModel.Prompt(seed, 3 + seed))];
+        var runs = await Task.WhenAll(prompts.Select(p => cluster.GenerateAsync(new TokenGenerateRequest { PromptTokenIds = { p }, Sampling = new() { MaxTokens = MaxTokens } })));
+        for (int i = 0; i < prompts.Length; i++)
+            SchedulerTests.AssertMatchesGreedy(TinyModel.Greedy(local, prompts[i], MaxTokens, LatentFormat.F32).Tokens, runs[i], MaxTokens, local.Config.EosTokenIds);
+        Assert.True(cluster.Attention.Counters.PeakBatch >= 2, "the requests never shared a decode step");
+    }
+
     [Fact]
     public async Task Fp8DispatchKeepsLogprobsWithinBound()
     {

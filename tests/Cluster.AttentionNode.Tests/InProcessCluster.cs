@@ -19,7 +19,7 @@ public sealed class InProcessCluster : IAsyncDisposable
     public AttentionHost Attention { get; private set; } = null!;
     public PeerChannel Channel { get; private set; } = null!;
 
-    public static async Task<InProcessCluster> StartAsync(int expertNodes, int redundant, DispatchFormat dispatch, LatentFormat cache = LatentFormat.BF16, int replicas = 1)
+    public static async Task<InProcessCluster> StartAsync(int expertNodes, int redundant, DispatchFormat dispatch, LatentFormat cache = LatentFormat.BF16, int replicas = 1, bool overlap = false)
     {
         var cluster = new InProcessCluster();
         try
@@ -32,7 +32,7 @@ public sealed class InProcessCluster : IAsyncDisposable
             plan.WithEndpoints(cluster.Experts.Select(h => $"127.0.0.1:{h.Port}").ToArray()).Save(attentionPlan);
             cluster.Attention = await AttentionHost.StartAsync(new AttentionOptions
             {
-                ModelDir = TinyModel.Directory, PlanPath = attentionPlan, Dispatch = dispatch, KvCacheFormat = cache, ExpertWait = TimeSpan.FromSeconds(20),
+                ModelDir = TinyModel.Directory, PlanPath = attentionPlan, Dispatch = dispatch, KvCacheFormat = cache, ExpertWait = TimeSpan.FromSeconds(20), MicroBatchOverlap = overlap,
             });
             cluster.Channel = PeerChannel.ForAddress($"http://127.0.0.1:{cluster.Attention.Port}");
             return cluster;

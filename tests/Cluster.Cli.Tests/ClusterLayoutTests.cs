@@ -40,10 +40,10 @@ public sealed class ClusterLayoutTests : IDisposable
         Assert.Empty(defaults.NodeSettings.ToArgs());
         Assert.Null(defaults.DefaultMaxTokens);
 
-        ClusterLayout layout = Parse("--prefill-chunk 128 --kv-cache-bytes 256MiB --kv-block-size 16 --kv-cache-dtype f32 --no-prefix-cache --default-max-tokens 100");
-        Assert.Equal(new AttentionNodeSettings(128, 256L << 20, 16, LatentFormat.F32, true), layout.NodeSettings);
+        ClusterLayout layout = Parse("--prefill-chunk 128 --kv-cache-bytes 256MiB --kv-block-size 16 --kv-cache-dtype f32 --no-prefix-cache --micro-batch-overlap --default-max-tokens 100");
+        Assert.Equal(new AttentionNodeSettings(128, 256L << 20, 16, LatentFormat.F32, true, true), layout.NodeSettings);
         Assert.Equal(
-            ["--prefill-chunk", "128", "--kv-cache-bytes", "268435456", "--kv-block-size", "16", "--kv-cache-dtype", "f32", "--no-prefix-cache"],
+            ["--prefill-chunk", "128", "--kv-cache-bytes", "268435456", "--kv-block-size", "16", "--kv-cache-dtype", "f32", "--no-prefix-cache", "--micro-batch-overlap"],
             layout.NodeSettings.ToArgs());
         Assert.Equal(100, layout.DefaultMaxTokens);
     }

@@ -43,7 +43,7 @@ public class RemoteExpertsTests
         return back;
     }
 
-    private static double RelativeError(float[] actual, float[] expected)
+    internal static double RelativeError(float[] actual, float[] expected)
     {
         double diff = 0, scale = 0;
         for (int i = 0; i < actual.Length; i++)
@@ -126,7 +126,7 @@ public class RemoteExpertsTests
         {
             counts[layer] = new long[TinyCheckpoint.Config.NRoutedExperts];
             // Counted on the way to the experts, as the attention node counts them.
-            var remote = new ExpertLoadCounter(cluster.Streams.ForLayer(layer, TensorDType.Bf16), counts[layer]);
+            var remote = ExpertLoadCounter.For(cluster.Streams.ForLayer(layer, TensorDType.Bf16), counts[layer]);
             // Batches of 1 (decode), a few, and many rows (prefill), twice, so round robin reaches every replica.
             foreach (int n in new[] { 1, 5, 33, 1, 5, 33 })
             {

@@ -99,4 +99,81 @@ public class RemoteTransformerTests(ITestOutputHelper output)
         Assert.True(worst < 0.1, $"fp8 dispatch moved a top-5 logprob by {worst:E2} nats");
         Assert.True(worst > 1e-5, "fp8 rounding should be visible in the logprobs");
     }
+
+    /// <summary>
+    /// Dual micro-batch overlap: a batch of five sequences (halves of 3 and 2), prefilled one by one (each prompt's
+    /// rows split too) and decoded four steps, gives the logits of one pass over the same remote experts, and each MoE
+    /// layer's second half is begun while the first half's rows are with the expert nodes.
+    /// </summary>
+    [Fact]
+    public async Task OverlappedMicroBatchesGiveTheLogitsOfOnePass()
+    {
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 1);
+        using var attention = Checkpoint.Open(TinyCheckpoint.Dir, name => !HostedExperts.IsRoutedExpertTensor(name));
+        var calls = new List<(string Call, int Slot, int Layer)>();
+        float[] Run(bool overlap)
+        {
+            var model = Transformer.Load(attention.Config, attention, null, layer => new RecordingExperts(cluster.Streams.ForLayer(layer, TensorDType.F32), layer, calls));
+            model.OverlapMicroBatches = overlap;
+            Assert.True(model.CanOverlap);
+            int vocab = model.Config.VocabSize, sequences = 5, steps = 4;
+            var caches = new ILatentCache[sequences];
+            var logits = new float[(sequences + steps * sequences) * vocab];
+            int[] tokens = new int[sequences];
+            for (int q = 0; q < sequences; q++)
+            {
+                caches[q] = new SequenceCache(model.Config);
+                model.Prefill(Prompt.AsSpan(0, 3 + q), caches[q], AttentionPath.Naive, logits.AsSpan(q * vocab, vocab), lastRowOnly: true);
+                tokens[q] = (q * 31 + 7) % vocab;
+            }
+            calls.Clear();
+            for (int s = 0; s < steps; s++)
+            {
+                model.Decode(tokens, caches, logits.AsSpan((sequences + s * sequences) * vocab, sequences * vocab));
+                for (int q = 0; q < sequences; q++) tokens[q] = (tokens[q] * 17 + s) % vocab;
+            }
+            return logits;
+        }
+
+        float[] onePass = Run(overlap: false);
+        Assert.All(calls, c => Assert.Equal("run", c.Call));
+        float[] overlapped = Run(overlap: true);
+        Assert.InRange(RemoteExpertsTests.RelativeError(overlapped, onePass), 0, 1e-5);
+
+        // Within one decode step, each MoE layer: A begun, B begun, A finished, B finished, and A's next layer
+        // begun before B's finish (so B's rows travel while A computes).
+        int[] moe = [.. calls.Select(c => c.Layer).Distinct().Order()];
+        var step = calls.Take(4 * moe.Length).ToList();
+        int At(string call, int slot, int layer) => step.FindIndex(c => c == (call, slot, layer));
+        for (int i = 0; i < moe.Length; i++)
+        {
+            int l = moe[i];
+            Assert.True(At("begin", 0, l) < At("begin", 1, l) && At("begin", 1, l) < At("finish", 0, l) && At("finish", 0, l) < At("finish", 1, l), $"layer {l}: {string.Join(", ", step)}");
+            if (i + 1 < moe.Length) Assert.True(At("begin", 0, moe[i + 1]) < At("finish", 1, l), $"layer {l}: {string.Join(", ", step)}");
+        }
+    }
+
+    /// <summary>The remote experts with each call written down, in order.</summary>
+    private sealed class RecordingExperts(IOverlappedExperts inner, int layer, List<(string, int, int)> calls) : IOverlappedExperts
+    {
+        public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output, Mlp? shared = null)
+        {
+            calls.Add(("run", 0, layer));
+            inner.Run(rows, n, ids, weights, output, shared);
+        }
+
+        public void Begin(int slot, ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights)
+        {
+            calls.Add(("begin", slot, layer));
+            inner.Begin(slot, rows, n, ids, weights);
+        }
+
+        public void Finish(int slot, ReadOnlySpan<float> rows, int n, Span<float> output, Mlp? shared)
+        {
+            calls.Add(("finish", slot, layer));
+            inner.Finish(slot, rows, n, output, shared);
+        }
+
+        public void Abandon(int slot) => inner.Abandon(slot);
+    }
 }

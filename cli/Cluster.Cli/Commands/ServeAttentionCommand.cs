@@ -41,6 +41,7 @@ public static class ServeAttentionCommand
             KvBlockSize = settings.KvBlockSize ?? options.KvBlockSize,
             KvCacheFormat = settings.KvCacheFormat ?? options.KvCacheFormat,
             PrefixCache = options.PrefixCache && !settings.NoPrefixCache,
+            MicroBatchOverlap = settings.MicroBatchOverlap,
             ClusterToken = token,
         };
         if (!Directory.Exists(dir)) throw new CliException($"{dir}: model directory not found");

@@ -26,6 +26,72 @@ public sealed class DecoderLayer(RmsNorm inputNorm, Mla attention, RmsNorm postA
             ffn, kernels);
     }
 
+    /// <summary>Whether <see cref="Begin"/> leaves work in flight for <see cref="Finish"/> (a MoE layer on expert nodes).</summary>
+    public bool CanOverlap => feedForward is Moe { CanOverlap: true };
+
+    // Each micro-batch's post-attention norm, from its Begin to its Finish (the experts may need the rows again).
+    private readonly float[]?[] _normed = [null, null];
+    private readonly int[] _rows = new int[2];
+
+    /// <summary>
+    /// The first part of <see cref="Forward"/> for micro-batch <paramref name="slot"/>: attention and its residual,
+    /// then the feed-forward, which on an overlapping MoE layer is only begun; <see cref="Finish"/> completes it.
+    /// </summary>
+    public void Begin(Span<float> h, in ForwardBatch batch, ILatentMemory memory, AttentionPath path, int slot)
+    {
+        int n = batch.Rows;
+        float[] normed = ArrayPool<float>.Shared.Rent(h.Length), delta = ArrayPool<float>.Shared.Rent(h.Length);
+        Span<float> ns = normed.AsSpan(0, h.Length), ds = delta.AsSpan(0, h.Length);
+        inputNorm.Forward(h, ns);
+        attention.Forward(ns, batch, memory, path, ds);
+        kernels.Add(h, ds, h);
+        postAttentionNorm.Forward(h, ns);
+        ArrayPool<float>.Shared.Return(delta);
+        if (feedForward is Moe { CanOverlap: true } moe)
+        {
+            try { moe.Begin(slot, ns, n); }
+            catch
+            {
+                ArrayPool<float>.Shared.Return(normed);
+                throw;
+            }
+            (_normed[slot], _rows[slot]) = (normed, n);
+            return;
+        }
+        float[] out2 = ArrayPool<float>.Shared.Rent(h.Length);
+        feedForward.Forward(ns, n, out2.AsSpan(0, h.Length));
+        kernels.Add(h, out2.AsSpan(0, h.Length), h);
+        ArrayPool<float>.Shared.Return(out2);
+        ArrayPool<float>.Shared.Return(normed);
+    }
+
+    /// <summary>Completes micro-batch <paramref name="slot"/>'s <see cref="Begin"/>: adds the experts' output to h.</summary>
+    public void Finish(Span<float> h, int slot)
+    {
+        if (_normed[slot] is not { } normed) return;
+        _normed[slot] = null;
+        float[] delta = ArrayPool<float>.Shared.Rent(h.Length);
+        try
+        {
+            ((Moe)feedForward).Finish(slot, normed.AsSpan(0, h.Length), _rows[slot], delta.AsSpan(0, h.Length));
+            kernels.Add(h, delta.AsSpan(0, h.Length), h);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(delta);
+            ArrayPool<float>.Shared.Return(normed);
+        }
+    }
+
+    /// <summary>Drops micro-batch <paramref name="slot"/>'s begun work after a failure elsewhere in the pass.</summary>
+    public void Abandon(int slot)
+    {
+        if (_normed[slot] is not { } normed) return;
+        _normed[slot] = null;
+        try { ((Moe)feedForward).Abandon(slot); }
+        finally { ArrayPool<float>.Shared.Return(normed); }
+    }
+
     /// <summary>Updates the hidden states h [batch.Rows, hidden] in place.</summary>
     public void Forward(Span<float> h, in ForwardBatch batch, ILatentMemory memory, AttentionPath path)
     {

@@ -46,5 +46,9 @@ public readonly struct ForwardBatch
     public ReadOnlySpan<int> SequenceIds => _sequences.Span;
     public ReadOnlySpan<int> SlotMapping => _slots.Span;
 
+    /// <summary>Rows [start, start + count) as a batch of their own, over the same block tables (no copy).</summary>
+    public ForwardBatch Slice(int start, int count) =>
+        new(_tokens.Slice(start, count), _positions.Slice(start, count), _sequences.Slice(start, count), _slots.Slice(start, count), _blockTables, BlockTableWidth);
+
     public ReadOnlySpan<int> BlockTable(int sequence) => _blockTables.Span.Slice(sequence * BlockTableWidth, BlockTableWidth);
 }

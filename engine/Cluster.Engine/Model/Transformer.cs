@@ -28,10 +28,25 @@ public sealed class Transformer
         _layers = layers;
         _norm = norm;
         _lmHead = lmHead;
+        bool any = false, all = true;
+        foreach (DecoderLayer layer in layers)
+            if (layer.FeedForward is Moe moe) (any, all) = (true, all && moe.CanOverlap);
+        CanOverlap = any && all;
     }
 
     public ModelConfig Config { get; }
     public IBackend Backend { get; }
+
+    /// <summary>
+    /// Dual micro-batch overlap (DeepSeek's): a forward pass of two rows or more is split into two halves, and while
+    /// one half's rows are with the expert nodes the other half's attention runs. Takes effect only when every MoE
+    /// layer's experts can overlap (<see cref="IOverlappedExperts"/>); the outputs are those of one pass up to the
+    /// order of float sums on the expert nodes, which see two smaller batches.
+    /// </summary>
+    public bool OverlapMicroBatches { get; set; }
+
+    /// <summary>Whether <see cref="OverlapMicroBatches"/> can take effect: some MoE layer, and every one's experts overlapping.</summary>
+    public bool CanOverlap { get; }
     public IReadOnlyList<DecoderLayer> Layers => _layers;
 
     /// <summary>
@@ -83,16 +98,52 @@ public sealed class Transformer
         {
             Span<float> hs = h.AsSpan(0, n * hidden);
             Embed(tokens, hs);
-            for (int l = 0; l < _layers.Length; l++)
-            {
-                _layers[l].Forward(hs, batch, memory, path);
-                layerDone?.Invoke(l);
-            }
+            if (OverlapMicroBatches && CanOverlap && n >= 2) ForwardOverlapped(hs, batch, memory, path, layerDone);
+            else
+                for (int l = 0; l < _layers.Length; l++)
+                {
+                    _layers[l].Forward(hs, batch, memory, path);
+                    layerDone?.Invoke(l);
+                }
             Span<float> last = lastRowOnly ? hs.Slice((n - 1) * hidden, hidden) : hs;
             _norm.Forward(last, last);
             _kernels.MatMul(last, outRows, _lmHead, logits[..(outRows * vocab)]);
         }
         finally { ArrayPool<float>.Shared.Return(h); }
+    }
+
+    /// <summary>
+    /// The layers over two halves of the batch, interleaved so that each half's dispatch is in flight while the other
+    /// computes: A's attention, then per layer B's attention, A's combine and A's next attention, B's combine. A
+    /// layer's rows of both halves are written before <paramref name="layerDone"/> hears of it.
+    /// </summary>
+    private void ForwardOverlapped(Span<float> h, in ForwardBatch batch, ILatentMemory memory, AttentionPath path, Action<int>? layerDone)
+    {
+        int hidden = Config.HiddenSize, half = (batch.Rows + 1) / 2;
+        ForwardBatch a = batch.Slice(0, half), b = batch.Slice(half, batch.Rows - half);
+        Span<float> ha = h[..(half * hidden)], hb = h[(half * hidden)..];
+        try
+        {
+            _layers[0].Begin(ha, a, memory, path, 0);
+            for (int l = 0; l < _layers.Length; l++)
+            {
+                _layers[l].Begin(hb, b, memory, path, 1);
+                layerDone?.Invoke(l);
+                _layers[l].Finish(ha, 0);
+                if (l + 1 < _layers.Length) _layers[l + 1].Begin(ha, a, memory, path, 0);
+                _layers[l].Finish(hb, 1);
+            }
+        }
+        catch
+        {
+            // The other half may still have rows with the expert nodes: wait them out before the buffers go back.
+            foreach (DecoderLayer layer in _layers)
+            {
+                layer.Abandon(0);
+                layer.Abandon(1);
+            }
+            throw;
+        }
     }
 
     /// <summary>

@@ -31,7 +31,8 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
     // Plan and streams change together, between steps, so a step sees one pair throughout.
     private PlacementPlan _plan;
     private ExpertStream[] _streams;
-    private bool _inStep;
+    // The micro-batches (a bit each) of the step in progress; a staged plan waits until none is.
+    private int _activeSlots;
     private (PlacementPlan Plan, ExpertStream[] Streams, TaskCompletionSource Done)? _staged;
     private long _batch;
 
@@ -151,7 +152,7 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
             Task done;
             lock (_step)
             {
-                if (!_inStep)
+                if (_activeSlots == 0)
                 {
                     Apply(next, streams);
                     return;
@@ -182,26 +183,27 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
         _logger.LogInformation("routing by plan version {Version} ({Nodes} expert nodes)", next.Version, streams.Length);
     }
 
-    /// <summary>A step starts (its first MoE layer): a staged plan takes over now.</summary>
-    internal void BeginStep()
+    /// <summary>A step's micro-batch starts (its first MoE layer): when it is the step's first, a staged plan takes over now.</summary>
+    internal void BeginStep(int slot = 0)
     {
         lock (_step)
         {
-            _inStep = true;
-            if (_staged is not { } staged) return;
+            bool starts = _activeSlots == 0;
+            _activeSlots |= 1 << slot;
+            if (!starts || _staged is not { } staged) return;
             _staged = null;
             Apply(staged.Plan, staged.Streams);
             staged.Done.SetResult();
         }
     }
 
-    /// <summary>A step ended (its last MoE layer, or a failure in any): a plan switch need not wait for it.</summary>
-    internal void EndStep()
+    /// <summary>A step's micro-batch ended (its last MoE layer, or a failure in any); once all have, a plan switch need not wait.</summary>
+    internal void EndStep(int slot = 0)
     {
         lock (_step)
         {
-            _inStep = false;
-            if (_staged is not { } staged) return;
+            _activeSlots &= ~(1 << slot);
+            if (_activeSlots != 0 || _staged is not { } staged) return;
             _staged = null;
             Apply(staged.Plan, staged.Streams);
             staged.Done.SetResult();
@@ -336,10 +338,7 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
     internal async Task<CombineFrame> ExchangeAsync(int node, DispatchFrame frame)
     {
         ExpertStream stream = Volatile.Read(ref _streams)[node];
-        long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        CombineFrame reply = await stream.ExchangeAsync(frame).ConfigureAwait(false);
-        stream.Observe((int)frame.Rows, System.Diagnostics.Stopwatch.GetElapsedTime(start));
-        return reply;
+        return await stream.ExchangeAsync(frame).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -17,9 +17,10 @@ namespace Cluster.ExpertNode.Client;
 /// Failover: a node whose stream breaks, or that has not answered when <see cref="ExpertStreams.GiveUpAfter"/>
 /// passes while every expert it was sent has a live replica elsewhere, is marked down and its rows go again to
 /// those replicas within the same step; an expert with no live replica fails the step naming layer, expert and
-/// node. Like <see cref="RoutedExperts"/>, one instance is not safe to run concurrently.
+/// node. Under dual micro-batch overlap two micro-batches' exchanges are in flight at once, each in its own slot;
+/// like <see cref="RoutedExperts"/>, one instance is not safe to call concurrently.
 /// </summary>
-public sealed class RemoteExperts : IRoutedExperts
+public sealed class RemoteExperts : IOverlappedExperts
 {
     private readonly ExpertStreams _streams;
     private readonly int _layer, _hidden;
@@ -29,10 +30,8 @@ public sealed class RemoteExperts : IRoutedExperts
     private PlacementPlan _plan = null!;
     private LayerPlacement _placement = null!;
     private int[] _nextReplica = [];
-    // Two sets of per-node batches: a round's failed rows are routed into the other set while this one's are still read.
-    private NodeBatch[][] _rounds = [];
-    private Task<CombineFrame>?[] _pending = [];
-    private bool[] _lost = [];
+    // One set of exchanges per micro-batch (two may be in flight at once under dual micro-batch overlap).
+    private readonly Slot[] _slots = [new(), new()];
 
     internal RemoteExperts(ExpertStreams streams, int layer, TensorDType dispatch)
     {
@@ -53,46 +52,69 @@ public sealed class RemoteExperts : IRoutedExperts
         _plan = plan;
         _placement = plan.Layer(_layer);
         _nextReplica = new int[_placement.Experts];
-        int nodes = plan.Nodes.Count;
-        if (_pending.Length == nodes) return;
-        _rounds = new NodeBatch[2][];
-        for (int s = 0; s < 2; s++)
-        {
-            _rounds[s] = new NodeBatch[nodes];
-            for (int i = 0; i < nodes; i++) _rounds[s][i] = new NodeBatch();
-        }
-        _pending = new Task<CombineFrame>?[nodes];
-        _lost = new bool[nodes];
+        foreach (Slot slot in _slots) slot.Size(plan.Nodes.Count);
     }
 
     public int Layer => _layer;
 
     public void Run(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output, Mlp? shared = null)
     {
-        if (_firstLayer) _streams.BeginStep();
+        Begin(0, rows, n, ids, weights);
+        Finish(0, rows, n, output, shared);
+    }
+
+    public void Begin(int slot, ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights)
+    {
+        if (_firstLayer) _streams.BeginStep(slot);
         try
         {
             PlacementPlan plan = _streams.Plan;
             if (!ReferenceEquals(plan, _plan)) Follow(plan);
-            RunStep(rows, n, ids, weights, output, shared);
+            Slot s = _slots[slot];
+            s.Rows = n;
+            if (n == 0) return;
+            int k = ids.Length / n;
+            if (ids.Length != n * k || weights.Length != ids.Length) throw new ArgumentException($"experts: {ids.Length} ids and {weights.Length} weights for {n} rows");
+            s.K = k;
+            s.Batches = s.Rounds[0];
+            foreach (NodeBatch b in s.Batches) b.Reset(n, k);
+            Route(n, k, ids, weights, s.Batches);
+            Send(s, rows);
         }
         catch
         {
-            _streams.EndStep();
+            _streams.EndStep(slot);
             throw;
         }
-        if (_lastLayer) _streams.EndStep();
     }
 
-    private void RunStep(ReadOnlySpan<float> rows, int n, ReadOnlySpan<int> ids, ReadOnlySpan<float> weights, Span<float> output, Mlp? shared)
+    public void Finish(int slot, ReadOnlySpan<float> rows, int n, Span<float> output, Mlp? shared)
+    {
+        try { Collect(_slots[slot], rows, n, output, shared); }
+        catch
+        {
+            _streams.EndStep(slot);
+            throw;
+        }
+        if (_lastLayer) _streams.EndStep(slot);
+    }
+
+    public void Abandon(int slot)
+    {
+        Slot s = _slots[slot];
+        foreach (Task<CombineFrame>? t in s.Pending)
+        {
+            try { t?.Wait(); }
+            catch (AggregateException) { }
+        }
+        ReleaseReplies(s);
+        _streams.EndStep(slot);
+    }
+
+    private void Collect(Slot s, ReadOnlySpan<float> rows, int n, Span<float> output, Mlp? shared)
     {
         if (n == 0) return;
-        int k = ids.Length / n;
-        if (ids.Length != n * k || weights.Length != ids.Length) throw new ArgumentException($"experts: {ids.Length} ids and {weights.Length} weights for {n} rows");
-        NodeBatch[] batches = _rounds[0];
-        foreach (NodeBatch b in batches) b.Reset(n, k);
-        Route(n, k, ids, weights, batches);
-        Send(rows, k, batches);
+        if (n != s.Rows) throw new ArgumentException($"experts: finishing {n} rows of a micro-batch begun with {s.Rows}");
         // The shared expert computes while the rows travel; its sum is added after the routed one, as in one process.
         float[]? sharedOut = null;
         if (shared is not null)
@@ -107,13 +129,13 @@ public sealed class RemoteExperts : IRoutedExperts
             // a node is lost at most once per step, so the rounds end.
             for (int round = 0; ; round++)
             {
-                bool lost = Collect(batches, output);
+                bool lost = CollectRound(s, output);
                 if (!lost) break;
-                NodeBatch[] next = _rounds[(round + 1) % 2];
-                foreach (NodeBatch b in next) b.Reset(n, k);
-                Reroute(batches, next);
-                batches = next;
-                Send(rows, k, batches);
+                NodeBatch[] next = s.Rounds[(round + 1) % 2];
+                foreach (NodeBatch b in next) b.Reset(n, s.K);
+                Reroute(s, next);
+                s.Batches = next;
+                Send(s, rows);
             }
         }
         finally
@@ -126,18 +148,19 @@ public sealed class RemoteExperts : IRoutedExperts
         }
     }
 
-    private void Send(ReadOnlySpan<float> rows, int k, NodeBatch[] batches)
+    private void Send(Slot s, ReadOnlySpan<float> rows)
     {
         ulong batch = _streams.NextBatchId();
+        NodeBatch[] batches = s.Batches;
         for (int i = 0; i < batches.Length; i++)
         {
             if (batches[i].Rows == 0)
             {
-                _pending[i] = null;
+                s.Pending[i] = null;
                 continue;
             }
             batches[i].Encode(rows, _hidden, _dispatch);
-            _pending[i] = _streams.ExchangeAsync(i, batches[i].Frame(batch, _layer, _hidden, k, _dispatch, _plan.Version));
+            s.Pending[i] = _streams.ExchangeAsync(i, batches[i].Frame(batch, _layer, _hidden, s.K, _dispatch, _plan.Version));
         }
     }
 
@@ -146,50 +169,52 @@ public sealed class RemoteExperts : IRoutedExperts
     /// a late node whose experts all have live replicas, adds every reply into <paramref name="output"/>, and says
     /// whether a node was lost (its rows still to be routed). Any other failure is thrown once all have finished.
     /// </summary>
-    private bool Collect(NodeBatch[] batches, Span<float> output)
+    private bool CollectRound(Slot s, Span<float> output)
     {
-        for (int i = 0; i < _pending.Length; i++)
+        NodeBatch[] batches = s.Batches;
+        Task<CombineFrame>?[] pending = s.Pending;
+        for (int i = 0; i < pending.Length; i++)
         {
-            if (_pending[i] is not { } t) continue;
+            if (pending[i] is not { } t) continue;
             TimeSpan patience = _streams.GiveUpAfter(i, batches[i].Rows);
             if (!Finished(t, patience) && FirstUncovered(batches[i], i) < 0)
                 _streams.MarkDown(i, $"no combine within {patience.TotalMilliseconds:0} ms");
         }
         Exception? failure = null;
         bool lost = false;
-        Array.Clear(_lost);
-        for (int i = 0; i < _pending.Length; i++)
+        Array.Clear(s.Lost);
+        for (int i = 0; i < pending.Length; i++)
         {
-            if (_pending[i] is not { } t) continue;
+            if (pending[i] is not { } t) continue;
             try { t.GetAwaiter().GetResult(); }
             catch (ExpertNodeException e) when (e.Lost && failure is null)
             {
                 _streams.MarkDown(i, e.InnerException?.Message ?? e.Message);
                 int uncovered = FirstUncovered(batches[i], i);
-                if (uncovered < 0) lost = _lost[i] = true;
+                if (uncovered < 0) lost = s.Lost[i] = true;
                 else failure = new ExpertNodeException(e.NodeId, $"{e.Message}; layer {_layer}: expert {uncovered} has no live replica", e.InnerException, lost: true);
-                _pending[i] = null;
+                pending[i] = null;
             }
             catch (Exception e)
             {
                 failure ??= e;
-                _pending[i] = null;
+                pending[i] = null;
             }
         }
         try
         {
             if (failure is null)
-                for (int i = 0; i < _pending.Length; i++)
-                    if (_pending[i] is { } t) batches[i].AddInto(t.Result, _hidden, output, _plan.Nodes[i].Id);
+                for (int i = 0; i < pending.Length; i++)
+                    if (pending[i] is { } t) batches[i].AddInto(t.Result, _hidden, output, _plan.Nodes[i].Id);
         }
         finally
         {
-            ReleaseReplies();
+            ReleaseReplies(s);
         }
         if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         // A lost node's batch stays in place for Reroute; the others are done.
         for (int i = 0; i < batches.Length; i++)
-            if (!_lost[i]) batches[i].Clear();
+            if (!s.Lost[i]) batches[i].Clear();
         return lost;
     }
 
@@ -229,11 +254,12 @@ public sealed class RemoteExperts : IRoutedExperts
     }
 
     /// <summary>Sends the rows of every node lost this round to live replicas of their experts.</summary>
-    private void Reroute(NodeBatch[] from, NodeBatch[] to)
+    private void Reroute(Slot s, NodeBatch[] to)
     {
+        NodeBatch[] from = s.Batches;
         for (int node = 0; node < from.Length; node++)
         {
-            if (!_lost[node]) continue;
+            if (!s.Lost[node]) continue;
             NodeBatch lost = from[node];
             for (int r = 0; r < lost.Rows; r++)
             {
@@ -259,11 +285,35 @@ public sealed class RemoteExperts : IRoutedExperts
     }
 
     /// <summary>Gives the replies' pooled buffers back and forgets the exchanges (they must not outlive the step).</summary>
-    private void ReleaseReplies()
+    private static void ReleaseReplies(Slot s)
     {
-        foreach (Task<CombineFrame>? t in _pending)
+        foreach (Task<CombineFrame>? t in s.Pending)
             if (t is { IsCompletedSuccessfully: true }) CombineFrameDecoder.Instance.Release(t.Result);
-        Array.Clear(_pending);
+        Array.Clear(s.Pending);
+    }
+
+    /// <summary>One micro-batch's exchanges: two sets of per-node batches (a round's failed rows are routed into the other set while this one's are still read), the replies awaited, the nodes lost.</summary>
+    private sealed class Slot
+    {
+        public NodeBatch[][] Rounds = [];
+        public NodeBatch[] Batches = [];
+        public Task<CombineFrame>?[] Pending = [];
+        public bool[] Lost = [];
+        public int Rows, K;
+
+        public void Size(int nodes)
+        {
+            if (Pending.Length == nodes) return;
+            Rounds = new NodeBatch[2][];
+            for (int r = 0; r < 2; r++)
+            {
+                Rounds[r] = new NodeBatch[nodes];
+                for (int i = 0; i < nodes; i++) Rounds[r][i] = new NodeBatch();
+            }
+            Batches = Rounds[0];
+            Pending = new Task<CombineFrame>?[nodes];
+            Lost = new bool[nodes];
+        }
     }
 
     /// <summary>
