@@ -103,7 +103,7 @@ public sealed class GatewayHost : IAsyncDisposable
             grpcBuilder.Services.AddSingleton(services.GetRequiredService<KeyAccounts>());
             grpcBuilder.Services.AddSingleton(services.GetRequiredService<GatewayMetrics>());
             grpcBuilder.Services.AddGrpc().AddServiceOptions<InferenceService>(o => o.Interceptors.Add<ApiKeyInterceptor>());
-            ExpertControl.Add(grpcBuilder.Services, services.GetRequiredService<Admission>(), options.ClusterToken);
+            ExpertControl.Add(grpcBuilder.Services, services.GetRequiredService<Admission>(), options.ClusterToken, options.Rebalance, services.GetRequiredService<TimeProvider>());
             grpc = Build(grpcBuilder, k => k.ListenGrpc(options.Host, options.GrpcPort, null));
             grpc.MapGrpcInfrastructure();
             grpc.MapGrpcService<InferenceService>();

@@ -65,6 +65,8 @@ public sealed record GatewayOptions
     /// GOAWAY, HTTP/1.1 "Connection: close") and waits for them up to this long, then aborts the rest.
     /// </summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>The automatic rebalance of the expert placement (`--rebalance-interval`); null: only on command.</summary>
+    public Cluster.ExpertNode.Control.RebalanceSchedule? Rebalance { get; init; }
 
     /// <summary>
     /// Throws ArgumentException naming the first setting of the nodes or the model that cannot work; the settings
@@ -76,6 +78,7 @@ public sealed record GatewayOptions
         if (Discovery is { } discovery) ValidateDiscovery(discovery);
         else ValidateLists();
         if (DefaultMaxTokens < 1) throw new ArgumentException($"default max tokens must be at least 1 (got {DefaultMaxTokens})");
+        Rebalance?.Validate();
     }
 
     private void ValidateLists()

@@ -110,6 +110,36 @@ public sealed class LivePlacementProcessTests(ITestOutputHelper output) : IDispo
     }
 
     [Fact]
+    public async Task With_a_rebalance_interval_the_gateway_rebalances_a_skewed_load_by_itself_and_changes_no_output()
+    {
+        var init = ClusterProcess.Run("model", "init", "--preset", "tiny", "--out", _model, "--seed", "3", "--expert-skew", "1.2", "--force");
+        Assert.True(init.ExitCode == 0, init.Stderr);
+        using var up = new Up(_model, "--expert-nodes", "3", "--redundant-experts", "2", "--kv-cache-dtype", "f32", "--dispatch", "f32",
+            "--rebalance-interval", "1", "--rebalance-threshold", "1.05");
+        await up.WaitReadyAsync();
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(120) };
+        const int requests = 24;
+        var expected = new string[requests];
+        await Parallel.ForAsync(0, requests, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) => expected[i] = await CompleteAsync(http, up, i));
+
+        // Nobody asks: the gateway's next ticks see the skew and roll out a new plan.
+        JsonElement status = Status(up);
+        for (var deadline = DateTime.UtcNow.AddSeconds(60); status.GetProperty("plan_version").GetInt32() < 2 && DateTime.UtcNow < deadline; status = Status(up))
+            await Task.Delay(500);
+        Assert.True(status.GetProperty("plan_version").GetInt32() >= 2, $"no automatic rebalance within 60 s:\n{up.Log}");
+
+        var again = new string[requests];
+        await Parallel.ForAsync(0, requests, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) => again[i] = await CompleteAsync(http, up, i));
+        Assert.Equal(expected, again);
+        status = Status(up);
+        double after = status.GetProperty("max_over_mean_rows").GetDouble();
+        output.WriteLine($"plan version {status.GetProperty("plan_version").GetInt32()}, max/mean expert rows per node after the automatic rebalance {after:F3}");
+        Assert.True(after <= 1.1, $"max/mean expert rows per node after the automatic rebalance {after:F3}");
+        foreach (JsonElement node in status.GetProperty("nodes").EnumerateArray())
+            Assert.Equal(status.GetProperty("plan_version").GetInt32(), node.GetProperty("plan_version").GetInt32());
+    }
+
+    [Fact]
     public async Task Rebalance_scale_drain_and_add_while_streams_run_fail_nothing_change_no_output_and_even_the_rows()
     {
         var init = ClusterProcess.Run("model", "init", "--preset", "tiny", "--out", _model, "--seed", "3", "--expert-skew", "1.2", "--force");

@@ -12,7 +12,8 @@ public static class ServeGatewayCommand
     public const string Usage = "serve gateway --model DIR [--attention-nodes HOST:PORT[,HOST:PORT...]] [--prefill-nodes HOST:PORT,... --decode-nodes HOST:PORT,...] "
         + "[--host 127.0.0.1] [--port 8000] [--grpc-port 8001] [--node-id NAME] [--model-id NAME] [--max-queue N] [--max-queued-requests 1024] [--max-migrations 2] "
         + "[--default-max-tokens 4096] [--max-model-len N] [--max-body-bytes N] [--tls-cert PEM --tls-key PEM] [--api-keys-file FILE] " + ClusterTokenArgs.RoleUsage + " " + DiscoveryArgs.Usage
-        + " [--attention-service NAME] [--prefill-service NAME --decode-service NAME] [--resolve-interval SECONDS] [--drain-seconds 30] [--verbose]";
+        + " [--attention-service NAME] [--prefill-service NAME --decode-service NAME] [--resolve-interval SECONDS] [--drain-seconds 30] "
+        + "[--rebalance-interval SECONDS [--rebalance-threshold 1.2]] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -37,6 +38,10 @@ public static class ServeGatewayCommand
         string? attentionService = args.String("attention-service"), prefillService = args.String("prefill-service"), decodeService = args.String("decode-service");
         double resolveSeconds = args.Double("resolve-interval", 5, 0.05, 3600);
         Cluster.Transport.ClusterToken? token = ClusterTokenArgs.ParseForRole(args);
+        Cluster.ExpertNode.Control.RebalanceSchedule? rebalance = args.Has("rebalance-interval")
+            ? new(TimeSpan.FromSeconds(args.Double("rebalance-interval", 0, 1, 86400)), args.Double("rebalance-threshold", 1.2, 1, 100))
+            : null;
+        if (rebalance is null && args.Has("rebalance-threshold")) throw new CliException("--rebalance-threshold goes with --rebalance-interval");
         args.RejectUnknown();
 
         if (!IPAddress.TryParse(host, out IPAddress? address)) throw new CliException($"--host: '{host}' is not an IP address");
@@ -99,6 +104,7 @@ public static class ServeGatewayCommand
             MinimumLogLevel = verbose ? LogLevel.Information : LogLevel.Warning,
             ClusterToken = token,
             Restarts = Supervision.ChildProcess.RestartsOfThisProcess(),
+            Rebalance = rebalance,
         };
         var meta = new Dictionary<string, string> { ["role"] = "gateway", ["node_id"] = nodeId };
         try { return await discovery.RunAsync("cluster-gateway", nodeId, host, grpcPort, meta, () =>

@@ -12,7 +12,7 @@ public static class UpCommand
 {
     public const string Usage = "up [--model DIR | --preset small] [--port 8000] [--grpc-port 8001] [--attention-nodes 1] "
         + "[--prefill-nodes N --decode-nodes M] [--expert-nodes 2] [--expert-replicas 1] [--redundant-experts 2] [--dispatch bf16|fp8|f32] [--expert-load FILE] "
-        + "[--max-batch 32] " + AttentionNodeSettings.Usage + " [--default-max-tokens N] " + ClusterTokenArgs.Usage + " [--cluster-tls | --cluster-tls-dir DIR] [--fail-fast] [--verbose]";
+        + "[--max-batch 32] " + AttentionNodeSettings.Usage + " [--default-max-tokens N] [--rebalance-interval SECONDS [--rebalance-threshold 1.2]] " + ClusterTokenArgs.Usage + " [--cluster-tls | --cluster-tls-dir DIR] [--fail-fast] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -68,6 +68,9 @@ public static class UpCommand
         int maxBatch = args.Int("max-batch", 32, 1, 1024);
         AttentionNodeSettings settings = AttentionNodeSettings.Parse(args);
         int? defaultMaxTokens = args.Has("default-max-tokens") ? args.Int("default-max-tokens", 0, 1) : null;
+        double? rebalanceSeconds = args.Has("rebalance-interval") ? args.Double("rebalance-interval", 0, 1, 86400) : null;
+        double? rebalanceThreshold = args.Has("rebalance-threshold") ? args.Double("rebalance-threshold", 0, 1, 100) : null;
+        if (rebalanceThreshold is not null && rebalanceSeconds is null) throw new CliException("--rebalance-threshold goes with --rebalance-interval");
         bool verbose = args.Flag("verbose");
         string? tokenPath = args.String(ClusterTokenArgs.Flag);
         // --cluster-tls: a CA and certificate generated into the run's folder; --cluster-tls-dir DIR: kept there.
@@ -90,6 +93,8 @@ public static class UpCommand
             MaxBatch = maxBatch,
             NodeSettings = settings,
             DefaultMaxTokens = defaultMaxTokens,
+            RebalanceSeconds = rebalanceSeconds,
+            RebalanceThreshold = rebalanceThreshold,
             Verbose = verbose,
             ClusterTokenPath = tokenPath is null ? null : Path.GetFullPath(tokenPath),
             ClusterTlsDir = tlsDir,

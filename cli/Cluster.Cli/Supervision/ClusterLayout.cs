@@ -26,6 +26,10 @@ public sealed record ClusterLayout
     public required AttentionNodeSettings NodeSettings { get; init; }
     /// <summary>The gateway's max_tokens for requests that give none.</summary>
     public int? DefaultMaxTokens { get; init; }
+    /// <summary>The gateway's automatic rebalance interval (its `--rebalance-interval`); null: rebalance only on command.</summary>
+    public double? RebalanceSeconds { get; init; }
+    /// <summary>The skew (expected max/mean rows per expert node) the automatic rebalance acts on; null: the gateway's default.</summary>
+    public double? RebalanceThreshold { get; init; }
     public bool Verbose { get; init; }
     /// <summary>Where the cluster's token is kept: read when the file exists, else generated and written there; null: a fresh one in the run's folder.</summary>
     public string? ClusterTokenPath { get; init; }

@@ -91,7 +91,9 @@ public sealed class ClusterSupervisor : IAsyncDisposable
                 }
             cluster.Spawn("gateway", ["serve", "gateway", "--model", layout.ModelDir, .. cluster.GatewayNodeLists(),
                 "--port", Invariant(layout.HttpPort), "--grpc-port", Invariant(layout.GrpcPort),
-                .. layout.DefaultMaxTokens is { } max ? new[] { "--default-max-tokens", Invariant(max) } : [], .. common]);
+                .. layout.DefaultMaxTokens is { } max ? new[] { "--default-max-tokens", Invariant(max) } : [],
+                .. layout.RebalanceSeconds is { } every ? new[] { "--rebalance-interval", every.ToString(System.Globalization.CultureInfo.InvariantCulture) } : [],
+                .. layout.RebalanceThreshold is { } skew ? new[] { "--rebalance-threshold", skew.ToString(System.Globalization.CultureInfo.InvariantCulture) } : [], .. common]);
             cluster.HttpEndpoint = $"http://127.0.0.1:{layout.HttpPort}";
             cluster.GrpcEndpoint = $"127.0.0.1:{layout.GrpcPort}";
 

@@ -63,36 +63,63 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
     }
 
     public override Task<PlanChangeReply> Rebalance(RebalanceRequest request, ServerCallContext context) =>
-        ChangeAsync(context, (plan, load) => Rebalancer.Rebalance(plan, load));
+        ChangeAsync(context.CancellationToken, (plan, load) => Rebalancer.Rebalance(plan, load))!;
+
+    /// <summary>
+    /// The automatic rebalance (<see cref="AutoRebalancer"/>): from the tokens each expert got since the plan in use
+    /// took over, rebalances when at least <paramref name="minimumTokens"/> were counted, the plan's expected max/mean
+    /// rows per expert node is at least <paramref name="threshold"/>, and a new plan would lower it by
+    /// <see cref="MinimumGain"/> or more; null when it leaves the plan as it is (or another change is running).
+    /// </summary>
+    public async Task<PlanChangeReply?> RebalanceIfSkewedAsync(double threshold, long minimumTokens, CancellationToken cancel)
+    {
+        try
+        {
+            return await ChangeAsync(cancel, (plan, load) =>
+            {
+                double counted = 0;
+                foreach (int layer in load.Layers) foreach (double t in load.Tokens(layer)) counted += t;
+                if (counted < minimumTokens) return null;
+                double now = ExpectedLoad.Of(plan, load).MaxOverMean;
+                if (now < threshold) return null;
+                PlacementPlan next = Rebalancer.Rebalance(plan, load);
+                return ExpectedLoad.Of(next, load).MaxOverMean <= now - MinimumGain ? next : null;
+            }).ConfigureAwait(false);
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.Aborted) { return null; }
+    }
+
+    /// <summary>The least fall in expected max/mean rows per node that is worth moving experts for.</summary>
+    public const double MinimumGain = 0.05;
 
     public override Task<PlanChangeReply> Scale(ScaleRequest request, ServerCallContext context) =>
-        ChangeAsync(context, (plan, load) => Rebalancer.Rebalance(plan, load,
+        ChangeAsync(context.CancellationToken, (plan, load) => Rebalancer.Rebalance(plan, load,
             replicas: request.Replicas == 0 ? null : (int)request.Replicas,
-            redundantExperts: request.HasRedundantExperts ? (int)request.RedundantExperts : null));
+            redundantExperts: request.HasRedundantExperts ? (int)request.RedundantExperts : null))!;
 
     public override Task<PlanChangeReply> AddNode(AddNodeRequest request, ServerCallContext context)
     {
         if (request.NodeId.Length == 0) throw Invalid("node_id is empty");
         try { ExpertNodeAddress.ValidateEndpoint(request.Endpoint, "endpoint"); }
         catch (FormatException e) { throw Invalid(e.Message); }
-        return ChangeAsync(context, (plan, load) =>
+        return ChangeAsync(context.CancellationToken, (plan, load) =>
         {
             if (plan.Nodes.Any(n => n.Id == request.NodeId)) throw new ArgumentException($"expert node '{request.NodeId}' is already in plan version {plan.Version}");
             return Rebalancer.Rebalance(plan, load, nodes: [.. plan.Nodes, new ExpertNodeAddress(request.NodeId, request.Endpoint)]);
-        });
+        })!;
     }
 
     public override Task<PlanChangeReply> DrainNode(DrainNodeRequest request, ServerCallContext context) =>
-        ChangeAsync(context, (plan, load) =>
+        ChangeAsync(context.CancellationToken, (plan, load) =>
         {
             plan.NodeIndex(request.NodeId);
             if (plan.Nodes.Count == 1) throw new ArgumentException($"expert node '{request.NodeId}' is the only one: nothing could take its experts");
             return Rebalancer.Rebalance(plan, load, nodes: [.. plan.Nodes.Where(n => n.Id != request.NodeId)]);
-        });
+        })!;
 
-    private async Task<PlanChangeReply> ChangeAsync(ServerCallContext context, Func<PlacementPlan, ExpertLoad, PlacementPlan> next)
+    /// <summary>Rolls out the plan <paramref name="next"/> makes of the one in use and the load since it took over; nothing when it makes none.</summary>
+    private async Task<PlanChangeReply?> ChangeAsync(CancellationToken cancel, Func<PlacementPlan, ExpertLoad, PlacementPlan?> next)
     {
-        CancellationToken cancel = context.CancellationToken;
         if (!await _changing.WaitAsync(0, cancel).ConfigureAwait(false))
             throw new RpcException(new Status(StatusCode.Aborted, "another plan change is in progress"));
         try
@@ -100,9 +127,10 @@ public sealed class ControlService(Func<IReadOnlyList<string>> attentionNodes, I
             ClusterView view = await ReadAsync(cancel).ConfigureAwait(false);
             Baseline? baseline = Volatile.Read(ref _baseline) is { } b && b.Version == view.Plan.Version ? b : null;
             ExpertLoad load = LoadSince(view, baseline);
-            PlacementPlan plan;
+            PlacementPlan? plan;
             try { plan = next(view.Plan, load); }
             catch (ArgumentException e) { throw new RpcException(new Status(StatusCode.FailedPrecondition, e.Message)); }
+            if (plan is null) return null;
             RolloutReport report;
             try
             {
