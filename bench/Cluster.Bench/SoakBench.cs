@@ -44,7 +44,7 @@ public static class SoakBench
 
             var counts = new int[Enum.GetValues<Kind>().Length];
             var unexpected = new List<string>();
-            var memory = new Dictionary<int, List<(double Seconds, long Rss)>>();
+            var memory = new Dictionary<int, List<(double Seconds, Resident Rss)>>();
             foreach (var r in roles) memory[r.Pid] = [];
             var clock = Stopwatch.StartNew();
             using var stop = new CancellationTokenSource(duration);
@@ -86,18 +86,21 @@ public static class SoakBench
             Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
             Console.WriteLine($"| {counts.Sum()} | {counts[0]} | {counts[1]} | {counts[2]} | {counts[3]} | {counts[4]} | {unexpected.Count} |");
             Console.WriteLine();
-            Console.WriteLine($"| role | resident MB after warm-up ({warmUp.TotalSeconds:0} s) | peak MB after | at the end MB | growth |");
-            Console.WriteLine("|---|---:|---:|---:|---:|");
+            Console.WriteLine($"| role | resident MB after warm-up ({warmUp.TotalSeconds:0} s) | peak MB after | at the end MB | growth | anonymous MB, growth | file-backed MB, growth |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
             bool flat = true;
             foreach (var r in roles)
             {
                 var after = memory[r.Pid].Where(s => s.Seconds >= warmUp.TotalSeconds).Select(s => s.Rss).ToList();
                 if (after.Count == 0) continue;
-                // The end is the median of the last quarter, so one sample taken mid-request does not decide.
-                var tail = after.Skip(after.Count * 3 / 4).Order().ToList();
-                double end = tail[tail.Count / 2], start = after[0], growth = end / start - 1;
+                (double start, double end) = Growth(after.Select(a => a.Total).ToList());
+                double growth = end / start - 1;
                 flat &= growth < MaxGrowth;
-                Console.WriteLine($"| {r.Name} | {start / 1e6:0.0} | {after.Max() / 1e6:0.0} | {end / 1e6:0.0} | {growth * 100:+0.0;-0.0}% |");
+                // Which kind of page grew: anonymous (heaps, native buffers) or file-backed (mapped weights, code).
+                (double anonStart, double anonEnd) = Growth(after.Select(a => a.Anonymous).ToList());
+                (double fileStart, double fileEnd) = Growth(after.Select(a => a.FileBacked).ToList());
+                Console.WriteLine($"| {r.Name} | {start / 1e6:0.0} | {after.Max(a => a.Total) / 1e6:0.0} | {end / 1e6:0.0} | {growth * 100:+0.0;-0.0}% "
+                    + $"| {anonStart / 1e6:0.0} -> {anonEnd / 1e6:0.0}, {(anonEnd / anonStart - 1) * 100:+0.0;-0.0}% | {fileStart / 1e6:0.0} -> {fileEnd / 1e6:0.0}, {(fileEnd / fileStart - 1) * 100:+0.0;-0.0}% |");
             }
             Console.WriteLine();
             Console.WriteLine($"Cache at the end: {blocksLine}.");
@@ -247,17 +250,34 @@ public static class SoakBench
         return roles;
     }
 
-    private static long Rss(int pid)
+    /// <summary>The first sample after the warm-up, and the median of the last quarter (so one sample taken mid-request does not decide).</summary>
+    private static (double Start, double End) Growth(List<long> samples)
     {
+        var tail = samples.Skip(samples.Count * 3 / 4).Order().ToList();
+        return (samples[0], tail[tail.Count / 2]);
+    }
+
+    /// <summary>Resident bytes of a process: in all, anonymous, and file-backed and shared memory.</summary>
+    private readonly record struct Resident(long Total, long Anonymous, long FileBacked);
+
+    private static Resident Rss(int pid)
+    {
+        long total = 0, anonymous = 0, file = 0;
         try
         {
             foreach (string line in File.ReadLines($"/proc/{pid}/status"))
-                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+            {
+                if (line.StartsWith("VmRSS:", StringComparison.Ordinal)) total = Kilobytes(line);
+                else if (line.StartsWith("RssAnon:", StringComparison.Ordinal)) anonymous = Kilobytes(line);
+                else if (line.StartsWith("RssFile:", StringComparison.Ordinal)) file += Kilobytes(line);
+                else if (line.StartsWith("RssShmem:", StringComparison.Ordinal)) file += Kilobytes(line);
+            }
         }
         catch (IOException) { }
-        return 0;
+        return new Resident(total, anonymous, file);
     }
+
+    private static long Kilobytes(string line) => long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
 
     private static void Cli(params string[] args)
     {
