@@ -39,30 +39,22 @@ public sealed class DecoderLayer(RmsNorm inputNorm, Mla attention, RmsNorm postA
     /// </summary>
     public void Begin(Span<float> h, in ForwardBatch batch, ILatentMemory memory, AttentionPath path, int slot)
     {
-        int n = batch.Rows;
-        float[] normed = ArrayPool<float>.Shared.Rent(h.Length), delta = ArrayPool<float>.Shared.Rent(h.Length);
-        Span<float> ns = normed.AsSpan(0, h.Length), ds = delta.AsSpan(0, h.Length);
-        inputNorm.Forward(h, ns);
-        attention.Forward(ns, batch, memory, path, ds);
-        kernels.Add(h, ds, h);
-        postAttentionNorm.Forward(h, ns);
-        ArrayPool<float>.Shared.Return(delta);
-        if (feedForward is Moe { CanOverlap: true } moe)
+        if (feedForward is not Moe { CanOverlap: true } moe)
         {
-            try { moe.Begin(slot, ns, n); }
-            catch
-            {
-                ArrayPool<float>.Shared.Return(normed);
-                throw;
-            }
-            (_normed[slot], _rows[slot]) = (normed, n);
+            Forward(h, batch, memory, path);
             return;
         }
-        float[] out2 = ArrayPool<float>.Shared.Rent(h.Length);
-        feedForward.Forward(ns, n, out2.AsSpan(0, h.Length));
-        kernels.Add(h, out2.AsSpan(0, h.Length), h);
-        ArrayPool<float>.Shared.Return(out2);
-        ArrayPool<float>.Shared.Return(normed);
+        float[] normed = ArrayPool<float>.Shared.Rent(h.Length), delta = ArrayPool<float>.Shared.Rent(h.Length);
+        Span<float> ns = normed.AsSpan(0, h.Length);
+        Attend(h, batch, memory, path, ns, delta.AsSpan(0, h.Length));
+        ArrayPool<float>.Shared.Return(delta);
+        try { moe.Begin(slot, ns, batch.Rows); }
+        catch
+        {
+            ArrayPool<float>.Shared.Return(normed);
+            throw;
+        }
+        (_normed[slot], _rows[slot]) = (normed, batch.Rows);
     }
 
     /// <summary>Completes micro-batch <paramref name="slot"/>'s <see cref="Begin"/>: adds the experts' output to h.</summary>
@@ -98,13 +90,19 @@ public sealed class DecoderLayer(RmsNorm inputNorm, Mla attention, RmsNorm postA
         int n = batch.Rows;
         float[] normed = ArrayPool<float>.Shared.Rent(h.Length), delta = ArrayPool<float>.Shared.Rent(h.Length);
         Span<float> ns = normed.AsSpan(0, h.Length), ds = delta.AsSpan(0, h.Length);
-        inputNorm.Forward(h, ns);
-        attention.Forward(ns, batch, memory, path, ds);
-        kernels.Add(h, ds, h);
-        postAttentionNorm.Forward(h, ns);
+        Attend(h, batch, memory, path, ns, ds);
         feedForward.Forward(ns, n, ds);
         kernels.Add(h, ds, h);
         ArrayPool<float>.Shared.Return(normed);
         ArrayPool<float>.Shared.Return(delta);
+    }
+
+    /// <summary>h += attention(norm(h)), leaving the post-attention norm of h in <paramref name="normed"/> (<paramref name="delta"/> is scratch).</summary>
+    private void Attend(Span<float> h, in ForwardBatch batch, ILatentMemory memory, AttentionPath path, Span<float> normed, Span<float> delta)
+    {
+        inputNorm.Forward(h, normed);
+        attention.Forward(normed, batch, memory, path, delta);
+        kernels.Add(h, delta, h);
+        postAttentionNorm.Forward(h, normed);
     }
 }
