@@ -108,7 +108,8 @@ public static class EngineBench
         return total;
     }
 
-    private static int[] Tokens(int count, ulong seed, int vocab)
+    /// <summary>Seeded random token ids: what the benchmarks prefill and decode.</summary>
+    internal static int[] Tokens(int count, ulong seed, int vocab)
     {
         var random = new Xoshiro256(seed);
         var tokens = new int[count];

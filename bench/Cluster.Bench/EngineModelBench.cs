@@ -5,7 +5,6 @@ using Cluster.Engine.Checkpoints;
 using Cluster.Engine.Config;
 using Cluster.Engine.Kernels;
 using Cluster.Engine.Model;
-using Cluster.Engine.Sampling;
 using Cluster.Engine.Tensors;
 
 namespace Cluster.Bench;
@@ -58,7 +57,7 @@ public static class EngineModelBench
         ModelConfig config = model.Config;
         int vocab = config.VocabSize;
         var logits = new float[vocab];
-        int[] prompt = Tokens(16, 1, vocab);
+        int[] prompt = EngineBench.Tokens(16, 1, vocab);
         var cache = new SequenceCache(config, prompt.Length + First + steady + 8, LatentFormat.BF16);
         model.Prefill(prompt, cache, AttentionPath.Naive, logits, lastRowOnly: true);
         int[] token = [TopK.Argmax(logits)];
@@ -126,14 +125,6 @@ public static class EngineModelBench
         return (DateTime.Now - self.StartTime).TotalSeconds;
     }
 
-    private static int[] Tokens(int count, ulong seed, int vocab)
-    {
-        var random = new Xoshiro256(seed);
-        var tokens = new int[count];
-        for (int i = 0; i < count; i++) tokens[i] = (int)(random.Next() % (ulong)vocab);
-        return tokens;
-    }
-
     /// <summary>One greedy decode step of one sequence; its seconds.</summary>
     private static double Step(Transformer model, int[] token, ILatentCache[] caches, float[] logits)
     {
@@ -150,7 +141,7 @@ public static class EngineModelBench
     private static (double Seconds, double Flops) Prefill(Transformer model, ITensorSource weights, int length)
     {
         ModelConfig config = model.Config;
-        int[] tokens = Tokens(length, 99, config.VocabSize);
+        int[] tokens = EngineBench.Tokens(length, 99, config.VocabSize);
         var logits = new float[config.VocabSize];
         model.Prefill(tokens.AsSpan(0, 16), new SequenceCache(config, 16, LatentFormat.BF16), AttentionPath.Naive, logits, lastRowOnly: true);
         long t0 = Stopwatch.GetTimestamp();
@@ -185,7 +176,7 @@ public static class EngineModelBench
         ModelConfig config = model.Config;
         const int rounds = 4, perRound = 8;
         var logits = new float[config.VocabSize];
-        int[] prompt = Tokens(Short, 7, config.VocabSize);
+        int[] prompt = EngineBench.Tokens(Short, 7, config.VocabSize);
         var shortCache = new SequenceCache(config, Short + rounds * perRound + 4, LatentFormat.BF16);
         var longCache = new SequenceCache(config, context + rounds * perRound + 4, LatentFormat.BF16);
         model.Prefill(prompt, shortCache, AttentionPath.Naive, logits, lastRowOnly: true);
