@@ -99,8 +99,8 @@ public static class SoakBench
                 // Which kind of page grew: anonymous (heaps, native buffers) or file-backed (mapped weights, code).
                 (double anonStart, double anonEnd) = Growth(after.Select(a => a.Anonymous).ToList());
                 (double fileStart, double fileEnd) = Growth(after.Select(a => a.FileBacked).ToList());
-                Console.WriteLine($"| {r.Name} | {start / 1e6:0.0} | {after.Max(a => a.Total) / 1e6:0.0} | {end / 1e6:0.0} | {growth * 100:+0.0;-0.0}% "
-                    + $"| {anonStart / 1e6:0.0} -> {anonEnd / 1e6:0.0}, {(anonEnd / anonStart - 1) * 100:+0.0;-0.0}% | {fileStart / 1e6:0.0} -> {fileEnd / 1e6:0.0}, {(fileEnd / fileStart - 1) * 100:+0.0;-0.0}% |");
+                Console.WriteLine($"| {r.Name} | {start / 1e6:0.0} | {after.Max(a => a.Total) / 1e6:0.0} | {end / 1e6:0.0} | {growth * 100:+0.0;-0.0;0.0}% "
+                    + $"| {anonStart / 1e6:0.0} -> {anonEnd / 1e6:0.0}, {(anonEnd / anonStart - 1) * 100:+0.0;-0.0;0.0}% | {fileStart / 1e6:0.0} -> {fileEnd / 1e6:0.0}, {(fileEnd / fileStart - 1) * 100:+0.0;-0.0;0.0}% |");
             }
             Console.WriteLine();
             Console.WriteLine($"Cache at the end: {blocksLine}.");
