@@ -58,6 +58,32 @@ public class MatMulTests
             Assert.True(Math.Abs(y[i] - expected[i]) <= 2e-6 * mag[i] + 1e-6, $"{dtype} batch {batch} [{i}]: {y[i]} vs {expected[i]}");
     }
 
+    /// <summary>
+    /// Above the fused batch-1/2 path every output is one dot product whose bits do not depend on which kernel took it
+    /// (the 4x4 tile, four rows against one token, one row alone): the whole 5 x 7 product against each row computed on
+    /// its own and against the last three tokens alone, with a length that leaves a scalar tail.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.BF16)]
+    [InlineData(DType.F32)]
+    public void ARowGivesTheSameBitsFromEveryKernel(DType dtype)
+    {
+        const int batch = 5, rows = 7, cols = 1000;
+        Weight w = Weight.FromFloats("w", [rows, cols], Random(rows * cols, 5, 0.5f), dtype);
+        float[] x = Random(batch * cols, 6);
+        var all = new float[batch * rows];
+        MatMul.Run(Pool, x, batch, w, all);
+        var one = new float[batch];
+        for (int r = 0; r < rows; r++)
+        {
+            MatMul.Run(Pool, x, cols, batch, w, r, 1, one, 1);
+            for (int b = 0; b < batch; b++) Assert.Equal(all[b * rows + r], one[b]);
+        }
+        var last = new float[3 * rows];
+        MatMul.Run(Pool, x.AsSpan(2 * cols), 3, w, last);
+        Assert.Equal(all.AsSpan(2 * rows).ToArray(), last);
+    }
+
     [Fact]
     public void Fp8EqualsMatMulOverDequantisedWeights()
     {
