@@ -17,5 +17,6 @@ public static class BenchTable
         ["rebalance"] = RebalanceBench.Run,
         ["network"] = NetworkBench.Run,
         ["soak"] = SoakBench.Run,
+        ["kernels"] = KernelBench.Run,
     };
 }

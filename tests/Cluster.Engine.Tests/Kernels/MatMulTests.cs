@@ -84,6 +84,27 @@ public class MatMulTests
         Assert.Equal(all.AsSpan(2 * rows).ToArray(), last);
     }
 
+    /// <summary>At batch 1 and 2 on long rows, four rows that share each load of x give the bits of each row alone (a partial FP8 block and a scalar tail included).</summary>
+    [Theory]
+    [InlineData(DType.BF16, 1)]
+    [InlineData(DType.BF16, 2)]
+    [InlineData(DType.F8E4M3, 1)]
+    [InlineData(DType.F8E4M3, 2)]
+    public void FourRowsAtOnceGiveTheBitsOfEachRowAlone(DType dtype, int batch)
+    {
+        const int rows = 139, cols = 4100;
+        Weight w = Weight.FromFloats("w", [rows, cols], Random(rows * cols, 8, 0.5f), dtype);
+        float[] x = Random(batch * cols, 9);
+        var all = new float[batch * rows];
+        MatMul.Run(Pool, x, batch, w, all);
+        var one = new float[batch];
+        for (int r = 0; r < rows; r++)
+        {
+            MatMul.Run(Pool, x, cols, batch, w, r, 1, one, 1);
+            for (int b = 0; b < batch; b++) Assert.Equal(all[b * rows + r], one[b]);
+        }
+    }
+
     [Fact]
     public void Fp8EqualsMatMulOverDequantisedWeights()
     {
