@@ -18,6 +18,17 @@ public static unsafe class MatMul
     /// <summary>At or below this batch the fused decode-and-dot beats decoding to a scratch row.</summary>
     private const int DirectBatch = 2;
     /// <summary>
+    /// BF16 rows shorter than <see cref="SharedXCols"/> take batches up to this through the fused kernel too, each row
+    /// read once for all of them (<see cref="RowKernels.DotTokens"/>): 1.1-1.7x at batch 4 (bench kernels). FP8, and
+    /// rows whose four x rows outgrow L1, measured no gain, so they keep the decode-to-float tile.
+    /// </summary>
+    private const int SharedRowBatch = 4;
+
+    private static bool SharesRows(DType dtype, int cols, int batch) => batch > 1 && batch <= SharedRowBatch && dtype == DType.BF16 && cols < SharedXCols;
+
+    /// <summary>Whether a batch goes through the fused decode-and-dot path (which takes FP8 inputs pre-scaled) rather than the tile.</summary>
+    private static bool Fused(DType dtype, int cols, int batch) => batch <= DirectBatch || SharesRows(dtype, cols, batch);
+    /// <summary>
     /// From this row length (16 KB of x) the fused path runs four rows per load of x (<see cref="RowKernels.Dot4"/>):
     /// measured by `bench kernels`, 1.2-1.7x on DeepSeek-V3's rows of 7168-18432, but 0.4-0.6x on rows of 512-2048,
     /// whose four short streams the prefetcher follows worse than one.
@@ -39,7 +50,7 @@ public static unsafe class MatMul
         if (x.Length < (long)(batch - 1) * xStride + cols) throw new ArgumentException($"tensor {w.Name}: input has {x.Length} values, need {batch} rows of {cols}");
         if (y.Length < (long)(batch - 1) * yStride + rows) throw new ArgumentException($"tensor {w.Name}: output has {y.Length} values, need {batch} rows of {rows}");
         float[]? scaled = null;
-        if (w.DType == DType.F8E4M3 && batch <= DirectBatch)
+        if (w.DType == DType.F8E4M3 && Fused(w.DType, cols, batch))
         {
             scaled = System.Buffers.ArrayPool<float>.Shared.Rent(batch * cols);
             for (int b = 0; b < batch; b++) RowKernels.ScaleForFp8(x.Slice(b * xStride, cols), scaled.AsSpan(b * cols, cols));
@@ -136,6 +147,18 @@ public static unsafe class MatMul
     private static void Body(void* context, int start, int end)
     {
         ref Job j = ref *(Job*)context;
+        if (SharesRows(j.W.Type, j.W.Cols, j.Batch))
+        {
+            // Up to four tokens per read of each row; a smaller batch repeats its last token and drops the extra sums.
+            float* outs = stackalloc float[4];
+            float* x0 = j.X, x1 = j.X + (long)Math.Min(1, j.Batch - 1) * j.XStride, x2 = j.X + (long)Math.Min(2, j.Batch - 1) * j.XStride, x3 = j.X + (long)(j.Batch - 1) * j.XStride;
+            for (int row = start; row < end; row++)
+            {
+                RowKernels.DotTokens(j.W, j.RowStart + row, x0, x1, x2, x3, outs);
+                for (int b = 0; b < j.Batch; b++) j.Y[(long)b * j.YStride + row] = outs[b];
+            }
+            return;
+        }
         if (j.Batch <= DirectBatch)
         {
             float* four = stackalloc float[Tile];

@@ -66,6 +66,87 @@ public static unsafe class RowKernels
         for (int t = 0; t < 4; t++) y[t] = Dot(w, row + t, x);
     }
 
+    /// <summary>
+    /// One row against the four x rows x0..x3 (the same pointer may repeat) into y[0..4): each weight vector is read
+    /// and decoded once for all of them, each product in the order of <see cref="Dot"/>, so a token's bits do not
+    /// depend on the batch it is in (up to four). Small decode batches then cost about what one token does.
+    /// </summary>
+    public static void DotTokens(in WeightView w, int row, float* x0, float* x1, float* x2, float* x3, float* y)
+    {
+        int n = w.Cols;
+        if (s_avx512 && n >= 16 && w.Type == DType.BF16) DotBF16Tokens((ushort*)w.Row(row), n, x0, x1, x2, x3, y);
+        else if (s_avx512 && w.Type == DType.F8E4M3) DotFp8RowTokens(w.Row(row), n, x0, x1, x2, x3, w.RowScales(row), y);
+        else
+        {
+            y[0] = Dot(w, row, x0); y[1] = Dot(w, row, x1); y[2] = Dot(w, row, x2); y[3] = Dot(w, row, x3);
+        }
+    }
+
+    private static void DotBF16Tokens(ushort* w, int n, float* x0, float* x1, float* x2, float* x3, float* y)
+    {
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
+        int i = 0;
+        for (; i <= n - 64; i += 64)
+        {
+            Vector512<float> v0 = BF16x16(w + i), v1 = BF16x16(w + i + 16), v2 = BF16x16(w + i + 32), v3 = BF16x16(w + i + 48);
+            a00 = Avx512F.FusedMultiplyAdd(v0, Avx512F.LoadVector512(x0 + i), a00); a01 = Avx512F.FusedMultiplyAdd(v1, Avx512F.LoadVector512(x0 + i + 16), a01);
+            a02 = Avx512F.FusedMultiplyAdd(v2, Avx512F.LoadVector512(x0 + i + 32), a02); a03 = Avx512F.FusedMultiplyAdd(v3, Avx512F.LoadVector512(x0 + i + 48), a03);
+            a10 = Avx512F.FusedMultiplyAdd(v0, Avx512F.LoadVector512(x1 + i), a10); a11 = Avx512F.FusedMultiplyAdd(v1, Avx512F.LoadVector512(x1 + i + 16), a11);
+            a12 = Avx512F.FusedMultiplyAdd(v2, Avx512F.LoadVector512(x1 + i + 32), a12); a13 = Avx512F.FusedMultiplyAdd(v3, Avx512F.LoadVector512(x1 + i + 48), a13);
+            a20 = Avx512F.FusedMultiplyAdd(v0, Avx512F.LoadVector512(x2 + i), a20); a21 = Avx512F.FusedMultiplyAdd(v1, Avx512F.LoadVector512(x2 + i + 16), a21);
+            a22 = Avx512F.FusedMultiplyAdd(v2, Avx512F.LoadVector512(x2 + i + 32), a22); a23 = Avx512F.FusedMultiplyAdd(v3, Avx512F.LoadVector512(x2 + i + 48), a23);
+            a30 = Avx512F.FusedMultiplyAdd(v0, Avx512F.LoadVector512(x3 + i), a30); a31 = Avx512F.FusedMultiplyAdd(v1, Avx512F.LoadVector512(x3 + i + 16), a31);
+            a32 = Avx512F.FusedMultiplyAdd(v2, Avx512F.LoadVector512(x3 + i + 32), a32); a33 = Avx512F.FusedMultiplyAdd(v3, Avx512F.LoadVector512(x3 + i + 48), a33);
+        }
+        for (; i <= n - 16; i += 16)
+        {
+            Vector512<float> v = BF16x16(w + i);
+            a00 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x0 + i), a00);
+            a10 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x1 + i), a10);
+            a20 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x2 + i), a20);
+            a30 = Avx512F.FusedMultiplyAdd(v, Avx512F.LoadVector512(x3 + i), a30);
+        }
+        float s0 = Vector512.Sum((a00 + a01) + (a02 + a03)), s1 = Vector512.Sum((a10 + a11) + (a12 + a13));
+        float s2 = Vector512.Sum((a20 + a21) + (a22 + a23)), s3 = Vector512.Sum((a30 + a31) + (a32 + a33));
+        for (; i < n; i++)
+        {
+            float wi = NumberFormats.BF16ToFloat(w[i]);
+            s0 += wi * x0[i]; s1 += wi * x1[i]; s2 += wi * x2[i]; s3 += wi * x3[i];
+        }
+        y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3;
+    }
+
+    private static void DotFp8RowTokens(byte* w, int n, float* x0, float* x1, float* x2, float* x3, float* scales, float* y)
+    {
+        Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
+        int c = 0, b = 0;
+        for (; c + Block <= n; c += Block, b++)
+        {
+            Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
+            for (int i = c; i < c + Block; i += 32)
+            {
+                Vector512<float> v0 = Fp8x16(w + i), v1 = Fp8x16(w + i + 16);
+                a00 = Avx512F.FusedMultiplyAdd(v0, Avx512F.LoadVector512(x0 + i), a00); a01 = Avx512F.FusedMultiplyAdd(v1, Avx512F.LoadVector512(x0 + i + 16), a01);
+                a10 = Avx512F.FusedMultiplyAdd(v0, Avx512F.LoadVector512(x1 + i), a10); a11 = Avx512F.FusedMultiplyAdd(v1, Avx512F.LoadVector512(x1 + i + 16), a11);
+                a20 = Avx512F.FusedMultiplyAdd(v0, Avx512F.LoadVector512(x2 + i), a20); a21 = Avx512F.FusedMultiplyAdd(v1, Avx512F.LoadVector512(x2 + i + 16), a21);
+                a30 = Avx512F.FusedMultiplyAdd(v0, Avx512F.LoadVector512(x3 + i), a30); a31 = Avx512F.FusedMultiplyAdd(v1, Avx512F.LoadVector512(x3 + i + 16), a31);
+            }
+            Vector512<float> scale = Vector512.Create(scales[b]);
+            t0 = Avx512F.FusedMultiplyAdd(a00 + a01, scale, t0); t1 = Avx512F.FusedMultiplyAdd(a10 + a11, scale, t1);
+            t2 = Avx512F.FusedMultiplyAdd(a20 + a21, scale, t2); t3 = Avx512F.FusedMultiplyAdd(a30 + a31, scale, t3);
+        }
+        float s0 = Vector512.Sum(t0) * Fp8VectorRescale, s1 = Vector512.Sum(t1) * Fp8VectorRescale;
+        float s2 = Vector512.Sum(t2) * Fp8VectorRescale, s3 = Vector512.Sum(t3) * Fp8VectorRescale;
+        for (; c < n; c += Block, b++)
+        {
+            int len = Math.Min(Block, n - c);
+            s0 += DotFp8(w + c, x0 + c, len) * scales[b]; s1 += DotFp8(w + c, x1 + c, len) * scales[b];
+            s2 += DotFp8(w + c, x2 + c, len) * scales[b]; s3 += DotFp8(w + c, x3 + c, len) * scales[b];
+        }
+        y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3;
+    }
+
     /// <summary>Four consecutive BF16 rows of length n (row-major, n apart) against x, each in <see cref="DotBF16"/>'s order.</summary>
     private static void DotBF16x4(ushort* w, int n, float* x, float* y)
     {

@@ -59,16 +59,16 @@ public class MatMulTests
     }
 
     /// <summary>
-    /// Above the fused batch-1/2 path every output is one dot product whose bits do not depend on which kernel took it
-    /// (the 4x4 tile, four rows against one token, one row alone): the whole 5 x 7 product against each row computed on
-    /// its own and against the last three tokens alone, with a length that leaves a scalar tail.
+    /// Above the fused path of batches up to four, every output is one dot product whose bits do not depend on which
+    /// kernel took it (the 4x4 tile, four rows against one token, one row alone): the whole 9 x 7 product against each
+    /// row computed on its own and against the last five tokens alone, with a length that leaves a scalar tail.
     /// </summary>
     [Theory]
     [InlineData(DType.BF16)]
     [InlineData(DType.F32)]
     public void ARowGivesTheSameBitsFromEveryKernel(DType dtype)
     {
-        const int batch = 5, rows = 7, cols = 1000;
+        const int batch = 9, rows = 7, cols = 1000;
         Weight w = Weight.FromFloats("w", [rows, cols], Random(rows * cols, 5, 0.5f), dtype);
         float[] x = Random(batch * cols, 6);
         var all = new float[batch * rows];
@@ -79,9 +79,9 @@ public class MatMulTests
             MatMul.Run(Pool, x, cols, batch, w, r, 1, one, 1);
             for (int b = 0; b < batch; b++) Assert.Equal(all[b * rows + r], one[b]);
         }
-        var last = new float[3 * rows];
-        MatMul.Run(Pool, x.AsSpan(2 * cols), 3, w, last);
-        Assert.Equal(all.AsSpan(2 * rows).ToArray(), last);
+        var last = new float[5 * rows];
+        MatMul.Run(Pool, x.AsSpan(4 * cols), 5, w, last);
+        Assert.Equal(all.AsSpan(4 * rows).ToArray(), last);
     }
 
     /// <summary>At batch 1 and 2 on long rows, four rows that share each load of x give the bits of each row alone (a partial FP8 block and a scalar tail included).</summary>
@@ -102,6 +102,26 @@ public class MatMulTests
         {
             MatMul.Run(Pool, x, cols, batch, w, r, 1, one, 1);
             for (int b = 0; b < batch; b++) Assert.Equal(all[b * rows + r], one[b]);
+        }
+    }
+
+    /// <summary>BF16 rows under 4096: up to four tokens, each gets the bits it gets alone (decode batches of 2-4 read each row once for all of them).</summary>
+    [Theory]
+    [InlineData(1000)]
+    [InlineData(4090)]
+    public void EachTokenOfASmallBatchGetsItsBitsAlone(int cols)
+    {
+        const DType dtype = DType.BF16;
+        const int rows = 37;
+        Weight w = Weight.FromFloats("w", [rows, cols], Random(rows * cols, 10, 0.5f), dtype);
+        float[] x = Random(4 * cols, 11);
+        var alone = new float[4 * rows];
+        for (int t = 0; t < 4; t++) MatMul.Run(Pool, x.AsSpan(t * cols, cols), 1, w, alone.AsSpan(t * rows, rows));
+        for (int batch = 2; batch <= 4; batch++)
+        {
+            var together = new float[batch * rows];
+            MatMul.Run(Pool, x.AsSpan(0, batch * cols), batch, w, together);
+            Assert.Equal(alone.AsSpan(0, batch * rows).ToArray(), together);
         }
     }
 
