@@ -69,16 +69,7 @@ public class MatMulTests
     public void ARowGivesTheSameBitsFromEveryKernel(DType dtype)
     {
         const int batch = 9, rows = 7, cols = 1000;
-        Weight w = Weight.FromFloats("w", [rows, cols], Random(rows * cols, 5, 0.5f), dtype);
-        float[] x = Random(batch * cols, 6);
-        var all = new float[batch * rows];
-        MatMul.Run(Pool, x, batch, w, all);
-        var one = new float[batch];
-        for (int r = 0; r < rows; r++)
-        {
-            MatMul.Run(Pool, x, cols, batch, w, r, 1, one, 1);
-            for (int b = 0; b < batch; b++) Assert.Equal(all[b * rows + r], one[b]);
-        }
+        (Weight w, float[] x, float[] all) = EachRowAloneGivesTheBitsOfTheWhole(dtype, batch, rows, cols, 5);
         var last = new float[5 * rows];
         MatMul.Run(Pool, x.AsSpan(4 * cols), 5, w, last);
         Assert.Equal(all.AsSpan(4 * rows).ToArray(), last);
@@ -90,11 +81,13 @@ public class MatMulTests
     [InlineData(DType.BF16, 2)]
     [InlineData(DType.F8E4M3, 1)]
     [InlineData(DType.F8E4M3, 2)]
-    public void FourRowsAtOnceGiveTheBitsOfEachRowAlone(DType dtype, int batch)
+    public void FourRowsAtOnceGiveTheBitsOfEachRowAlone(DType dtype, int batch) => EachRowAloneGivesTheBitsOfTheWhole(dtype, batch, rows: 139, cols: 4100, seed: 8);
+
+    /// <summary>The whole product of a random weight and input, checked against each output row computed on its own.</summary>
+    private static (Weight W, float[] X, float[] All) EachRowAloneGivesTheBitsOfTheWhole(DType dtype, int batch, int rows, int cols, int seed)
     {
-        const int rows = 139, cols = 4100;
-        Weight w = Weight.FromFloats("w", [rows, cols], Random(rows * cols, 8, 0.5f), dtype);
-        float[] x = Random(batch * cols, 9);
+        Weight w = Weight.FromFloats("w", [rows, cols], Random(rows * cols, seed, 0.5f), dtype);
+        float[] x = Random(batch * cols, seed + 1);
         var all = new float[batch * rows];
         MatMul.Run(Pool, x, batch, w, all);
         var one = new float[batch];
@@ -103,6 +96,7 @@ public class MatMulTests
             MatMul.Run(Pool, x, cols, batch, w, r, 1, one, 1);
             for (int b = 0; b < batch; b++) Assert.Equal(all[b * rows + r], one[b]);
         }
+        return (w, x, all);
     }
 
     /// <summary>BF16 rows under 4096: up to four tokens, each gets the bits it gets alone (decode batches of 2-4 read each row once for all of them).</summary>
