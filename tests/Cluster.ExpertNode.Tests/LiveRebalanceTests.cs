@@ -101,6 +101,29 @@ public class LiveRebalanceTests
     }
 
     [Fact]
+    public async Task A_prepare_that_fails_on_one_node_is_rolled_back_on_the_nodes_that_prepared()
+    {
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(3, 2);
+        PlacementPlan before = cluster.Plan;
+        PlacementPlan next = Rebalancer.Rebalance(before, RebalancerTests.Skewed(TinyCheckpoint.Config));
+        var heldBefore = cluster.Hosts.Select(Hosted).ToList();
+        // The last node to prepare is gone: the first two prepare, then the rollout fails.
+        await cluster.Hosts[2].DisposeAsync();
+        cluster.Hosts.RemoveAt(2);
+
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => PlanRollout.RunAsync(before, next, [cluster.Streams]));
+        Assert.Contains($"plan version {next.Version} rolled back on 2 of 3 expert nodes, every attention node stays on {before.Version}", e.Message);
+        Assert.Equal(before.Version, cluster.Streams.Plan.Version);
+        for (int i = 0; i < cluster.Hosts.Count; i++)
+        {
+            Assert.Equal([before.Version], cluster.Hosts[i].Experts.Versions);
+            Assert.Equal(heldBefore[i], Hosted(cluster.Hosts[i]));
+        }
+        // A node restarted now would start from the plan in use, not the abandoned one.
+        Assert.Equal(before.Version, PlacementPlan.Load(cluster.PlanPath).Version);
+    }
+
+    [Fact]
     public async Task A_node_added_takes_rows_and_a_drained_node_gets_none_once_switched()
     {
         await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 0);

@@ -19,8 +19,10 @@ public sealed record RolloutReport(ulong FromVersion, ulong ToVersion, int Loade
 /// <item>switch: every attention node routes by the next plan from its next step on;</item>
 /// <item>release: once all have switched, the expert nodes forget the old version and drop the slots only it had.</item>
 /// </list>
-/// A failure in the first phase leaves every attention node on the old plan; in the second, the nodes that switched
-/// and the ones that did not both keep working (the expert nodes still serve both versions) and nothing is released.
+/// A failure in the first phase is rolled back: every attention node is still on the old plan, and the expert nodes
+/// that prepared forget the new version (its slots dropped, their plan files back to the old version). In the second,
+/// the nodes that switched and the ones that did not both keep working (the expert nodes still serve both versions)
+/// and nothing is released.
 /// </summary>
 public static class PlanRollout
 {
@@ -42,7 +44,12 @@ public static class PlanRollout
             for (int i = 0; i < prepared.Length; i++)
             {
                 ExpertNodeAddress n = next.Nodes[i];
-                prepared[i] = await Call(n, () => Client(channels, n).PrepareAsync(new PreparePlanRequest { PlanJson = json }, cancellationToken: cancel).ResponseAsync).ConfigureAwait(false);
+                try { prepared[i] = await Call(n, () => Client(channels, n).PrepareAsync(new PreparePlanRequest { PlanJson = json }, cancellationToken: cancel).ResponseAsync).ConfigureAwait(false); }
+                catch (Exception e) when (e is InvalidOperationException or OperationCanceledException)
+                {
+                    int abandoned = await AbandonAsync(next, next.Nodes.Take(i + 1), channels).ConfigureAwait(false);
+                    throw new InvalidOperationException($"{e.Message}; plan version {next.Version} rolled back on {abandoned} of {i + 1} expert nodes, every attention node stays on {current.Version}", e);
+                }
             }
             TimeSpan prepare = clock.Elapsed;
 
@@ -64,6 +71,25 @@ public static class PlanRollout
                 released.Sum(r => (int)r.DroppedSlots), prepare, @switch, clock.Elapsed);
         }
         finally { own?.Dispose(); }
+    }
+
+    /// <summary>
+    /// The rollback of a failed prepare: asks each node that may hold <paramref name="next"/> to forget it (and to put
+    /// its plan file back), as far as they answer; returns how many did.
+    /// </summary>
+    private static async Task<int> AbandonAsync(PlacementPlan next, IEnumerable<ExpertNodeAddress> nodes, PeerChannels channels)
+    {
+        int done = 0;
+        foreach (ExpertNodeAddress n in nodes)
+        {
+            try
+            {
+                await Client(channels, n).ReleaseAsync(new ReleasePlanRequest { AbandonVersion = next.Version }, deadline: DateTime.UtcNow.AddSeconds(10)).ResponseAsync.ConfigureAwait(false);
+                done++;
+            }
+            catch (RpcException) { }
+        }
+        return done;
     }
 
     private static Protos.V1.ExpertService.ExpertServiceClient Client(PeerChannels channels, ExpertNodeAddress node) =>

@@ -170,8 +170,29 @@ public sealed class ExpertService(string nodeId, HostedExperts experts, ModelCon
 
     public override Task<ReleasePlanReply> Release(ReleasePlanRequest request, ServerCallContext context)
     {
-        int dropped = experts.Release(request.KeepFromVersion);
-        if (dropped > 0) logger.LogInformation("plan versions below {Version} released: {Slots} slots dropped", request.KeepFromVersion, dropped);
+        int dropped;
+        if (request.AbandonVersion != 0)
+        {
+            dropped = experts.Abandon(request.AbandonVersion);
+            // The prepare wrote the abandoned version to the plan file; a restart must find the one in use.
+            PlacementPlan newest = experts.Newest;
+            try
+            {
+                if (planPath is not null && newest.Version != request.AbandonVersion && File.Exists(planPath)
+                    && PlacementPlan.Load(planPath).Version == request.AbandonVersion)
+                    newest.Save(planPath);
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException)
+            {
+                logger.LogWarning("plan file {Path} not restored to version {Version}: {Reason}", planPath, newest.Version, e.Message);
+            }
+            logger.LogWarning("plan version {Version} abandoned (its rollout failed): {Slots} slots dropped, serving version {Newest}", request.AbandonVersion, dropped, newest.Version);
+        }
+        else
+        {
+            dropped = experts.Release(request.KeepFromVersion);
+            if (dropped > 0) logger.LogInformation("plan versions below {Version} released: {Slots} slots dropped", request.KeepFromVersion, dropped);
+        }
         var reply = new ReleasePlanReply { DroppedSlots = (uint)dropped };
         reply.HeldVersions.Add(experts.Versions);
         return Task.FromResult(reply);

@@ -211,7 +211,20 @@ public sealed class HostedExperts : IDisposable
     /// Forgets every held version below <paramref name="keepFromVersion"/> (the newest is always kept) and drops the
     /// experts no remaining version gives this node. Returns the slots dropped.
     /// </summary>
-    public int Release(ulong keepFromVersion)
+    public int Release(ulong keepFromVersion) =>
+        Forget(held => Array.FindAll(held, h => h.Plan.Version >= keepFromVersion || h == held[^1]));
+
+    /// <summary>
+    /// A rollback of a prepare: forgets <paramref name="version"/> (held or not) and drops the slots only it had, as
+    /// long as another version is left to serve; returns the slots dropped.
+    /// </summary>
+    public int Abandon(ulong version) =>
+        Forget(held => held.Length > 1 ? Array.FindAll(held, h => h.Plan.Version != version) : held);
+
+    /// <summary>The newest plan held.</summary>
+    public PlacementPlan Newest => Volatile.Read(ref _held)[^1].Plan;
+
+    private int Forget(Func<HeldPlan[], HeldPlan[]> keep)
     {
         var disposable = new HashSet<IDisposable>();
         int dropped;
@@ -219,7 +232,7 @@ public sealed class HostedExperts : IDisposable
         _preparing.Wait();
         try
         {
-            lock (_compute) dropped = Drop(keepFromVersion, disposable);
+            lock (_compute) dropped = Drop(keep, disposable);
         }
         finally { _preparing.Release(); }
         // Outside the lock, and after no RoutedExperts refers to their weights any more.
@@ -228,10 +241,10 @@ public sealed class HostedExperts : IDisposable
     }
 
     /// <summary>Under the compute lock: forgets the versions, drops the experts, collects the sources none of the kept experts needs.</summary>
-    private int Drop(ulong keepFromVersion, HashSet<IDisposable> disposable)
+    private int Drop(Func<HeldPlan[], HeldPlan[]> keep, HashSet<IDisposable> disposable)
     {
         HeldPlan[] held = Volatile.Read(ref _held);
-        HeldPlan[] kept = Array.FindAll(held, h => h.Plan.Version >= keepFromVersion || h == held[^1]);
+        HeldPlan[] kept = keep(held);
         if (kept.Length == held.Length) return 0;
         Volatile.Write(ref _held, kept);
         var changed = new HashSet<int>();
