@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text.Json;
 using Cluster.ExpertNode.Host;
-using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
 using Cluster.Transport;
 using Grpc.Core;
@@ -24,21 +23,15 @@ public sealed class HttpProbeTests : IDisposable
     public async Task ReadyzIsNotReadyUntilTheExpertNodeAnswersAndTheModelIsLoaded()
     {
         int[] ports = Cli.Supervision.FreePorts.Take(3);
-        int expertPort = ports[0], grpcPort = ports[1], httpPort = ports[2];
-        PlacementPlan plan = PlacementPlanner.Plan(TinyModel.Config, PlacementPlanner.LoopbackNodes(1, expertPort), null, 0);
-        string planPath = Path.Combine(_dir, "plan.json");
-        plan.Save(planPath);
-        Task<AttentionHost> starting = AttentionHost.StartAsync(new AttentionOptions
-        {
-            ModelDir = TinyModel.Directory, PlanPath = planPath, Port = grpcPort, HttpPort = httpPort, ExpertWait = TimeSpan.FromSeconds(120),
-        });
+        int httpPort = ports[2];
+        var node = WaitingForExpert.Start(_dir, ports[0], ports[1], httpPort);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}") };
         Assert.Equal((HttpStatusCode.OK, "ok"), await FirstAnswerAsync(http, "/healthz"));
         Assert.Equal((HttpStatusCode.ServiceUnavailable, "not ready"), await GetAsync(http, "/readyz"));
-        Assert.False(starting.IsCompleted);
+        Assert.False(node.Starting.IsCompleted);
 
-        await using ExpertHost expert = await ExpertHost.StartAsync(new ExpertHostOptions { ModelDir = TinyModel.Directory, PlanPath = planPath, NodeId = "expert-0", Port = expertPort });
-        await using AttentionHost host = await starting.WaitAsync(TimeSpan.FromSeconds(120));
+        await using ExpertHost expert = await node.StartExpertAsync();
+        await using AttentionHost host = await node.Starting.WaitAsync(TimeSpan.FromSeconds(120));
         Assert.Equal((HttpStatusCode.OK, "ready"), await GetAsync(http, "/readyz"));
         Assert.Equal((HttpStatusCode.OK, "ok"), await GetAsync(http, "/healthz"));
     }

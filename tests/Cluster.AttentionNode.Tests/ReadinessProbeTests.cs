@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Cluster.ExpertNode.Host;
-using Cluster.ExpertNode.Placement;
 using Cluster.Tests;
 using Cluster.Transport;
 using Grpc.Core;
@@ -23,24 +22,18 @@ public sealed class ReadinessProbeTests : IDisposable
     public async Task AnAttentionNodeIsNotServingUntilItsExpertNodeAnswers()
     {
         int[] ports = Cli.Supervision.FreePorts.Take(2);
-        int expertPort = ports[0], attentionPort = ports[1];
-        PlacementPlan plan = PlacementPlanner.Plan(TinyModel.Config, PlacementPlanner.LoopbackNodes(1, expertPort), null, 0);
-        string planPath = Path.Combine(_dir, "plan.json");
-        plan.Save(planPath);
-        Task<AttentionHost> starting = AttentionHost.StartAsync(new AttentionOptions
-        {
-            ModelDir = TinyModel.Directory, PlanPath = planPath, Port = attentionPort, ExpertWait = TimeSpan.FromSeconds(120),
-        });
+        int attentionPort = ports[1];
+        var node = WaitingForExpert.Start(_dir, ports[0], attentionPort);
         string target = $"127.0.0.1:{attentionPort}";
         using var channel = PeerChannel.ForAddress($"http://{target}");
         var health = new Health.HealthClient(channel.Invoker);
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, await FirstAnswerAsync(health));
         Assert.Equal("NOT_SERVING", Probe(target));
-        Assert.False(starting.IsCompleted);
+        Assert.False(node.Starting.IsCompleted);
 
-        await using (ExpertHost expert = await ExpertHost.StartAsync(new ExpertHostOptions { ModelDir = TinyModel.Directory, PlanPath = planPath, NodeId = "expert-0", Port = expertPort }))
+        await using (ExpertHost expert = await node.StartExpertAsync())
         {
-            AttentionHost host = await starting.WaitAsync(TimeSpan.FromSeconds(120));
+            AttentionHost host = await node.Starting.WaitAsync(TimeSpan.FromSeconds(120));
             Assert.Equal("SERVING", Probe(target));
             using var watch = health.Watch(new HealthCheckRequest());
             Assert.True(await watch.ResponseStream.MoveNext());
