@@ -31,17 +31,9 @@ public sealed class PodsRunTests(ITestOutputHelper output) : IDisposable
 
         using var network = new PodNetwork();
         using var runner = new RenderedPodRunner(manifests, network, _work, "llm", "cluster.local");
-        runner.Schedule();
-        var servers = runner.Pods.Where(p => p.Spec.Containers.Single().StartupProbe is not null).ToList();
+        var servers = await StartServersAsync(runner);
         Assert.Equal(["rel-cluster-attention-0", "rel-cluster-expert-0", "rel-cluster-expert-1", "rel-cluster-gateway-pod0"], servers.Select(p => p.Name).Order());
-        await Task.WhenAll(servers.Select(p => Task.Run(() => runner.StartAsync(p, Patience))));
-        await WaitServingAsync(runner, servers);
-
-        var gateway = servers.Single(p => p.Labels["cluster.example.com/role"] == "gateway");
-        var hook = runner.Pods.Single(p => p.Name == "rel-cluster-test-chat");
-        string url = GatewayServiceUrl(manifests, gateway);
-        await AssertChatAsync(url);
-        Assert.True(await runner.RunPodToCompletionAsync(hook, Patience) == 0, "the helm test pod failed:\n" + runner.Logs(hook));
+        var (url, hook) = await AssertServedAsync(manifests, runner, servers);
 
         var expert = servers.Single(p => p.Name == "rel-cluster-expert-0");
         expert.Container!.Kill();
@@ -86,18 +78,11 @@ public sealed class PodsRunTests(ITestOutputHelper output) : IDisposable
 
         using var network = new PodNetwork();
         using var runner = new RenderedPodRunner(manifests, network, _work, "llm", "cluster.local");
-        runner.Schedule();
-        var servers = runner.Pods.Where(p => p.Spec.Containers.Single().StartupProbe is not null).ToList();
+        var servers = await StartServersAsync(runner);
         var nodes = servers.Where(p => p.Labels["cluster.example.com/role"] != "gateway").ToList();
         Assert.Equal(3, nodes.Count);
         Assert.All(nodes, p => Assert.NotNull(p.ReadinessUrl));
-        await Task.WhenAll(servers.Select(p => Task.Run(() => runner.StartAsync(p, Patience))));
-        await WaitServingAsync(runner, servers);
-
-        var gateway = servers.Single(p => p.Labels["cluster.example.com/role"] == "gateway");
-        await AssertChatAsync(GatewayServiceUrl(manifests, gateway));
-        var hook = runner.Pods.Single(p => p.Name == "rel-cluster-test-chat");
-        Assert.True(await runner.RunPodToCompletionAsync(hook, Patience) == 0, "the helm test pod failed:\n" + runner.Logs(hook));
+        await AssertServedAsync(manifests, runner, servers);
 
         string cleartext = string.Join('\n', nodes.Select(p => $"{p.Net.Address}:{p.Spec.Containers.Single().Ports.Single(x => x.Name == "grpc").ContainerPort}"));
         foreach (string line in Repo.RunNode(ProbeScript, cleartext, timeoutMs: 60_000).Split('\n', StringSplitOptions.RemoveEmptyEntries))
@@ -119,6 +104,27 @@ public sealed class PodsRunTests(ITestOutputHelper output) : IDisposable
     }
 
     private static string ProbeScript => Path.Combine(Repo.Root, "tests/Shared/node/role_probe.js");
+
+    /// <summary>Schedules the rendered pods and starts every server pod (those with a startup probe) until each passes its readiness probe.</summary>
+    private static async Task<List<RenderedPodRunner.RunningPod>> StartServersAsync(RenderedPodRunner runner)
+    {
+        runner.Schedule();
+        var servers = runner.Pods.Where(p => p.Spec.Containers.Single().StartupProbe is not null).ToList();
+        await Task.WhenAll(servers.Select(p => Task.Run(() => runner.StartAsync(p, Patience))));
+        await WaitServingAsync(runner, servers);
+        return servers;
+    }
+
+    /// <summary>A chat completion through the gateway's Service, then the chart's helm test pod; the Service URL and the hook pod.</summary>
+    private static async Task<(string Url, RenderedPodRunner.RunningPod Hook)> AssertServedAsync(RenderedManifests manifests, RenderedPodRunner runner, List<RenderedPodRunner.RunningPod> servers)
+    {
+        var gateway = servers.Single(p => p.Labels["cluster.example.com/role"] == "gateway");
+        string url = GatewayServiceUrl(manifests, gateway);
+        await AssertChatAsync(url);
+        var hook = runner.Pods.Single(p => p.Name == "rel-cluster-test-chat");
+        Assert.True(await runner.RunPodToCompletionAsync(hook, Patience) == 0, "the helm test pod failed:\n" + runner.Logs(hook));
+        return (url, hook);
+    }
 
     /// <summary>
     /// The kubelet's readiness probes on every pod, from outside the pods, until each passes: grpc probes answer
