@@ -24,8 +24,12 @@ public sealed unsafe class WorkerPool
 
     private delegate*<void*, int, int, void> _body;
     private void* _context;
-    private int _count, _chunk, _chunks;
-    private int _next, _active;
+    private int _count, _chunk;
+    // One word, claimed by compare-and-swap: the loop's generation (bits 32-63), its chunk count (16-31) and its next
+    // unclaimed chunk (0-15). A worker woken for an earlier loop that runs late sees the count and the next chunk of
+    // the same loop at once, so it can never claim a chunk with fields of another loop.
+    private long _claims;
+    private int _completed;
     private Exception? _failure;
 
     [ThreadStatic] private static bool t_inside;
@@ -51,6 +55,8 @@ public sealed unsafe class WorkerPool
         grain = Math.Max(1, grain);
         // Four chunks per thread balance uneven progress without much dispatch overhead.
         int chunk = Math.Max(grain, (count + Threads * 4 - 1) / (Threads * 4));
+        // The chunk count must fit the claim word's 16 bits.
+        chunk = Math.Max(chunk, (count + 0xFFFE) / 0xFFFF);
         if (_workers == 0 || t_inside || chunk >= count)
         {
             body(context, 0, count);
@@ -62,19 +68,18 @@ public sealed unsafe class WorkerPool
             _context = context;
             _count = count;
             _chunk = chunk;
-            _chunks = (count + chunk - 1) / chunk;
-            int woken = Math.Min(_workers, _chunks - 1);
-            // The caller waits for every woken worker to leave, not just for the chunks: a late worker must
-            // not pick up the next loop's chunk counter with this loop's fields.
-            _active = woken + 1;
+            int chunks = (count + chunk - 1) / chunk;
+            _completed = 0;
             _done.Reset();
-            Volatile.Write(ref _next, 0);
-            _wake.Release(woken);
+            long generation = (Volatile.Read(ref _claims) >> 32) + 1;
+            Volatile.Write(ref _claims, generation << 32 | (long)chunks << 16);
+            // The caller waits for the chunks, not for the workers it woke: on a machine whose cores other processes
+            // share, a woken worker may not run for a scheduler slice, and the caller then does its share itself.
+            _wake.Release(Math.Min(_workers, chunks - 1));
             t_inside = true;
             try { RunChunks(); }
             finally { t_inside = false; }
-            Leave();
-            _done.Wait();
+            if (Volatile.Read(ref _completed) < chunks) _done.Wait();
             if (_failure is { } failure)
             {
                 _failure = null;
@@ -101,7 +106,6 @@ public sealed unsafe class WorkerPool
         {
             _wake.Wait();
             RunChunks();
-            Leave();
         }
     }
 
@@ -109,17 +113,19 @@ public sealed unsafe class WorkerPool
     {
         while (true)
         {
-            int i = Interlocked.Increment(ref _next) - 1;
-            if (i >= _chunks) return;
-            int start = i * _chunk;
+            long claims = Volatile.Read(ref _claims);
+            int i = (int)(claims & 0xFFFF), chunks = (int)((claims >> 16) & 0xFFFF);
+            if (i >= chunks) return;
+            // Read before the claim: a successful claim proves the loop these fields belong to had not ended.
+            int chunkSize = _chunk, count = _count;
+            delegate*<void*, int, int, void> body = _body;
+            void* context = _context;
+            if (Interlocked.CompareExchange(ref _claims, claims + 1, claims) != claims) continue;
+            int start = i * chunkSize;
             // A failing chunk must not kill a worker thread: the first failure is rethrown to the caller.
-            try { _body(_context, start, Math.Min(_count, start + _chunk)); }
+            try { body(context, start, Math.Min(count, start + chunkSize)); }
             catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); }
+            if (Interlocked.Increment(ref _completed) == chunks) _done.Set();
         }
-    }
-
-    private void Leave()
-    {
-        if (Interlocked.Decrement(ref _active) == 0) _done.Set();
     }
 }
