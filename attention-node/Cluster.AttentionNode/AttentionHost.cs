@@ -77,7 +77,7 @@ public sealed class AttentionHost : IAsyncDisposable
         app.MapGrpcService<AttentionService>();
         PlanAgentHosting.Map(app);
         AttentionHost? started = null;
-        NodeHttpEndpoints.Map(app, () => started?._node?.Stats(options.NodeId, options.Restarts), app.Services.GetRequiredService<CallMetrics>(), health);
+        NodeHttpEndpoints.Map(app, () => started?._node?.Stats(options.NodeId, options.Restarts), () => started?._node?.Experts?.Metrics, app.Services.GetRequiredService<CallMetrics>(), health);
         await app.StartAsync(ct).ConfigureAwait(false);
         // Kestrel writes the bound endpoint back into the listen options, so port 0 resolves here.
         var host = new AttentionHost(app, health, service, options.NodeId, grpcListen!.IPEndPoint!.Port, httpListen?.IPEndPoint!.Port, options.DrainTimeout);

@@ -11,15 +11,16 @@ namespace Cluster.AttentionNode;
 /// <summary>
 /// The node's statistics over plain HTTP/1.1 on its own port, for tools that do not speak gRPC: GET /stats is
 /// GetStats in protobuf's JSON mapping (proto field names; 64-bit counters as strings, as that mapping writes
-/// them), GET /metrics the same numbers in Prometheus' text format for scraping, with the gRPC calls the node has
-/// served (<see cref="CallMetrics"/>). 503 while the model loads. GET /healthz and /readyz are the kubelet's probes
+/// them), GET /metrics the same numbers in Prometheus' text format for scraping, with the dispatch round trips to each
+/// expert node and the gRPC calls the node has served (<see cref="CallMetrics"/>). 503 while the model loads. GET /healthz and /readyz are the kubelet's probes
 /// (<see cref="HealthEndpoints"/>): ready exactly while grpc.health.v1 says SERVING.
 /// </summary>
 internal static class NodeHttpEndpoints
 {
     private static readonly JsonFormatter s_json = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true).WithPreserveProtoFieldNames(true));
 
-    public static void Map(IEndpointRouteBuilder app, Func<AttentionStats?> stats, CallMetrics calls, RoleHealth health)
+    /// <param name="dispatch">The round trips to the expert nodes; null while loading or when the node runs its experts itself.</param>
+    public static void Map(IEndpointRouteBuilder app, Func<AttentionStats?> stats, Func<ExpertNode.Client.DispatchMetrics?> dispatch, CallMetrics calls, RoleHealth health)
     {
         app.MapHealthEndpoints(health);
         app.MapGet("/stats", (HttpContext http) => Write(http, stats(), "application/json", s => s_json.Format(s)));
@@ -27,6 +28,7 @@ internal static class NodeHttpEndpoints
         {
             using var text = new StringWriter(CultureInfo.InvariantCulture);
             text.Write(Prometheus(s));
+            dispatch()?.Write(text);
             calls.WritePrometheus(text);
             return text.ToString();
         }));

@@ -24,9 +24,17 @@ public static class ClusterBench
     public static async Task<int> Run(string[] args)
     {
         // Each of these flags starts a second cluster up with it beside the first, for what the flag changes: internal
-        // TLS, or dual micro-batch overlap.
-        string? variant = Array.Find(args, a => a is "--cluster-tls" or "--micro-batch-overlap");
-        args = Array.FindAll(args, a => a != variant);
+        // TLS, dual micro-batch overlap, or the expert nodes' kernel threads.
+        string[] variantArgs = [];
+        int at = Array.FindIndex(args, a => a is "--cluster-tls" or "--micro-batch-overlap" or "--expert-threads");
+        if (at >= 0)
+        {
+            int length = args[at] == "--expert-threads" ? 2 : 1;
+            if (at + length > args.Length) { Console.Error.WriteLine("cluster bench: --expert-threads needs a count"); return 1; }
+            variantArgs = args[at..(at + length)];
+            args = [.. args[..at], .. args[(at + length)..]];
+        }
+        string? variant = variantArgs.Length == 0 ? null : string.Join(' ', variantArgs);
         string? model = args.Length > 0 ? args[0] : BenchEnvironment.TryFindRepoRoot() is { } root ? Path.Combine(root, "models", "small") : null;
         if (model is null)
         {
@@ -44,7 +52,7 @@ public static class ClusterBench
         await using var local = await AttentionHost.StartAsync(new AttentionOptions { ModelDir = model, NodeId = "local" });
         await ClusterUpProcess.WaitReadyAsync(up, TimeSpan.FromMinutes(5));
         int[] variantPorts = variant is null ? [] : Cluster.Cli.Supervision.FreePorts.Take(2);
-        using Process? upVariant = variant is null ? null : ClusterUpProcess.Start(model, variantPorts[0], variantPorts[1], "--expert-nodes", "2", "--redundant-experts", "2", variant);
+        using Process? upVariant = variant is null ? null : ClusterUpProcess.Start(model, variantPorts[0], variantPorts[1], ["--expert-nodes", "2", "--redundant-experts", "2", .. variantArgs]);
         if (upVariant is not null) await ClusterUpProcess.WaitReadyAsync(upVariant, TimeSpan.FromMinutes(5));
         using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(5) };
         string endpoint = $"http://127.0.0.1:{ports[0]}";

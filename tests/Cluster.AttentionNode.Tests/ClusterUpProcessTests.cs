@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -33,6 +34,10 @@ public sealed class ClusterUpProcessTests : IDisposable
         using var up = await UpProcess.StartReadyAsync(Patience, _model);
         int[] children = up.ChildPids();
         Assert.Equal(4, children.Length);
+        // The two expert nodes split this machine's cores for their kernel threads; the attention node keeps them all.
+        string threads = $"--threads {Math.Max(1, Environment.ProcessorCount / 2)} ";
+        Assert.Equal(2, children.Count(p => UpProcess.CommandLine(p) is var line && line.Contains("serve expert", StringComparison.Ordinal) && line.Contains(threads, StringComparison.Ordinal)));
+        Assert.DoesNotContain(children, p => UpProcess.CommandLine(p) is var line && line.Contains("serve attention", StringComparison.Ordinal) && line.Contains("--threads", StringComparison.Ordinal));
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
         var body = new StringContent("""{"model":"m","prompt":[0,5,6,7],"max_tokens":4}""".Replace("\"m\"", JsonSerializer.Serialize(Path.GetFileName(_model))), Encoding.UTF8, "application/json");
@@ -321,6 +326,11 @@ public sealed class ClusterUpProcessTests : IDisposable
         // Each node's own HTTP statistics port, as a Prometheus scraper reads it.
         string metrics = await http.GetStringAsync(prefillLine.Groups[1].Value + "/metrics");
         Assert.Contains("cluster_attention_prompt_tokens_total{node=\"prefill-0\",role=\"prefill\"} 6\n", metrics);
+        // Its dispatch round trips to the one expert node (one per MoE layer of the prefill at least), buckets cumulative.
+        Match roundTrips = Regex.Match(metrics, @"(?m)^cluster_attention_dispatch_round_trip_seconds_count\{expert_node=""expert-0""\} (\d+)$");
+        Assert.True(roundTrips.Success, metrics);
+        Assert.True(int.Parse(roundTrips.Groups[1].Value, CultureInfo.InvariantCulture) >= 1, roundTrips.Value);
+        Assert.Contains($"cluster_attention_dispatch_round_trip_seconds_bucket{{expert_node=\"expert-0\",le=\"+Inf\"}} {roundTrips.Groups[1].Value}\n", metrics);
 
         var (code, stdout, stderr) = RunCluster("status", "--gateway", $"http://127.0.0.1:{up.HttpPort}", "--json");
         Assert.True(code == 0, stderr);

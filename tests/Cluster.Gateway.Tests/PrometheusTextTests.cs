@@ -32,4 +32,25 @@ public sealed class PrometheusTextTests
         PrometheusText.Sample(text, "x_total", PrometheusText.Label("key", "we\"ird\\name"), 3);
         Assert.Equal("we\"ird\\name", Assert.Single(PrometheusScrape.Parse(text.ToString()).Samples).Labels["key"]);
     }
+
+    [Fact]
+    public void Labelled_histograms_of_one_family_share_its_header_and_keep_their_series_apart()
+    {
+        var a = new LatencyHistogram("rt_seconds", "Round trips.", [0.001, 0.01]);
+        var b = new LatencyHistogram("rt_seconds", "Round trips.", [0.001, 0.01]);
+        a.Observe(TimeSpan.FromMilliseconds(0.5));
+        b.Observe(TimeSpan.FromMilliseconds(5));
+        b.Observe(TimeSpan.FromMilliseconds(50));
+        using var text = new StringWriter(CultureInfo.InvariantCulture) { NewLine = "\n" };
+        a.Write(text, PrometheusText.Label("expert_node", "expert-0"), header: true);
+        b.Write(text, PrometheusText.Label("expert_node", "expert-1"), header: false);
+        string written = text.ToString();
+        Assert.Single(written.Split('\n'), l => l.StartsWith("# TYPE rt_seconds histogram", StringComparison.Ordinal));
+        PrometheusScrape scrape = PrometheusScrape.Parse(written);
+        Assert.Equal(1, scrape.Value("rt_seconds_bucket", ("expert_node", "expert-0"), ("le", "0.001")));
+        Assert.Equal(0, scrape.Value("rt_seconds_bucket", ("expert_node", "expert-1"), ("le", "0.001")));
+        Assert.Equal(1, scrape.Value("rt_seconds_bucket", ("expert_node", "expert-1"), ("le", "0.01")));
+        Assert.Equal(2, scrape.Value("rt_seconds_count", ("expert_node", "expert-1")));
+        Assert.Equal(0.055, scrape.Value("rt_seconds_sum", ("expert_node", "expert-1")), 9);
+    }
 }

@@ -8,7 +8,7 @@ namespace Cluster.Cli.Commands;
 public static class ServeAttentionCommand
 {
     public const string Usage = "serve attention --model DIR [--role prefill|decode|both] [--host 127.0.0.1] [--port N] [--http-port N] [--node-id NAME] [--plan FILE] "
-        + "[--dispatch bf16|fp8|f32] [--max-batch N] [--drain-seconds 30] " + AttentionNodeSettings.Usage + " " + ClusterTokenArgs.RoleUsage + " " + DiscoveryArgs.Usage + " [--verbose]";
+        + "[--dispatch bf16|fp8|f32] [--max-batch N] [--drain-seconds 30] " + KernelThreadsArg.Usage + " " + AttentionNodeSettings.Usage + " " + ClusterTokenArgs.RoleUsage + " " + DiscoveryArgs.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -31,9 +31,11 @@ public static class ServeAttentionCommand
             LogLevel = args.Flag("verbose") ? LogLevel.Information : LogLevel.Warning,
         };
         AttentionNodeSettings settings = AttentionNodeSettings.Parse(args);
+        int? threads = KernelThreadsArg.Parse(args);
         DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
         Cluster.Transport.ClusterToken? token = ClusterTokenArgs.ParseForRole(args);
         args.RejectUnknown();
+        KernelThreadsArg.Apply(threads);
         options = options with
         {
             PrefillChunk = settings.PrefillChunk ?? options.PrefillChunk,

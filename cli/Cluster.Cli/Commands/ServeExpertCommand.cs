@@ -5,7 +5,7 @@ namespace Cluster.Cli.Commands;
 /// <summary><c>cluster serve expert</c>: one expert node in this process, until Ctrl-C or SIGTERM.</summary>
 public static class ServeExpertCommand
 {
-    public const string Usage = "serve expert --model DIR --plan FILE --node-id NAME [--host 127.0.0.1] [--port N] [--http-port N] [--join] " + ClusterTokenArgs.RoleUsage + " " + DiscoveryArgs.Usage + " [--verbose]";
+    public const string Usage = "serve expert --model DIR --plan FILE --node-id NAME [--host 127.0.0.1] [--port N] [--http-port N] [--join] " + KernelThreadsArg.Usage + " " + ClusterTokenArgs.RoleUsage + " " + DiscoveryArgs.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -21,9 +21,11 @@ public static class ServeExpertCommand
             Verbose = args.Flag("verbose"),
             Restarts = Supervision.ChildProcess.RestartsOfThisProcess(),
         };
+        int? threads = KernelThreadsArg.Parse(args);
         DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
         options = options with { ClusterToken = ClusterTokenArgs.ParseForRole(args) };
         args.RejectUnknown();
+        KernelThreadsArg.Apply(threads);
         if (!Directory.Exists(options.ModelDir)) throw new CliException($"{options.ModelDir}: model directory not found");
         if (!File.Exists(options.PlanPath)) throw new CliException($"{options.PlanPath}: plan file not found");
         var meta = new Dictionary<string, string> { ["role"] = "expert", ["node_id"] = options.NodeId };

@@ -11,7 +11,7 @@ namespace Cluster.Cli.Commands;
 public static class UpCommand
 {
     public const string Usage = "up [--model DIR | --preset small] [--port 8000] [--grpc-port 8001] [--attention-nodes 1] "
-        + "[--prefill-nodes N --decode-nodes M] [--expert-nodes 2] [--expert-replicas 1] [--redundant-experts 2] [--dispatch bf16|fp8|f32] [--expert-load FILE] "
+        + "[--prefill-nodes N --decode-nodes M] [--expert-nodes 2] [--expert-replicas 1] [--redundant-experts 2] [--expert-threads N] [--dispatch bf16|fp8|f32] [--expert-load FILE] "
         + "[--max-batch 32] " + AttentionNodeSettings.Usage + " [--default-max-tokens N] [--rebalance-interval SECONDS [--rebalance-threshold 1.2]] " + ClusterTokenArgs.Usage + " [--cluster-tls | --cluster-tls-dir DIR] [--fail-fast] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
@@ -62,6 +62,7 @@ public static class UpCommand
         // Replicas of one expert never share a node, so one expert node leaves no room for any.
         int replicas = args.Int("expert-replicas", 1, 1, experts);
         int redundant = args.Int("redundant-experts", replicas == experts ? 0 : 2, 0);
+        int? expertThreads = args.Has("expert-threads") ? args.Int("expert-threads", 0, 1, 1024) : null;
         DispatchFormat dispatch = ServeAttentionCommand.ParseDispatch(args.String("dispatch", "bf16"));
         string? load = args.String("expert-load");
         if (load is not null && !File.Exists(load)) throw new CliException($"{load}: expert-load file not found");
@@ -88,6 +89,7 @@ public static class UpCommand
             ExpertNodes = experts,
             RedundantExperts = redundant,
             ExpertReplicas = replicas,
+            ExpertThreads = expertThreads,
             Dispatch = dispatch,
             ExpertLoadPath = load,
             MaxBatch = maxBatch,

@@ -19,6 +19,8 @@ public sealed record ClusterLayout
     public required int RedundantExperts { get; init; }
     /// <summary>Distinct expert nodes each logical expert is on at least.</summary>
     public int ExpertReplicas { get; init; } = 1;
+    /// <summary>Kernel threads of each expert node (its `--threads`); null: the machine's cores shared among the expert nodes.</summary>
+    public int? ExpertThreads { get; init; }
     public required DispatchFormat Dispatch { get; init; }
     public string? ExpertLoadPath { get; init; }
     public required int MaxBatch { get; init; }

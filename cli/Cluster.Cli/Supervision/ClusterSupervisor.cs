@@ -67,6 +67,11 @@ public sealed class ClusterSupervisor : IAsyncDisposable
             string[] common = ["--" + Commands.ClusterTokenArgs.Flag, cluster.TokenPath,
                 .. cluster.Token.Tls is { } tls ? ["--" + Commands.ClusterTokenArgs.TlsFlag, tls.Directory] : Array.Empty<string>(),
                 .. layout.Verbose ? ["--verbose"] : Array.Empty<string>()];
+            // Every role shares this machine's cores. An attention node waits while its rows are with the expert nodes
+            // and they wait while it computes attention, so it keeps every core; the expert nodes, which compute at
+            // the same time, split them. More kernel threads than cores cost a cluster on 2 cores up to a third of
+            // its tokens/s (bench cluster --expert-threads).
+            int expertThreads = layout.ExpertThreads ?? Math.Max(1, Environment.ProcessorCount / experts.Length);
             for (int i = 0; i < experts.Length; i++)
             {
                 ExpertNodeAddress node = experts[i];
@@ -75,7 +80,7 @@ public sealed class ClusterSupervisor : IAsyncDisposable
                 // --join: a node drained by a live change and then restarted finds the shared plan file without it,
                 // and should wait with no slots (to be added back) rather than fail in a loop.
                 cluster.Spawn(node.Id, ["serve", "expert", "--model", layout.ModelDir, "--plan", cluster.PlanPath, "--node-id", node.Id,
-                    "--port", node.Endpoint.Split(':')[1], "--http-port", httpPort, "--join", .. common]);
+                    "--port", node.Endpoint.Split(':')[1], "--http-port", httpPort, "--join", "--" + Commands.KernelThreadsArg.Flag, Invariant(expertThreads), .. common]);
             }
             int next = 2 * layout.ExpertNodes;
             string[] settings = [.. AttentionSettings(layout), .. common];

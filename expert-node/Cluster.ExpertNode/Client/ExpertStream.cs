@@ -12,7 +12,7 @@ namespace Cluster.ExpertNode.Client;
 /// (<see cref="CombineFrameDecoder.Release"/>) when it has added it, since another layer's exchange may read the
 /// next frame of this stream before then.
 /// </summary>
-internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, TimeSpan timeout, CancellationToken closing) : IDisposable
+internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, TimeSpan timeout, LatencyHistogram roundTrips, CancellationToken closing) : IDisposable
 {
     // Frames are written one at a time; each exchange reads its reply after the exchange written before it.
     private readonly SemaphoreSlim _write = new(1, 1);
@@ -66,9 +66,11 @@ internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, 
         var read = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Task previous;
         AsyncDuplexStreamingCall<DispatchFrame, CombineFrame>? call = null;
+        long written = 0;
         try
         {
             await _write.WaitAsync().ConfigureAwait(false);
+            written = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 // A stream given up (Abort) or broken is disposed: this exchange starts a fresh one.
@@ -125,6 +127,7 @@ internal sealed class ExpertStream(ExpertNodeAddress node, PeerChannel channel, 
                 throw new ExpertNodeException(node.Id, reply.Error);
             }
             Observe((int)frame.Rows, System.Diagnostics.Stopwatch.GetElapsedTime(start));
+            roundTrips.Observe(System.Diagnostics.Stopwatch.GetElapsedTime(written));
             return reply;
         }
         finally { read.TrySetResult(); }

@@ -46,6 +46,9 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
         _logger = logger;
     }
 
+    /// <summary>Round trips to each expert node, for the attention node's /metrics.</summary>
+    public DispatchMetrics Metrics { get; } = new();
+
     /// <summary>The plan steps route by now.</summary>
     public PlacementPlan Plan => Volatile.Read(ref _plan);
     public ModelConfig Config { get; }
@@ -91,7 +94,7 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
                     continue;
                 }
                 var channel = PeerChannel.ForAddress(node.Uri, new GrpcClientOptions { MaxReceiveMessageSize = DispatchLimits.MaxFrameBytes, ClusterToken = _token });
-                streams[i] = new ExpertStream(node, channel, _exchangeTimeout, _closing.Token);
+                streams[i] = new ExpertStream(node, channel, _exchangeTimeout, Metrics.For(node.Id), _closing.Token);
                 await WaitReadyAsync(node, streams[i].Client, plan.Version, until, cancel).ConfigureAwait(false);
                 streams[i].Open();
             }
