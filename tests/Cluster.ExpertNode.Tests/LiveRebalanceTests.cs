@@ -5,6 +5,7 @@ using Cluster.ExpertNode.Control;
 using Cluster.ExpertNode.Host;
 using Cluster.ExpertNode.Placement;
 using Cluster.Protos.V1;
+using Grpc.Core;
 
 namespace Cluster.ExpertNode.Tests;
 
@@ -124,6 +125,103 @@ public class LiveRebalanceTests
     }
 
     [Fact]
+    public async Task A_switch_that_fails_on_one_attention_node_is_rolled_back_on_the_nodes_that_switched()
+    {
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(3, 2);
+        await using PlanAgentHost attention = await PlanAgentHost.StartAsync("attention-0", cluster.Streams);
+        PlacementPlan before = cluster.Plan;
+        PlacementPlan next = Rebalancer.Rebalance(before, RebalancerTests.Skewed(TinyCheckpoint.Config));
+        var heldBefore = cluster.Hosts.Select(Hosted).ToList();
+
+        // Steps run throughout: one routed by the abandoned version after the expert nodes forgot it would fail.
+        using var stop = new CancellationTokenSource();
+        Task<(int Steps, HashSet<ulong> Versions)> steps = StepAsync(cluster.Streams, stop.Token);
+        await Task.Delay(100);
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            PlanRollout.RunAsync(before, next, [attention.Switch, new UnreachableAttentionNode("attention-1")]));
+        await Task.Delay(200);
+        stop.Cancel();
+        (int count, _) = await steps;
+
+        Assert.Equal($"attention node attention-1 did not switch to plan version {next.Version}: {UnreachableAttentionNode.Reason}; "
+            + $"rolled back: 1 attention node back on version {before.Version}, version {next.Version} abandoned on 3 of 3 expert nodes", e.Message);
+        Assert.True(count > 3);
+        Assert.Equal(before.Version, cluster.Streams.Plan.Version);
+        // A restarted attention node or expert node would start from the plan in use, not the abandoned one.
+        Assert.Equal(before.Version, PlacementPlan.Load(attention.PlanPath).Version);
+        Assert.Equal(before.Version, PlacementPlan.Load(cluster.PlanPath).Version);
+        for (int i = 0; i < cluster.Hosts.Count; i++)
+        {
+            Assert.Equal([before.Version], cluster.Hosts[i].Experts.Versions);
+            Assert.Equal(heldBefore[i], Hosted(cluster.Hosts[i]));
+        }
+    }
+
+    [Fact]
+    public async Task A_switch_rollback_that_cannot_bring_every_attention_node_back_abandons_nothing()
+    {
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(3, 2);
+        await using PlanAgentHost attention = await PlanAgentHost.StartAsync("attention-0", cluster.Streams);
+        PlacementPlan before = cluster.Plan;
+        PlacementPlan next = Rebalancer.Rebalance(before, RebalancerTests.Skewed(TinyCheckpoint.Config));
+
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => PlanRollout.RunAsync(before, next,
+            [attention.Switch, new UnreachableAttentionNode("attention-1"), new GoneAfterSwitchAttentionNode("attention-2")]));
+
+        Assert.Equal($"attention node attention-1 did not switch to plan version {next.Version}: {UnreachableAttentionNode.Reason}; "
+            + $"rolled back: 1 attention node back on version {before.Version}, 1 attention node still on version {next.Version} "
+            + $"(attention node attention-2: {UnreachableAttentionNode.Reason}), so every expert node keeps serving versions {before.Version} and {next.Version}", e.Message);
+        Assert.Equal(before.Version, cluster.Streams.Plan.Version);
+        Assert.Equal(before.Version, PlacementPlan.Load(attention.PlanPath).Version);
+        // The node left on the new version keeps working: every expert node serves both.
+        foreach (ExpertHost host in cluster.Hosts) Assert.Equal([before.Version, next.Version], host.Experts.Versions);
+    }
+
+    [Fact]
+    public async Task An_attention_node_refuses_an_older_plan_unless_told_to_revert_and_its_plan_file_follows()
+    {
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 0);
+        await using PlanAgentHost attention = await PlanAgentHost.StartAsync("attention-0", cluster.Streams);
+        PlacementPlan before = cluster.Plan;
+        PlacementPlan next = Rebalancer.Rebalance(before, RebalancerTests.Skewed(TinyCheckpoint.Config));
+        foreach (ExpertHost host in cluster.Hosts) host.Experts.Prepare(next);
+        await attention.Switch.SwitchAsync(next, revert: false, CancellationToken.None);
+        Assert.Equal(next.Version, PlacementPlan.Load(attention.PlanPath).Version);
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => attention.Switch.SwitchAsync(before, revert: false, CancellationToken.None));
+        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+        Assert.Equal($"attention node attention-0: plan version {before.Version} is older than the one in use, {next.Version}", refused.Status.Detail);
+        Assert.Equal(next.Version, cluster.Streams.Plan.Version);
+        Assert.Equal(next.Version, PlacementPlan.Load(attention.PlanPath).Version);
+
+        await attention.Switch.SwitchAsync(before, revert: true, CancellationToken.None);
+        Assert.Equal(before.Version, cluster.Streams.Plan.Version);
+        Assert.Equal(before.Version, PlacementPlan.Load(attention.PlanPath).Version);
+    }
+
+    [Fact]
+    public async Task A_switch_given_up_while_a_step_runs_never_takes_over()
+    {
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 0);
+        PlacementPlan before = cluster.Plan;
+        PlacementPlan next = Rebalancer.Rebalance(before, RebalancerTests.Skewed(TinyCheckpoint.Config));
+        foreach (ExpertHost host in cluster.Hosts) host.Experts.Prepare(next);
+
+        cluster.Streams.BeginStep();
+        using var giveUp = new CancellationTokenSource();
+        Task staged = cluster.Streams.SwitchAsync(next, TimeSpan.FromSeconds(10), cancel: giveUp.Token);
+        Assert.False(staged.IsCompleted, "the switch waits for the step");
+        giveUp.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => staged);
+        // The end of the step would have applied a staged plan.
+        cluster.Streams.EndStep();
+        Assert.Equal(before.Version, cluster.Streams.Plan.Version);
+
+        await cluster.Streams.SwitchAsync(next, TimeSpan.FromSeconds(10));
+        Assert.Equal(next.Version, cluster.Streams.Plan.Version);
+    }
+
+    [Fact]
     public async Task A_node_added_takes_rows_and_a_drained_node_gets_none_once_switched()
     {
         await using ExpertCluster cluster = await ExpertCluster.StartAsync(2, 0);
@@ -194,5 +292,26 @@ public class LiveRebalanceTests
         var error = await Assert.ThrowsAsync<ExpertNodeException>(() => Task.Run(() =>
             cluster.Streams.ForLayer(TinyCheckpoint.MoeLayers[0], TensorDType.F32).Run(TinyCheckpoint.Rows(1, 1), 1, [0, 1, 2, 3, 4, 5, 6, 7], new float[8], new float[Hidden])));
         Assert.Contains("frame routed with plan version 1 but this node holds version 2", error.Message);
+    }
+
+    /// <summary>A stand-in for an attention node the rollout cannot reach: every switch fails as a refused connection does.</summary>
+    private sealed class UnreachableAttentionNode(string name) : IPlanSwitch
+    {
+        public const string Reason = "connection refused (a stand-in)";
+
+        public string Name => name;
+
+        public Task SwitchAsync(PlacementPlan plan, bool revert, CancellationToken cancel) =>
+            Task.FromException(new RpcException(new Status(StatusCode.Unavailable, Reason)));
+    }
+
+    /// <summary>A stand-in for an attention node that switches and is gone before the rollback asks it to go back.</summary>
+    private sealed class GoneAfterSwitchAttentionNode(string name) : IPlanSwitch
+    {
+        public string Name => name;
+
+        public Task SwitchAsync(PlacementPlan plan, bool revert, CancellationToken cancel) => revert
+            ? Task.FromException(new RpcException(new Status(StatusCode.Unavailable, UnreachableAttentionNode.Reason)))
+            : Task.CompletedTask;
     }
 }

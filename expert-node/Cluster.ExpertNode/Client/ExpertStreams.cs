@@ -140,8 +140,10 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
     /// Routes by <paramref name="next"/> from the next step on (at once when no step is running) and returns when
     /// no step uses the old plan any more, so its slots may be dropped. Every node of <paramref name="next"/> must
     /// already serve its version (prepared); streams open to the nodes it adds and close to the nodes it leaves out.
+    /// A plan older than the one in use is refused unless <paramref name="revert"/> (a rollout going back after
+    /// another attention node failed to switch). A switch cancelled before a step applied it never takes over.
     /// </summary>
-    public async Task SwitchAsync(PlacementPlan next, TimeSpan wait, CancellationToken cancel = default)
+    public async Task SwitchAsync(PlacementPlan next, TimeSpan wait, bool revert = false, CancellationToken cancel = default)
     {
         next.CheckFits(Config, $"plan version {next.Version}");
         await _switching.WaitAsync(cancel).ConfigureAwait(false);
@@ -149,10 +151,10 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
         {
             PlacementPlan current = Plan;
             if (next.Version == current.Version) return;
-            if (next.Version < current.Version)
+            if (next.Version < current.Version && !revert)
                 throw new ArgumentException($"plan version {next.Version} is older than the one in use, {current.Version}");
             ExpertStream[] streams = await OpenAsync(next, Volatile.Read(ref _streams), DateTime.UtcNow + wait, cancel).ConfigureAwait(false);
-            Task done;
+            TaskCompletionSource staged;
             lock (_step)
             {
                 if (_activeSlots == 0)
@@ -160,18 +162,41 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
                     Apply(next, streams);
                     return;
                 }
-                var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                _staged = (next, streams, tcs);
-                done = tcs.Task;
+                staged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _staged = (next, streams, staged);
             }
-            await done.WaitAsync(cancel).ConfigureAwait(false);
+            try { await staged.Task.WaitAsync(cancel).ConfigureAwait(false); }
+            catch (OperationCanceledException)
+            {
+                if (!Withdraw(staged)) throw;
+            }
         }
         finally { _switching.Release(); }
     }
 
+    /// <summary>
+    /// For a switch whose caller gave up waiting: takes it back unless a step applied it meanwhile; returns whether
+    /// one did. A plan that took over later, unknown to the caller, could be one its expert nodes were told to
+    /// abandon since.
+    /// </summary>
+    private bool Withdraw(TaskCompletionSource done)
+    {
+        ExpertStream[] opened;
+        lock (_step)
+        {
+            if (_staged is not { } staged || staged.Done != done) return done.Task.IsCompletedSuccessfully;
+            _staged = null;
+            opened = staged.Streams;
+        }
+        ExpertStream[] kept = Volatile.Read(ref _streams);
+        foreach (ExpertStream s in opened)
+            if (Array.IndexOf(kept, s) < 0) s.Dispose();
+        return false;
+    }
+
     string IPlanSwitch.Name => "in this process";
 
-    Task IPlanSwitch.SwitchAsync(PlacementPlan next, CancellationToken cancel) => SwitchAsync(next, TimeSpan.FromSeconds(30), cancel);
+    Task IPlanSwitch.SwitchAsync(PlacementPlan plan, bool revert, CancellationToken cancel) => SwitchAsync(plan, TimeSpan.FromSeconds(30), revert, cancel);
 
     /// <summary>Called under <see cref="_step"/>: the new pair takes over; streams no node of the plan uses are closed.</summary>
     private void Apply(PlacementPlan next, ExpertStream[] streams)
@@ -387,6 +412,7 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
             foreach (ExpertStream s in _streams) s.Dispose();
             if (_staged is { } staged)
             {
+                _staged = null;
                 foreach (ExpertStream s in staged.Streams) if (Array.IndexOf(_streams, s) < 0) s.Dispose();
                 staged.Done.TrySetCanceled();
             }

@@ -8,8 +8,8 @@ namespace Cluster.ExpertNode.Control;
 
 /// <summary>
 /// cluster.v1.PlanAgent on an attention node: the plan its steps route by, the tokens each expert got from it, and
-/// the switch to a newer plan (<see cref="ExpertStreams.SwitchAsync"/>). The switched plan is written to the node's
-/// plan file, so that a restarted node starts from it.
+/// the switch to a newer plan (<see cref="ExpertStreams.SwitchAsync"/>), or back to an older one when a rollout
+/// reverts. The plan switched to is written to the node's plan file, so that a restarted node starts from it.
 /// </summary>
 public sealed class PlanAgentService(string nodeId, string? planPath, ILogger<PlanAgentService> logger) : PlanAgent.PlanAgentBase
 {
@@ -41,14 +41,34 @@ public sealed class PlanAgentService(string nodeId, string? planPath, ILogger<Pl
         PlacementPlan plan;
         try { plan = PlacementPlan.Parse(request.PlanJson, "plan_json"); }
         catch (InvalidDataException e) { throw new RpcException(new Status(StatusCode.InvalidArgument, e.Message)); }
-        try { await streams.SwitchAsync(plan, NodeWait, context.CancellationToken).ConfigureAwait(false); }
+        try { await streams.SwitchAsync(plan, NodeWait, request.Revert, context.CancellationToken).ConfigureAwait(false); }
         catch (Exception e) when (e is ArgumentException or InvalidDataException)
         {
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"attention node {nodeId}: {e.Message}"));
         }
         catch (ExpertNodeException e) { throw new RpcException(new Status(StatusCode.Unavailable, $"attention node {nodeId}: {e.Message}")); }
-        if (planPath is not null) plan.SaveIfNewer(planPath);
-        logger.LogInformation("{Node}: routing by plan version {Version}", nodeId, plan.Version);
+        if (planPath is not null) Write(plan, planPath, request.Revert);
+        if (request.Revert) logger.LogWarning("{Node}: back on plan version {Version}, the rollout of a newer one failed", nodeId, plan.Version);
+        else logger.LogInformation("{Node}: routing by plan version {Version}", nodeId, plan.Version);
         return new SwitchPlanReply { Version = streams.Plan.Version };
+    }
+
+    /// <summary>
+    /// The plan file after a switch: the newer plan (unless the file has one at least as new already), or the older
+    /// one a revert went back to. A file that cannot be written is logged, not failed: the switch itself is done, and a
+    /// rollout that took it as failed would abandon the version this node routes by.
+    /// </summary>
+    private void Write(PlacementPlan plan, string path, bool revert)
+    {
+        try
+        {
+            if (revert) plan.Save(path);
+            else plan.SaveIfNewer(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("{Node}: plan file {Path} not set to version {Version}, a restart would start from the plan it holds: {Reason}",
+                nodeId, path, plan.Version, e.Message);
+        }
     }
 }

@@ -20,12 +20,18 @@ public sealed record RolloutReport(ulong FromVersion, ulong ToVersion, int Loade
 /// <item>release: once all have switched, the expert nodes forget the old version and drop the slots only it had.</item>
 /// </list>
 /// A failure in the first phase is rolled back: every attention node is still on the old plan, and the expert nodes
-/// that prepared forget the new version (its slots dropped, their plan files back to the old version). In the second,
-/// the nodes that switched and the ones that did not both keep working (the expert nodes still serve both versions)
-/// and nothing is released.
+/// that prepared forget the new version (its slots dropped, their plan files back to the old version). So is a
+/// failure in the second: the attention nodes that switched go back to the old plan, which the expert nodes still
+/// serve (nothing was released), and write it back to their plan files; once every one is back, the expert nodes
+/// forget the new version as after a failed prepare. A node whose switch failed is taken as still on the old plan (a
+/// switch given up before it took over is withdrawn). When a node cannot be switched back, nothing is forgotten: the
+/// expert nodes keep serving both versions, so the nodes on either plan keep working, and the error says so.
 /// </summary>
 public static class PlanRollout
 {
+    // As long as a switch through a PlanAgent may take (RemotePlanSwitch's deadline).
+    private static readonly TimeSpan RevertTimeout = TimeSpan.FromMinutes(2);
+
     /// <param name="channels">The caller's channels to the expert nodes, kept across rollouts (with the cluster's
     /// credential when it has one); null opens channels for this rollout alone.</param>
     public static async Task<RolloutReport> RunAsync(PlacementPlan current, PlacementPlan next, IReadOnlyList<IPlanSwitch> attention,
@@ -54,14 +60,7 @@ public static class PlanRollout
             TimeSpan prepare = clock.Elapsed;
 
             clock.Restart();
-            await Task.WhenAll(attention.Select(async a =>
-            {
-                try { await a.SwitchAsync(next, cancel).ConfigureAwait(false); }
-                catch (Exception e) when (e is RpcException or ArgumentException or InvalidDataException or ExpertNode.Client.ExpertNodeException)
-                {
-                    throw new InvalidOperationException($"attention node {a.Name} did not switch to plan version {next.Version}: {Detail(e)}", e);
-                }
-            })).ConfigureAwait(false);
+            await SwitchAsync(current, next, attention, channels, cancel).ConfigureAwait(false);
             TimeSpan @switch = clock.Elapsed;
 
             clock.Restart();
@@ -74,8 +73,83 @@ public static class PlanRollout
     }
 
     /// <summary>
-    /// The rollback of a failed prepare: asks each node that may hold <paramref name="next"/> to forget it (and to put
-    /// its plan file back), as far as they answer; returns how many did.
+    /// The switch phase, every attention node at once; when any fails, the rollback of the others
+    /// (<see cref="RevertAsync"/>), and an error that names each failed node, its reason and what the rollback did.
+    /// </summary>
+    private static async Task SwitchAsync(PlacementPlan current, PlacementPlan next, IReadOnlyList<IPlanSwitch> attention, PeerChannels channels,
+        CancellationToken cancel)
+    {
+        Exception?[] failed = await EachAsync(attention, a => a.SwitchAsync(next, revert: false, cancel)).ConfigureAwait(false);
+        var switched = new List<IPlanSwitch>();
+        var reasons = new List<string>();
+        Exception? first = null;
+        for (int i = 0; i < attention.Count; i++)
+        {
+            if (failed[i] is not { } e)
+            {
+                switched.Add(attention[i]);
+                continue;
+            }
+            reasons.Add($"attention node {attention[i].Name} did not switch to plan version {next.Version}: {Detail(e)}");
+            first ??= e;
+        }
+        if (first is null) return;
+        string rollback = await RevertAsync(current, next, switched, channels).ConfigureAwait(false);
+        throw new InvalidOperationException($"{string.Join("; ", reasons)}; rolled back: {rollback}", first);
+    }
+
+    /// <summary>
+    /// The rollback of a failed switch: the nodes that switched go back to <paramref name="current"/>; once all have,
+    /// none routes by <paramref name="next"/> and every expert node abandons it. Says what it did.
+    /// </summary>
+    private static async Task<string> RevertAsync(PlacementPlan current, PlacementPlan next, List<IPlanSwitch> switched, PeerChannels channels)
+    {
+        // Not the rollout's token: a cancelled rollout is rolled back too.
+        using var limit = new CancellationTokenSource(RevertTimeout);
+        Exception?[] failed = await EachAsync(switched, a => a.SwitchAsync(current, revert: true, limit.Token)).ConfigureAwait(false);
+        var stuck = new List<string>();
+        for (int i = 0; i < switched.Count; i++)
+            if (failed[i] is { } e) stuck.Add($"attention node {switched[i].Name}: {Detail(e)}");
+        string back = $"{AttentionNodes(switched.Count - stuck.Count)} back on version {current.Version}";
+        if (stuck.Count > 0)
+        {
+            return $"{back}, {AttentionNodes(stuck.Count)} still on version {next.Version} ({string.Join("; ", stuck)}), "
+                + $"so every expert node keeps serving versions {current.Version} and {next.Version}";
+        }
+        int abandoned = await AbandonAsync(next, next.Nodes, channels).ConfigureAwait(false);
+        return $"{back}, version {next.Version} abandoned on {abandoned} of {next.Nodes.Count} expert nodes";
+    }
+
+    private static string AttentionNodes(int count) => count == 1 ? "1 attention node" : $"{count} attention nodes";
+
+    /// <summary>Calls every node at once; each node's failure, null where the call succeeded.</summary>
+    private static async Task<Exception?[]> EachAsync(IReadOnlyList<IPlanSwitch> nodes, Func<IPlanSwitch, Task> call)
+    {
+        var outcomes = new Task<Exception?>[nodes.Count];
+        for (int i = 0; i < outcomes.Length; i++)
+        {
+            IPlanSwitch node = nodes[i];
+            outcomes[i] = FailureOf(() => call(node));
+        }
+        return await Task.WhenAll(outcomes).ConfigureAwait(false);
+    }
+
+    private static async Task<Exception?> FailureOf(Func<Task> call)
+    {
+        try
+        {
+            await call().ConfigureAwait(false);
+            return null;
+        }
+        catch (Exception e) when (e is RpcException or ArgumentException or InvalidDataException or ExpertNode.Client.ExpertNodeException or OperationCanceledException)
+        {
+            return e;
+        }
+    }
+
+    /// <summary>
+    /// The rollback of a failed prepare or switch: asks each node that may hold <paramref name="next"/> to forget it
+    /// (and to put its plan file back), as far as they answer; returns how many did.
     /// </summary>
     private static async Task<int> AbandonAsync(PlacementPlan next, IEnumerable<ExpertNodeAddress> nodes, PeerChannels channels)
     {
@@ -101,5 +175,6 @@ public static class PlanRollout
         catch (RpcException e) { throw new InvalidOperationException($"expert node {node.Id} ({node.Endpoint}): {e.Status.Detail}", e); }
     }
 
-    private static string Detail(Exception e) => e is RpcException r ? r.Status.Detail : e.Message;
+    // The rollout's error is one line, whatever a node's reason holds.
+    private static string Detail(Exception e) => (e is RpcException r ? r.Status.Detail : e.Message).ReplaceLineEndings(" ");
 }

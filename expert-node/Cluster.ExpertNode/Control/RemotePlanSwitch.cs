@@ -8,6 +8,6 @@ internal sealed class RemotePlanSwitch(string endpoint, PlanAgent.PlanAgentClien
 {
     public string Name => endpoint;
 
-    public Task SwitchAsync(PlacementPlan next, CancellationToken cancel) =>
-        client.SwitchPlanAsync(new SwitchPlanRequest { PlanJson = next.ToJson() }, deadline: DateTime.UtcNow.AddMinutes(2), cancellationToken: cancel).ResponseAsync;
+    public Task SwitchAsync(PlacementPlan plan, bool revert, CancellationToken cancel) =>
+        client.SwitchPlanAsync(new SwitchPlanRequest { PlanJson = plan.ToJson(), Revert = revert }, deadline: DateTime.UtcNow.AddMinutes(2), cancellationToken: cancel).ResponseAsync;
 }
