@@ -69,15 +69,21 @@ public static class RebalanceBench
             double before = await stepper.RowsMaxOverMeanAsync(streams, TimeSpan.FromSeconds(3));
             double[] beforeSteps = await OnEngineThread(() => stepper.StepsFor(TimeSpan.FromSeconds(2)));
             ExpertLoad load = stepper.Load();
-            PlacementPlan next = Rebalancer.Rebalance(start, load);
-            PlacementPlan fresh = PlacementPlanner.Plan(config, start.Nodes, null, Redundant, load, version: 2);
+            // In a cluster the rollout's driver is the gateway, a process of its own that has compiled its side of a
+            // change once it made one; here it shares the stepping process. A change that moves nothing (the same
+            // slots under the next version) compiles it before the measured ones, and is measured too.
+            var same = new PlacementPlan(start.Version + 1, start.RoutedExperts, start.Nodes, start.Layers);
+            (double[] duringSame, Rollout sameRollout) = await RolloutAsync(stepper, start, same, streams, control);
+            double[] afterSame = await OnEngineThread(() => stepper.StepsFor(TimeSpan.FromSeconds(2)));
+            PlacementPlan next = Rebalancer.Rebalance(same, load);
+            PlacementPlan fresh = PlacementPlanner.Plan(config, start.Nodes, null, Redundant, load, version: next.Version);
 
-            (double[] during, RolloutReport report) = await RolloutAsync(stepper, start, next, streams, control);
+            (double[] during, Rollout report) = await RolloutAsync(stepper, same, next, streams, control);
             double[] afterSteps = await OnEngineThread(() => stepper.StepsFor(TimeSpan.FromSeconds(2)));
             double after = await stepper.RowsMaxOverMeanAsync(streams, TimeSpan.FromSeconds(3));
             // A second change, now that every path has run once: twice the redundant replicas.
             PlacementPlan scaled = Rebalancer.Rebalance(next, stepper.Load(), redundantExperts: 2 * Redundant);
-            (double[] duringScale, RolloutReport scaleReport) = await RolloutAsync(stepper, next, scaled, streams, control);
+            (double[] duringScale, Rollout scaleReport) = await RolloutAsync(stepper, next, scaled, streams, control);
             double[] afterScale = await OnEngineThread(() => stepper.StepsFor(TimeSpan.FromSeconds(2)));
 
             long perExpert = 3L * config.HiddenSize * config.MoeIntermediateSize * 2;
@@ -87,9 +93,10 @@ public static class RebalanceBench
             Console.WriteLine($"Small preset with --expert-skew 1.2 (BF16), {nodes} expert {(asProcesses ? "node processes" : "hosts in this process")} with {Redundant} redundant experts per layer, decode steps of {Rows} rows "
                 + $"through all {start.Layers.Count} MoE layers (BF16 dispatch) back to back, routed by the model's gate; 2 cores shared with other builds; load average {BenchEnvironment.LoadAverage()} at the end.");
             Console.WriteLine();
-            Console.WriteLine("| change | median step before ms | slowest step during the rollout ms | ratio | slowest of as many undisturbed steps ms | ratio | median step after ms | steps during | slots loaded | prepare s | switch s |");
-            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-            Row("rebalance (first change)", beforeSteps, during, afterSteps, report);
+            Console.WriteLine("| change | median step before ms | slowest step during the rollout ms | ratio | slowest of as many undisturbed steps ms | ratio | median step after ms | steps during | slots loaded | prepare s | switch s | JIT in this process ms |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            Row("same slots, next version (first change)", beforeSteps, duringSame, afterSame, sameRollout);
+            Row("rebalance (first change that moves slots)", afterSame, during, afterSteps, report);
             Row($"redundant {Redundant} -> {2 * Redundant}", afterSteps, duringScale, afterScale, scaleReport);
             Console.WriteLine();
             Console.WriteLine($"Steps failed: {stepper.Failed}.");
@@ -116,15 +123,20 @@ public static class RebalanceBench
         }
     }
 
+    /// <summary>A rollout's report and the time this process spent compiling methods while it ran.</summary>
+    private sealed record Rollout(RolloutReport Report, TimeSpan Jit);
+
     /// <summary>Rolls <paramref name="next"/> out on another thread while this one steps; the steps that ran meanwhile.</summary>
-    private static async Task<(double[] Steps, RolloutReport Report)> RolloutAsync(Stepper stepper, PlacementPlan current, PlacementPlan next, ExpertStreams streams,
+    private static async Task<(double[] Steps, Rollout Rollout)> RolloutAsync(Stepper stepper, PlacementPlan current, PlacementPlan next, ExpertStreams streams,
         Cluster.Transport.PeerChannels control)
     {
+        TimeSpan jit = System.Runtime.JitInfo.GetCompilationTime();
         Task<RolloutReport> rollout = Task.Run(() => PlanRollout.RunAsync(current, next, [streams], control));
         double[] during = await OnEngineThread(() => stepper.StepsUntil(rollout));
         RolloutReport report = await rollout;
+        jit = System.Runtime.JitInfo.GetCompilationTime() - jit;
         Console.Error.WriteLine($"rebalance bench: plan {current.Version} -> {next.Version}, steps during the rollout (ms): {string.Join(" ", during.Select(d => d.ToString("F1")))}");
-        return (during, report);
+        return (during, new Rollout(report, jit));
     }
 
     /// <summary>
@@ -133,11 +145,12 @@ public static class RebalanceBench
     /// </summary>
     private static Task<T> OnEngineThread<T>(Func<T> steps) => Task.Factory.StartNew(steps, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
-    private static void Row(string change, double[] before, double[] during, double[] after, RolloutReport report)
+    private static void Row(string change, double[] before, double[] during, double[] after, Rollout rollout)
     {
+        RolloutReport report = rollout.Report;
         double median = Median(before), undisturbed = SlowestOfWindows(before, during.Length);
         Console.WriteLine($"| {change} | {median:F2} | {during.Max():F2} | {during.Max() / median:F2}x | {undisturbed:F2} | {undisturbed / median:F2}x | {Median(after):F2} | "
-            + $"{during.Length} | {report.LoadedSlots} | {report.Prepare.TotalSeconds:F2} | {report.Switch.TotalSeconds:F3} |");
+            + $"{during.Length} | {report.LoadedSlots} | {report.Prepare.TotalSeconds:F2} | {report.Switch.TotalSeconds:F3} | {rollout.Jit.TotalMilliseconds:F0} |");
     }
 
     /// <summary>

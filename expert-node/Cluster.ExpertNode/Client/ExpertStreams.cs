@@ -67,8 +67,11 @@ public sealed class ExpertStreams : IPlanSwitch, IDisposable, IAsyncDisposable
         var connected = new ExpertStreams(plan, config, [], exchangeTimeout ?? TimeSpan.FromSeconds(60), logger ?? NullLogger.Instance, token);
         try
         {
-            connected._streams = await connected.OpenAsync(plan, [], DateTime.UtcNow + wait, cancel).ConfigureAwait(false);
-            foreach (ExpertStream s in connected._streams) _ = connected.WatchAsync(s);
+            ExpertStream[] streams = await connected.OpenAsync(plan, [], DateTime.UtcNow + wait, cancel).ConfigureAwait(false);
+            lock (connected._step) connected.Apply(plan, streams);
+            // A switch to the plan in use returns at once; made here, it compiles the switch's code before the first
+            // live change, which would otherwise compile it on the cores the steps share (see ControlPathWarmup).
+            await connected.SwitchAsync(plan, wait, cancel: cancel).ConfigureAwait(false);
             return connected;
         }
         catch

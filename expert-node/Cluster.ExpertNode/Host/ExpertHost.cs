@@ -119,8 +119,11 @@ public sealed class ExpertHost : IAsyncDisposable
             await app.StartAsync(cancel).ConfigureAwait(false);
             // Kestrel writes the bound endpoint back into the listen options, so port 0 resolves here.
             int port = bound!.IPEndPoint!.Port;
-            health.MarkServing();
             ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cluster.ExpertNode");
+            // A node that joins with no slots holds no plan of its own to prepare again.
+            if (experts.Newest.Nodes.Any(n => n.Id == options.NodeId))
+                await ControlPathWarmup.RunAsync(port, experts.Newest, options.ClusterToken, logger, cancel).ConfigureAwait(false);
+            health.MarkServing();
             logger.LogInformation("expert node {Node} serving {Slots} slots ({Bytes:N0} bytes) on port {Port}, plan version {Version}",
                 options.NodeId, experts.Slots().Count(), experts.LoadedBytes, port, plan.Version);
             return new ExpertHost(app, options.NodeId, port, experts, health, mapped);
