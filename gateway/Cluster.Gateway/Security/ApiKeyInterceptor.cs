@@ -1,6 +1,6 @@
 using Cluster.Gateway.Metrics;
+using Cluster.Transport;
 using Grpc.Core;
-using Grpc.Core.Interceptors;
 
 namespace Cluster.Gateway.Security;
 
@@ -9,7 +9,7 @@ namespace Cluster.Gateway.Security;
 /// <c>authorization: Bearer KEY</c> metadata with a configured key, else UNAUTHENTICATED. The key's account rides
 /// on the call for the service.
 /// </summary>
-public sealed class ApiKeyInterceptor(KeyAccounts accounts, GatewayMetrics metrics) : Interceptor
+public sealed class ApiKeyInterceptor(KeyAccounts accounts, GatewayMetrics metrics) : CallCheckInterceptor
 {
     private static readonly object s_accountKey = new();
 
@@ -17,35 +17,7 @@ public sealed class ApiKeyInterceptor(KeyAccounts accounts, GatewayMetrics metri
     public static KeyAccount AccountOf(ServerCallContext context) =>
         context.UserState.TryGetValue(s_accountKey, out object? account) ? (KeyAccount)account! : throw new InvalidOperationException("the call did not pass the API key check");
 
-    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context,
-        UnaryServerMethod<TRequest, TResponse> continuation)
-    {
-        Check(context);
-        return continuation(request, context);
-    }
-
-    public override Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream,
-        ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        Check(context);
-        return continuation(request, responseStream, context);
-    }
-
-    public override Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream,
-        ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        Check(context);
-        return continuation(requestStream, context);
-    }
-
-    public override Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream,
-        IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        Check(context);
-        return continuation(requestStream, responseStream, context);
-    }
-
-    private void Check(ServerCallContext context)
+    protected override void Check(ServerCallContext context)
     {
         string? presented = ApiKeyMiddleware.Bearer(context.RequestHeaders.GetValue("authorization"));
         KeyAccount? account = accounts.Authenticate(presented);

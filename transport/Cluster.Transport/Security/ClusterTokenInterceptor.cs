@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Grpc.Core.Interceptors;
 
 namespace Cluster.Transport;
 
@@ -8,7 +7,7 @@ namespace Cluster.Transport;
 /// reflection always (probes and tools), and whatever public service a role serves (the gateway's Inference, which
 /// checks API keys instead). Deny by default, so a service added later is protected without anyone remembering to.
 /// </summary>
-public sealed class ClusterTokenInterceptor : Interceptor
+public sealed class ClusterTokenInterceptor : CallCheckInterceptor
 {
     private readonly ClusterToken _token;
     private readonly HashSet<string>.AlternateLookup<ReadOnlySpan<char>> _open;
@@ -30,35 +29,7 @@ public sealed class ClusterTokenInterceptor : Interceptor
         "grpc.reflection.v1alpha.ServerReflection",
     };
 
-    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context,
-        UnaryServerMethod<TRequest, TResponse> continuation)
-    {
-        Check(context);
-        return continuation(request, context);
-    }
-
-    public override Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream,
-        ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        Check(context);
-        return continuation(requestStream, context);
-    }
-
-    public override Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream,
-        ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        Check(context);
-        return continuation(request, responseStream, context);
-    }
-
-    public override Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream,
-        IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        Check(context);
-        return continuation(requestStream, responseStream, context);
-    }
-
-    private void Check(ServerCallContext context)
+    protected override void Check(ServerCallContext context)
     {
         if (IsOpen(context.Method)) return;
         string? presented = context.RequestHeaders.GetValue(ClusterToken.MetadataKey);
