@@ -11,7 +11,7 @@ namespace Cluster.Engine.Checkpoints;
 /// considered and shards holding none of them are never opened: an expert node maps a handful of experts out of
 /// a checkpoint of hundreds of GB. The MTP layers (index >= num_hidden_layers) are recognised and skipped.
 /// </summary>
-public sealed class Checkpoint : ITensorSource, IDisposable
+public sealed class Checkpoint : ITensorSource, IEvictableTensors, IDisposable
 {
     public const string ConfigFile = "config.json";
     public const string IndexFile = "model.safetensors.index.json";
@@ -184,6 +184,8 @@ public sealed class Checkpoint : ITensorSource, IDisposable
     public void Prefault(IProgress<ByteProgress>? progress = null) => Residency.Prefault(_weights.Values, progress);
 
     public bool Contains(string name) => _weights.ContainsKey(name);
+
+    public void Evict(string name) => Residency.Evict([Get(name)]);
 
     public Weight Get(string name)
     {

@@ -13,6 +13,7 @@ public static unsafe class Residency
 {
     private const int Page = 4096;
     private const int MadvWillNeed = 3;
+    private const int MadvDontNeed = 4;
 
     /// <summary>Touches every page of <paramref name="weights"/> (and their FP8 scales); reports bytes done out of the total.</summary>
     public static void Prefault(IReadOnlyCollection<Weight> weights, IProgress<ByteProgress>? progress = null)
@@ -39,6 +40,29 @@ public static unsafe class Residency
                 progress?.Report(new ByteProgress(Interlocked.Add(ref done, length), total));
             }
         });
+    }
+
+    /// <summary>
+    /// Gives back the resident pages of mapped weights no longer used (an expert node's dropped slots): the pages wholly
+    /// inside each weight leave this process (madvise MADV_DONTNEED), so its resident memory falls by their size, while
+    /// the page cache keeps them and a later load of the same weights costs minor faults, not reads. Pages shared with a
+    /// neighbouring tensor stay. The mapping is read-only, so nothing is lost; a read after this refaults the page.
+    /// </summary>
+    public static void Evict(IEnumerable<Weight> weights)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        foreach (Weight w in weights)
+        {
+            Evict(w);
+            if (w.ScaleInv is { } scale) Evict(scale);
+        }
+    }
+
+    private static void Evict(Weight w)
+    {
+        long start = ((long)w.Data + Page - 1) & ~(long)(Page - 1), end = ((long)w.Data + w.ByteLength) & ~(long)(Page - 1);
+        // Advice again: a refusal only keeps the pages resident.
+        if (end > start) _ = MAdvise((void*)start, (nuint)(end - start), MadvDontNeed);
     }
 
     private static void Add(List<(IntPtr, long)> regions, Weight w, ref long total)

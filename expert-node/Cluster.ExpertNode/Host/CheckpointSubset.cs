@@ -11,7 +11,7 @@ namespace Cluster.ExpertNode.Host;
 /// was what held the step that overlapped it, through the CPU and a gen0 collection it caused. Getting a tensor
 /// outside the names fails as a filtered Checkpoint would, so a node still never reads another expert's bytes.
 /// </summary>
-public sealed class CheckpointSubset(Checkpoint checkpoint, IReadOnlySet<string> names) : ITensorSource
+public sealed class CheckpointSubset(Checkpoint checkpoint, IReadOnlySet<string> names) : ITensorSource, IEvictableTensors
 {
     public bool Contains(string name) => names.Contains(name) && checkpoint.Contains(name);
 
@@ -19,4 +19,9 @@ public sealed class CheckpointSubset(Checkpoint checkpoint, IReadOnlySet<string>
         names.Contains(name) ? checkpoint.Get(name) : throw new KeyNotFoundException($"tensor {name} is not among this node's slots");
 
     public IEnumerable<string> Names => names.Where(checkpoint.Contains);
+
+    public void Evict(string name)
+    {
+        if (names.Contains(name)) checkpoint.Evict(name);
+    }
 }

@@ -227,12 +227,15 @@ public sealed class HostedExperts : IDisposable
     private int Forget(Func<HeldPlan[], HeldPlan[]> keep)
     {
         var disposable = new HashSet<IDisposable>();
+        var unused = new List<(IEvictableTensors Source, string Name)>();
         int dropped;
         // Not while a prepare runs: it may count on an expert this would drop.
         _preparing.Wait();
         try
         {
-            lock (_compute) dropped = Drop(keep, disposable);
+            lock (_compute) dropped = Drop(keep, disposable, unused);
+            // Under the prepare lock, so that a prepare loading one of these experts again touches its pages after.
+            foreach ((IEvictableTensors source, string name) in unused) source.Evict(name);
         }
         finally { _preparing.Release(); }
         // Outside the lock, and after no RoutedExperts refers to their weights any more.
@@ -240,8 +243,8 @@ public sealed class HostedExperts : IDisposable
         return dropped;
     }
 
-    /// <summary>Under the compute lock: forgets the versions, drops the experts, collects the sources none of the kept experts needs.</summary>
-    private int Drop(Func<HeldPlan[], HeldPlan[]> keep, HashSet<IDisposable> disposable)
+    /// <summary>Under the compute lock: forgets the versions, drops the experts, collects the sources none of the kept experts needs and the dropped tensors whose pages can be given back.</summary>
+    private int Drop(Func<HeldPlan[], HeldPlan[]> keep, HashSet<IDisposable> disposable, List<(IEvictableTensors, string)> unused)
     {
         HeldPlan[] held = Volatile.Read(ref _held);
         HeldPlan[] kept = keep(held);
@@ -261,6 +264,8 @@ public sealed class HostedExperts : IDisposable
                     continue;
                 }
                 if (_source[l][e] is IDisposable d) disposable.Add(d);
+                if (_source[l][e] is IEvictableTensors mapped)
+                    foreach (string name in ExpertTensors(l, e)) unused.Add((mapped, name));
                 _source[l][e] = null;
                 _bytes[l][e] = 0;
                 changed.Add(l);

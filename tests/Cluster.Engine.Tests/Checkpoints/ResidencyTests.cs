@@ -7,7 +7,8 @@ namespace Cluster.Engine.Tests.Checkpoints;
 /// <summary>
 /// Prefault moves the page faults of a fresh mapping from the first read of the weights to the load: reading every
 /// weight of a freshly opened checkpoint faults (the kernel maps file pages on first touch, a few at a time), and
-/// after Prefault the same reads fault almost never. Counted with the process's minor faults (/proc/self/stat).
+/// after Prefault the same reads fault almost never. Counted with the process's minor faults (/proc/self/stat). Evict
+/// gives a weight's pages back without losing a byte.
 /// </summary>
 public class ResidencyTests
 {
@@ -38,6 +39,54 @@ public class ResidencyTests
         // hundreds of faults here; at least 100 shows the count sees them at all.
         Assert.True(cold >= 100, $"reading a fresh mapping took only {cold} faults for {pages} pages; warm {warm}");
         Assert.True(warm * 20 < cold, $"after Prefault reading took {warm} faults (a fresh mapping: {cold})");
+    }
+
+    [Fact]
+    public unsafe void EvictGivesBackAWeightsPagesAndKeepsItsBytes()
+    {
+        if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("resident pages come from /proc/self/smaps");
+        using var dir = new TempDir();
+        var config = SyntheticModel.ConfigFor(SyntheticPresets.Small, DType.BF16);
+        CheckpointWriter.Write(dir.Path, config, SyntheticModel.Plan(config, 0, DType.BF16), 2);
+        using var checkpoint = Checkpoint.Open(dir.Path);
+        string largest = checkpoint.Names.MaxBy(n => checkpoint.Get(n).ByteLength)!;
+        Weight w = checkpoint.Get(largest);
+        Residency.Prefault([w]);
+        long sum = Sum(w), before = MappingRssKb((nint)w.Data);
+
+        checkpoint.Evict(largest);
+        long after = MappingRssKb((nint)w.Data);
+        Assert.True(before - after >= w.ByteLength / 1024 * 9 / 10, $"{largest} ({w.ByteLength / 1024} kB): its mapping held {before} kB before, {after} kB after");
+        // A read-only file mapping: the bytes come back from the page cache.
+        Assert.Equal(sum, Sum(w));
+        Assert.True(MappingRssKb((nint)w.Data) >= before - 8, "the read brought the pages back");
+    }
+
+    private static unsafe long Sum(Weight w)
+    {
+        long sum = 0;
+        for (long i = 0; i < w.ByteLength; i++) sum += w.Data[i];
+        return sum;
+    }
+
+    /// <summary>The Rss of the mapping (a /proc/self/smaps entry) that holds <paramref name="address"/>, in kB.</summary>
+    private static long MappingRssKb(nint address)
+    {
+        bool inside = false;
+        foreach (string line in File.ReadLines("/proc/self/smaps"))
+        {
+            int dash = line.IndexOf('-');
+            int space = line.IndexOf(' ');
+            if (dash > 0 && space > dash && ulong.TryParse(line.AsSpan(0, dash), System.Globalization.NumberStyles.HexNumber, null, out ulong start)
+                && ulong.TryParse(line.AsSpan(dash + 1, space - dash - 1), System.Globalization.NumberStyles.HexNumber, null, out ulong end))
+            {
+                inside = (ulong)address >= start && (ulong)address < end;
+                continue;
+            }
+            if (inside && line.StartsWith("Rss:", StringComparison.Ordinal))
+                return long.Parse(line.AsSpan(4).Trim().TrimEnd("kB").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        throw new InvalidOperationException($"no mapping holds 0x{address:x}");
     }
 
     /// <summary>Minor faults while one byte of every page of every loaded weight is read.</summary>
