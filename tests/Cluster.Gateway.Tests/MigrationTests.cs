@@ -177,6 +177,23 @@ public sealed class MigrationTests(ExactNodes nodes) : IClassFixture<ExactNodes>
     }
 
     [Fact]
+    public async Task An_unseeded_sampled_stream_gets_its_seed_from_the_gateway_so_a_migration_continues_its_sequence()
+    {
+        object body = Body(maxTokens: 24, temperature: 1.0);
+        await using DyingNode dying = await DyingNode.StartAsync(nodes.EndpointA, dieAfter: 7);
+        Run migrated = null!;
+        var (gateway, _) = await GatewayAsync([dying.Endpoint, nodes.EndpointB]);
+        await using (gateway)
+            for (int i = 0; i < 4 && dying.Deaths == 0; i++) migrated = await StreamAsync(gateway, body);
+        Assert.Equal(1, dying.Deaths);
+        // The node the stream began on was sent a seed the client never gave; the run with that seed, undisturbed, is
+        // what the migrated stream was, so the new node continued the first node's draws.
+        SamplingParams sampling = Assert.Single(dying.Received).Sampling;
+        Assert.True(sampling.HasSeed, "the gateway fixed no seed");
+        AssertSameRun(await UndisturbedAsync(Body(maxTokens: 24, temperature: 1.0, seed: sampling.Seed)), migrated);
+    }
+
+    [Fact]
     public async Task Stop_strings_keep_matching_across_a_migration()
     {
         Run whole = await UndisturbedAsync(Body(maxTokens: 32));

@@ -29,6 +29,9 @@ public sealed class NodeRouter(Admission admission, StatsPoller stats, IOptions<
     /// </summary>
     public async IAsyncEnumerable<TokenEvent> GenerateAsync(TokenGenerateRequest request, [EnumeratorCancellation] CancellationToken ct)
     {
+        // A sampled request without a seed gets one here rather than on each node: a continuation after a migration,
+        // like a decode node after its prefill node, then draws on from where the first node's sampler was.
+        if (request.Sampling.Temperature > 0 && !request.Sampling.HasSeed) request.Sampling.Seed = (ulong)Random.Shared.NextInt64();
         await stats.FirstRound.WaitAsync(ct).ConfigureAwait(false);
         // With every node failing the statistics may be older than the nodes' state: ask again before giving up.
         if (!Admission.HasRoute()) await stats.RefreshAsync(ct).ConfigureAwait(false);
