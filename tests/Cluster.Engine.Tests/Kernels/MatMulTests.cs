@@ -75,6 +75,24 @@ public class MatMulTests
         Assert.Equal(all.AsSpan(4 * rows).ToArray(), last);
     }
 
+    /// <summary>
+    /// A prefill-sized batch runs in blocks of rows and of tokens: 70 tokens by 75 rows of 512 spans two token blocks,
+    /// a full and a partial row block and a tail of three rows, and each output keeps the bits of its row computed
+    /// alone and stays within float32 rounding of the float64 product.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.BF16)]
+    [InlineData(DType.F32)]
+    [InlineData(DType.F8E4M3)]
+    public void BlocksOfRowsAndTokensKeepEveryOutputsBits(DType dtype)
+    {
+        const int batch = 70, rows = 75, cols = 512;
+        (Weight w, float[] x, float[] all) = EachRowAloneGivesTheBitsOfTheWhole(dtype, batch, rows, cols, 11);
+        var (expected, mag) = Reference(x, batch, w, 0, rows);
+        for (int i = 0; i < all.Length; i++)
+            Assert.True(Math.Abs(all[i] - expected[i]) <= 2e-6 * mag[i] + 1e-6, $"{dtype} [{i}]: {all[i]} vs {expected[i]}");
+    }
+
     /// <summary>At batch 1 and 2 on long rows, four rows that share each load of x give the bits of each row alone (a partial FP8 block and a scalar tail included).</summary>
     [Theory]
     [InlineData(DType.BF16, 1)]
