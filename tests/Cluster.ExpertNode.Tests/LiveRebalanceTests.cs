@@ -158,6 +158,25 @@ public class LiveRebalanceTests
     }
 
     [Fact]
+    public async Task A_node_whose_switch_timed_out_after_it_took_over_is_switched_back_before_the_version_is_abandoned()
+    {
+        await using ExpertCluster cluster = await ExpertCluster.StartAsync(3, 2);
+        await using PlanAgentHost attention = await PlanAgentHost.StartAsync("attention-0", cluster.Streams);
+        PlacementPlan before = cluster.Plan;
+        PlacementPlan next = Rebalancer.Rebalance(before, RebalancerTests.Skewed(TinyCheckpoint.Config));
+
+        var late = new SwitchedAfterTimeoutAttentionNode(attention.Switch);
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => PlanRollout.RunAsync(before, next, [late]));
+
+        Assert.Equal($"attention node {late.Name} did not switch to plan version {next.Version}: {SwitchedAfterTimeoutAttentionNode.Reason}; "
+            + $"rolled back: 1 attention node back on version {before.Version}, version {next.Version} abandoned on 3 of 3 expert nodes", e.Message);
+        // It had switched: routing by the abandoned version now would fail every step.
+        Assert.Equal(before.Version, cluster.Streams.Plan.Version);
+        Assert.Equal(before.Version, PlacementPlan.Load(attention.PlanPath).Version);
+        Assert.All(cluster.Hosts, h => Assert.Equal([before.Version], h.Experts.Versions));
+    }
+
+    [Fact]
     public async Task A_switch_rollback_that_cannot_bring_every_attention_node_back_abandons_nothing()
     {
         await using ExpertCluster cluster = await ExpertCluster.StartAsync(3, 2);
@@ -303,6 +322,23 @@ public class LiveRebalanceTests
 
         public Task SwitchAsync(PlacementPlan plan, bool revert, CancellationToken cancel) =>
             Task.FromException(new RpcException(new Status(StatusCode.Unavailable, Reason)));
+    }
+
+    /// <summary>
+    /// A real attention node behind a stand-in for a slow call: its switch takes over, but the caller hears only that the
+    /// call ran out of time; a revert goes through.
+    /// </summary>
+    private sealed class SwitchedAfterTimeoutAttentionNode(IPlanSwitch node) : IPlanSwitch
+    {
+        public const string Reason = "deadline exceeded (a stand-in: the node switched after its caller gave up)";
+
+        public string Name => node.Name;
+
+        public async Task SwitchAsync(PlacementPlan plan, bool revert, CancellationToken cancel)
+        {
+            await node.SwitchAsync(plan, revert, cancel);
+            if (!revert) throw new RpcException(new Status(StatusCode.DeadlineExceeded, Reason));
+        }
     }
 
     /// <summary>A stand-in for an attention node that switches and is gone before the rollback asks it to go back.</summary>

@@ -24,7 +24,7 @@ public sealed record RolloutReport(ulong FromVersion, ulong ToVersion, int Loade
 /// failure in the second: the attention nodes that switched go back to the old plan, which the expert nodes still
 /// serve (nothing was released), and write it back to their plan files; once every one is back, the expert nodes
 /// forget the new version as after a failed prepare. A node whose switch failed is taken as still on the old plan (a
-/// switch given up before it took over is withdrawn). When a node cannot be switched back, nothing is forgotten: the
+/// switch given up before it took over is withdrawn) and is told to go back as well, in case it took over late. When a node cannot be switched back, nothing is forgotten: the
 /// expert nodes keep serving both versions, so the nodes on either plan keep working, and the error says so.
 /// </summary>
 public static class PlanRollout
@@ -81,6 +81,7 @@ public static class PlanRollout
     {
         Exception?[] failed = await EachAsync(attention, a => a.SwitchAsync(next, revert: false, cancel)).ConfigureAwait(false);
         var switched = new List<IPlanSwitch>();
+        var unswitched = new List<IPlanSwitch>();
         var reasons = new List<string>();
         Exception? first = null;
         for (int i = 0; i < attention.Count; i++)
@@ -90,27 +91,34 @@ public static class PlanRollout
                 switched.Add(attention[i]);
                 continue;
             }
+            unswitched.Add(attention[i]);
             reasons.Add($"attention node {attention[i].Name} did not switch to plan version {next.Version}: {Detail(e)}");
             first ??= e;
         }
         if (first is null) return;
-        string rollback = await RevertAsync(current, next, switched, channels).ConfigureAwait(false);
+        string rollback = await RevertAsync(current, next, switched, unswitched, channels).ConfigureAwait(false);
         throw new InvalidOperationException($"{string.Join("; ", reasons)}; rolled back: {rollback}", first);
     }
 
     /// <summary>
     /// The rollback of a failed switch: the nodes that switched go back to <paramref name="current"/>; once all have,
-    /// none routes by <paramref name="next"/> and every expert node abandons it. Says what it did.
+    /// none routes by <paramref name="next"/> and every expert node abandons it. Says what it did. The nodes whose
+    /// switch failed are told to go back too: a switch whose call timed out here may have taken over there at a step
+    /// boundary just after. One of them that does not answer counts, as before, as still on the old plan.
     /// </summary>
-    private static async Task<string> RevertAsync(PlacementPlan current, PlacementPlan next, List<IPlanSwitch> switched, PeerChannels channels)
+    private static async Task<string> RevertAsync(PlacementPlan current, PlacementPlan next, List<IPlanSwitch> switched, List<IPlanSwitch> unswitched,
+        PeerChannels channels)
     {
         // Not the rollout's token: a cancelled rollout is rolled back too.
         using var limit = new CancellationTokenSource(RevertTimeout);
-        Exception?[] failed = await EachAsync(switched, a => a.SwitchAsync(current, revert: true, limit.Token)).ConfigureAwait(false);
+        Exception?[] failed = await EachAsync([.. switched, .. unswitched], a => a.SwitchAsync(current, revert: true, limit.Token)).ConfigureAwait(false);
         var stuck = new List<string>();
         for (int i = 0; i < switched.Count; i++)
             if (failed[i] is { } e) stuck.Add($"attention node {switched[i].Name}: {Detail(e)}");
-        string back = $"{AttentionNodes(switched.Count - stuck.Count)} back on version {current.Version}";
+        int confirmed = 0;
+        for (int i = switched.Count; i < failed.Length; i++)
+            if (failed[i] is null) confirmed++;
+        string back = $"{AttentionNodes(switched.Count - stuck.Count + confirmed)} back on version {current.Version}";
         if (stuck.Count > 0)
         {
             return $"{back}, {AttentionNodes(stuck.Count)} still on version {next.Version} ({string.Join("; ", stuck)}), "
