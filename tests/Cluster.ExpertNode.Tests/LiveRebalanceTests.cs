@@ -127,10 +127,8 @@ public class LiveRebalanceTests
     [Fact]
     public async Task A_switch_that_fails_on_one_attention_node_is_rolled_back_on_the_nodes_that_switched()
     {
-        await using ExpertCluster cluster = await ExpertCluster.StartAsync(3, 2);
-        await using PlanAgentHost attention = await PlanAgentHost.StartAsync("attention-0", cluster.Streams);
-        PlacementPlan before = cluster.Plan;
-        PlacementPlan next = Rebalancer.Rebalance(before, RebalancerTests.Skewed(TinyCheckpoint.Config));
+        await using SwitchRig rig = await SwitchRig.StartAsync();
+        (ExpertCluster cluster, PlanAgentHost attention, PlacementPlan before, PlacementPlan next) = rig;
         var heldBefore = cluster.Hosts.Select(Hosted).ToList();
 
         // Steps run throughout: one routed by the abandoned version after the expert nodes forgot it would fail.
@@ -160,10 +158,8 @@ public class LiveRebalanceTests
     [Fact]
     public async Task A_node_whose_switch_timed_out_after_it_took_over_is_switched_back_before_the_version_is_abandoned()
     {
-        await using ExpertCluster cluster = await ExpertCluster.StartAsync(3, 2);
-        await using PlanAgentHost attention = await PlanAgentHost.StartAsync("attention-0", cluster.Streams);
-        PlacementPlan before = cluster.Plan;
-        PlacementPlan next = Rebalancer.Rebalance(before, RebalancerTests.Skewed(TinyCheckpoint.Config));
+        await using SwitchRig rig = await SwitchRig.StartAsync();
+        (ExpertCluster cluster, PlanAgentHost attention, PlacementPlan before, PlacementPlan next) = rig;
 
         var late = new SwitchedAfterTimeoutAttentionNode(attention.Switch);
         var e = await Assert.ThrowsAsync<InvalidOperationException>(() => PlanRollout.RunAsync(before, next, [late]));
@@ -179,10 +175,8 @@ public class LiveRebalanceTests
     [Fact]
     public async Task A_switch_rollback_that_cannot_bring_every_attention_node_back_abandons_nothing()
     {
-        await using ExpertCluster cluster = await ExpertCluster.StartAsync(3, 2);
-        await using PlanAgentHost attention = await PlanAgentHost.StartAsync("attention-0", cluster.Streams);
-        PlacementPlan before = cluster.Plan;
-        PlacementPlan next = Rebalancer.Rebalance(before, RebalancerTests.Skewed(TinyCheckpoint.Config));
+        await using SwitchRig rig = await SwitchRig.StartAsync();
+        (ExpertCluster cluster, PlanAgentHost attention, PlacementPlan before, PlacementPlan next) = rig;
 
         var e = await Assert.ThrowsAsync<InvalidOperationException>(() => PlanRollout.RunAsync(before, next,
             [attention.Switch, new UnreachableAttentionNode("attention-1"), new GoneAfterSwitchAttentionNode("attention-2")]));
@@ -322,6 +316,26 @@ public class LiveRebalanceTests
 
         public Task SwitchAsync(PlacementPlan plan, bool revert, CancellationToken cancel) =>
             Task.FromException(new RpcException(new Status(StatusCode.Unavailable, Reason)));
+    }
+
+    /// <summary>
+    /// Three expert nodes, an attention node serving PlanAgent over gRPC on their streams, the plan they serve and a
+    /// rebalanced next one: what every switch-rollback test starts from.
+    /// </summary>
+    private sealed record SwitchRig(ExpertCluster Cluster, PlanAgentHost Attention, PlacementPlan Before, PlacementPlan Next) : IAsyncDisposable
+    {
+        public static async Task<SwitchRig> StartAsync()
+        {
+            ExpertCluster cluster = await ExpertCluster.StartAsync(3, 2);
+            PlanAgentHost attention = await PlanAgentHost.StartAsync("attention-0", cluster.Streams);
+            return new SwitchRig(cluster, attention, cluster.Plan, Rebalancer.Rebalance(cluster.Plan, RebalancerTests.Skewed(TinyCheckpoint.Config)));
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Attention.DisposeAsync();
+            await Cluster.DisposeAsync();
+        }
     }
 
     /// <summary>
