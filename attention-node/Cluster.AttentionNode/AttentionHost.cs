@@ -63,7 +63,7 @@ public sealed class AttentionHost : IAsyncDisposable
         PlanAgentHosting.Add(builder, options);
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.ListenGrpc(address, options.Port, options.ClusterToken?.Tls?.Certificate, listen => grpcListen = listen);
+            k.ListenGrpc(address, options.Port, options.ClusterToken?.Tls, listen => grpcListen = listen);
             if (options.HttpPort is int httpPort)
                 k.Listen(address, httpPort, listen =>
                 {

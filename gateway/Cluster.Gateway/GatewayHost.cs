@@ -104,7 +104,7 @@ public sealed class GatewayHost : IAsyncDisposable
             grpcBuilder.Services.AddSingleton(services.GetRequiredService<GatewayMetrics>());
             grpcBuilder.Services.AddGrpc().AddServiceOptions<InferenceService>(o => o.Interceptors.Add<ApiKeyInterceptor>());
             ExpertControl.Add(grpcBuilder.Services, services.GetRequiredService<Admission>(), options.ClusterToken, options.Rebalance, services.GetRequiredService<TimeProvider>());
-            grpc = Build(grpcBuilder, k => k.ListenGrpc(options.Host, options.GrpcPort, null));
+            grpc = Build(grpcBuilder, k => k.ListenGrpc(options.Host, options.GrpcPort, (ClusterTls?)null));
             grpc.MapGrpcInfrastructure();
             grpc.MapGrpcService<InferenceService>();
             ExpertControl.Map(grpc);

@@ -102,4 +102,59 @@ public sealed class ClusterTlsTests : IAsyncLifetime, IDisposable
         Assert.Contains(System.Net.IPAddress.Loopback, names.EnumerateIPAddresses());
         Assert.True(tls.Certificate.HasPrivateKey);
     }
+
+    [Fact]
+    public async Task ARenewedCertificateIsServedWithoutARestart()
+    {
+        string dir = Path.Combine(_dir, "renewing");
+        ClusterTls tls = ClusterTls.Generate(dir);
+        var token = ClusterToken.Generate().WithTls(tls);
+        TimeSpan recheck = ClusterTls.RecheckInterval;
+        ClusterTls.RecheckInterval = TimeSpan.Zero;
+        try
+        {
+            await using GrpcServer server = await TestServer.StartAsync(new GrpcServerOptions { ClusterToken = token });
+            string first = await ServedThumbprintAsync(server, token);
+            Assert.Equal(tls.Certificate.Thumbprint, first);
+
+            // What cert-manager does before the certificate expires: a new key and certificate from the same CA.
+            string renewed = Renew(dir);
+            string second = await ServedThumbprintAsync(server, token);
+            Assert.NotEqual(first, second);
+            Assert.Equal(renewed, second);
+        }
+        finally { ClusterTls.RecheckInterval = recheck; }
+    }
+
+    /// <summary>The thumbprint of the certificate a fresh connection to <paramref name="server"/> was served, after a call it accepted.</summary>
+    private static async Task<string> ServedThumbprintAsync(GrpcServer server, ClusterToken token)
+    {
+        string? served = null;
+        using var peer = PeerChannel.ForAddress($"http://127.0.0.1:{server.Port}", new GrpcClientOptions
+        {
+            Resilience = null,
+            ClusterToken = token,
+            ServerCertificateValidation = (sender, certificate, chain, errors) =>
+            {
+                served = certificate is null ? null : X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()).Thumbprint;
+                return token.Tls!.Validate(sender, certificate, chain, errors);
+            },
+        });
+        Assert.Equal("hi", (await EchoAsync(peer)).Text);
+        return served!;
+    }
+
+    /// <summary>Writes a new key and certificate signed by the directory's CA over tls.key and tls.crt; returns its thumbprint.</summary>
+    private static string Renew(string dir)
+    {
+        using X509Certificate2 ca = X509Certificate2.CreateFromPemFile(Path.Combine(dir, ClusterTls.CaFile), Path.Combine(dir, "ca.key"));
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=cluster node (renewed)", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.1")], false));
+        DateTimeOffset now = DateTimeOffset.UtcNow.AddMinutes(-5);
+        using X509Certificate2 leaf = request.Create(ca, now, now.AddDays(90), System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        File.WriteAllText(Path.Combine(dir, ClusterTls.KeyFile), key.ExportPkcs8PrivateKeyPem());
+        File.WriteAllText(Path.Combine(dir, ClusterTls.CertificateFile), leaf.ExportCertificatePem());
+        return leaf.Thumbprint;
+    }
 }

@@ -92,7 +92,7 @@ public sealed class ExpertHost : IAsyncDisposable
             ListenOptions? bound = null;
             builder.WebHost.ConfigureKestrel(k =>
             {
-                k.ListenGrpc(address, options.Port, options.ClusterToken?.Tls?.Certificate, l => bound = l);
+                k.ListenGrpc(address, options.Port, options.ClusterToken?.Tls, l => bound = l);
                 if (options.HttpPort is int httpPort) k.Listen(address, httpPort, l => l.Protocols = HttpProtocols.Http1);
             });
             var metrics = new ExpertMetrics(options.NodeId);

@@ -29,14 +29,20 @@ public sealed class GrpcServer : IAsyncDisposable
     {
         var builder = GrpcHostBuilder.Create(options);
         ListenOptions? bound = null;
-        builder.WebHost.ConfigureKestrel(k => k.ListenGrpc(options.Address, options.Port, options.Certificate, l => bound = l));
+        // A certificate given is served as it is; else the cluster's TLS, read again when its files change, as a node's.
+        ClusterTls? tls = options.Certificate is null ? options.ClusterToken?.Tls : null;
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            if (tls is not null) k.ListenGrpc(options.Address, options.Port, tls, l => bound = l);
+            else k.ListenGrpc(options.Address, options.Port, options.Certificate, l => bound = l);
+        });
         services(builder);
         var app = builder.Build();
         app.MapGrpcInfrastructure();
         map(app);
         await app.StartAsync().ConfigureAwait(false);
         // Kestrel writes the bound endpoint back into the listen options, so port 0 resolves here.
-        return new GrpcServer(app, bound!.IPEndPoint!.Port, options.Certificate is not null);
+        return new GrpcServer(app, bound!.IPEndPoint!.Port, options.Certificate is not null || tls is not null);
     }
 
     public async ValueTask DisposeAsync()

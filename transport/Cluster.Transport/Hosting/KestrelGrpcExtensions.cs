@@ -31,7 +31,14 @@ public static class KestrelGrpcExtensions
     }
 
     /// <summary>A gRPC listener: cleartext HTTP/2 only (prior knowledge), or TLS offering h2 and http/1.1 by ALPN.</summary>
-    public static void ListenGrpc(this KestrelServerOptions kestrel, IPAddress address, int port, X509Certificate2? certificate, Action<ListenOptions>? bound = null)
+    public static void ListenGrpc(this KestrelServerOptions kestrel, IPAddress address, int port, X509Certificate2? certificate, Action<ListenOptions>? bound = null) =>
+        kestrel.ListenGrpc(address, port, certificate is null ? null : () => certificate, bound);
+
+    /// <summary>A node's gRPC listener: with the cluster's TLS, each handshake serves the certificate its files hold then.</summary>
+    public static void ListenGrpc(this KestrelServerOptions kestrel, IPAddress address, int port, ClusterTls? tls, Action<ListenOptions>? bound = null) =>
+        kestrel.ListenGrpc(address, port, tls is null ? null : () => tls.Certificate, bound);
+
+    private static void ListenGrpc(this KestrelServerOptions kestrel, IPAddress address, int port, Func<X509Certificate2>? certificate, Action<ListenOptions>? bound)
     {
         kestrel.Listen(address, port, listen =>
         {
@@ -39,7 +46,7 @@ public static class KestrelGrpcExtensions
             else
             {
                 listen.Protocols = HttpProtocols.Http1AndHttp2;
-                listen.UseHttps(certificate);
+                listen.UseHttps(new Microsoft.AspNetCore.Server.Kestrel.Https.HttpsConnectionAdapterOptions { ServerCertificateSelector = (_, _) => certificate() });
             }
             bound?.Invoke(listen);
         });

@@ -11,22 +11,33 @@ namespace Cluster.Transport;
 /// server whose chain builds to <c>ca.crt</c> alone, never to the system's roots. The host name is not checked:
 /// nodes are dialed by IPs and pod DNS names that change, and what makes a server a member is a certificate from the
 /// cluster's CA; what makes a caller one is the token (<see cref="ClusterToken"/>), which TLS keeps from being read.
+/// The files are read again when they change (looked at no more often than <see cref="RecheckInterval"/>, on the next
+/// handshake), so a certificate cert-manager renews into the mounted Secret is served without a restart; after a new
+/// CA, a server still on the one before is trusted too, until it has reloaded.
 /// </summary>
 public sealed class ClusterTls
 {
     public const string EnvironmentVariable = "CLUSTER_TLS_DIR";
     public const string CaFile = "ca.crt", CertificateFile = "tls.crt", KeyFile = "tls.key";
 
-    private ClusterTls(X509Certificate2 ca, X509Certificate2 certificate, string directory)
+    /// <summary>How long a handshake goes on with the files as last read before it looks at them again.</summary>
+    public static TimeSpan RecheckInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    private sealed record Files(X509Certificate2 Ca, X509Certificate2 Certificate, X509Certificate2? PreviousCa, DateTime Written);
+
+    private Files _files;
+    private long _checkedAt;
+
+    private ClusterTls(Files files, string directory)
     {
-        Ca = ca;
-        Certificate = certificate;
+        _files = files;
+        _checkedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         Directory = directory;
     }
 
-    public X509Certificate2 Ca { get; }
-    /// <summary>This role's certificate with its private key, for Kestrel.</summary>
-    public X509Certificate2 Certificate { get; }
+    public X509Certificate2 Ca => Fresh().Ca;
+    /// <summary>This role's certificate with its private key, for Kestrel: the one the files hold now.</summary>
+    public X509Certificate2 Certificate => Fresh().Certificate;
     public string Directory { get; }
 
     /// <summary>From <paramref name="directory"/> when given, else from <see cref="EnvironmentVariable"/>, else none.</summary>
@@ -34,9 +45,15 @@ public sealed class ClusterTls
     {
         directory ??= Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } env ? env : null;
         if (directory is null) return null;
+        return new ClusterTls(Read(directory, previousCa: null), directory);
+    }
+
+    private static Files Read(string directory, X509Certificate2? previousCa)
+    {
         string ca = Path.Combine(directory, CaFile), cert = Path.Combine(directory, CertificateFile), key = Path.Combine(directory, KeyFile);
         foreach (string file in (string[])[ca, cert, key])
             if (!File.Exists(file)) throw new FileNotFoundException($"cluster TLS: '{file}' not found", file);
+        DateTime written = LastWrite(directory);
         X509Certificate2 caCert, leaf;
         try { caCert = X509Certificate2.CreateFromPem(File.ReadAllText(ca)); }
         catch (CryptographicException e) { throw new FormatException($"cluster TLS: '{ca}' is not a PEM certificate: {e.Message}"); }
@@ -50,9 +67,41 @@ public sealed class ClusterTls
         {
             throw new FormatException($"cluster TLS: '{cert}' with '{key}': {e.Message}");
         }
-        var tls = new ClusterTls(caCert, leaf, directory);
-        if (!tls.Trusts(leaf)) throw new FormatException($"cluster TLS: '{cert}' is not signed by '{ca}'");
-        return tls;
+        if (!Trusts(caCert, leaf)) throw new FormatException($"cluster TLS: '{cert}' is not signed by '{ca}'");
+        return new Files(caCert, leaf, previousCa is not null && previousCa.Thumbprint != caCert.Thumbprint ? previousCa : null, written);
+    }
+
+    /// <summary>The newest write of the three files (a Secret's update swaps the directory they resolve through).</summary>
+    private static DateTime LastWrite(string directory)
+    {
+        DateTime newest = DateTime.MinValue;
+        foreach (string name in (string[])[CaFile, CertificateFile, KeyFile])
+        {
+            var file = new FileInfo(Path.Combine(directory, name));
+            // Through a symlink (how a mounted Secret's files are kept), the time of what it points at.
+            DateTime written = (file.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? file).LastWriteTimeUtc;
+            if (written > newest) newest = written;
+        }
+        return newest;
+    }
+
+    /// <summary>The files as last read, read again first when they changed since (at most every <see cref="RecheckInterval"/>).</summary>
+    private Files Fresh()
+    {
+        Files files = Volatile.Read(ref _files);
+        long checkedAt = Volatile.Read(ref _checkedAt);
+        if (System.Diagnostics.Stopwatch.GetElapsedTime(checkedAt) < RecheckInterval
+            || Interlocked.CompareExchange(ref _checkedAt, System.Diagnostics.Stopwatch.GetTimestamp(), checkedAt) != checkedAt)
+            return files;
+        try
+        {
+            if (LastWrite(Directory) == files.Written) return files;
+            Files next = Read(Directory, files.Ca);
+            Volatile.Write(ref _files, next);
+            return next;
+        }
+        // A Secret caught mid-update, or a bad renewal: keep serving what was read last, and look again next time.
+        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException) { return files; }
     }
 
     /// <summary>
@@ -92,15 +141,23 @@ public sealed class ClusterTls
         return Load(directory)!;
     }
 
-    /// <summary>For <see cref="GrpcClientOptions.ServerCertificateValidation"/>: the chain must build to <see cref="Ca"/>.</summary>
-    public bool Validate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors) =>
-        certificate is not null && Trusts(certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
+    /// <summary>
+    /// For <see cref="GrpcClientOptions.ServerCertificateValidation"/>: the chain must build to <see cref="Ca"/>, or to
+    /// the CA before it while servers move to a new one.
+    /// </summary>
+    public bool Validate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    {
+        if (certificate is null) return false;
+        X509Certificate2 served = certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+        Files files = Fresh();
+        return Trusts(files.Ca, served) || (files.PreviousCa is { } previous && Trusts(previous, served));
+    }
 
-    private bool Trusts(X509Certificate2 certificate)
+    private static bool Trusts(X509Certificate2 ca, X509Certificate2 certificate)
     {
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(Ca);
+        chain.ChainPolicy.CustomTrustStore.Add(ca);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         return chain.Build(certificate);
     }
