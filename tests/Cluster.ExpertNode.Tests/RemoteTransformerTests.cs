@@ -126,6 +126,8 @@ public class RemoteTransformerTests(ITestOutputHelper output)
                 model.Prefill(Prompt.AsSpan(0, 3 + q), caches[q], AttentionPath.Naive, logits.AsSpan(q * vocab, vocab), lastRowOnly: true);
                 tokens[q] = (q * 31 + 7) % vocab;
             }
+            // A prompt alone is one sequence: its rows are never split into micro-batches.
+            Assert.All(calls, c => Assert.Equal("run", c.Call));
             calls.Clear();
             for (int s = 0; s < steps; s++)
             {

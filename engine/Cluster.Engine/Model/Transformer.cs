@@ -38,7 +38,8 @@ public sealed class Transformer
     public IBackend Backend { get; }
 
     /// <summary>
-    /// Dual micro-batch overlap (DeepSeek's): a forward pass of two rows or more is split into two halves, and while
+    /// Dual micro-batch overlap (DeepSeek's): a forward pass of two sequences or more is split into two halves at a
+    /// sequence boundary (<see cref="SequenceSplit"/>), and while
     /// one half's rows are with the expert nodes the other half's attention runs. Takes effect only when every MoE
     /// layer's experts can overlap (<see cref="IOverlappedExperts"/>); the outputs are those of one pass up to the
     /// order of float sums on the expert nodes, which see two smaller batches.
@@ -98,7 +99,8 @@ public sealed class Transformer
         {
             Span<float> hs = h.AsSpan(0, n * hidden);
             Embed(tokens, hs);
-            if (OverlapMicroBatches && CanOverlap && n >= 2) ForwardOverlapped(hs, batch, memory, path, layerDone);
+            int half = OverlapMicroBatches && CanOverlap ? SequenceSplit(batch) : 0;
+            if (half > 0) ForwardOverlapped(hs, batch, half, memory, path, layerDone);
             else
                 for (int l = 0; l < _layers.Length; l++)
                 {
@@ -117,9 +119,22 @@ public sealed class Transformer
     /// computes: A's attention, then per layer B's attention, A's combine and A's next attention, B's combine. A
     /// layer's rows of both halves are written before <paramref name="layerDone"/> hears of it.
     /// </summary>
-    private void ForwardOverlapped(Span<float> h, in ForwardBatch batch, ILatentMemory memory, AttentionPath path, Action<int>? layerDone)
+    /// <summary>
+    /// Where a batch splits into micro-batches: the sequence boundary nearest its middle row, 0 when it holds one
+    /// sequence. A prompt's chunk is never split, so its rows are not sent out in two halves, each too small to gain.
+    /// </summary>
+    private static int SequenceSplit(in ForwardBatch batch)
     {
-        int hidden = Config.HiddenSize, half = (batch.Rows + 1) / 2;
+        ReadOnlySpan<int> sequences = batch.SequenceIds;
+        int best = 0, middle = batch.Rows / 2;
+        for (int r = 1; r < sequences.Length; r++)
+            if (sequences[r] != sequences[r - 1] && (best == 0 || Math.Abs(r - middle) < Math.Abs(best - middle))) best = r;
+        return best;
+    }
+
+    private void ForwardOverlapped(Span<float> h, in ForwardBatch batch, int half, ILatentMemory memory, AttentionPath path, Action<int>? layerDone)
+    {
+        int hidden = Config.HiddenSize;
         ForwardBatch a = batch.Slice(0, half), b = batch.Slice(half, batch.Rows - half);
         Span<float> ha = h[..(half * hidden)], hb = h[(half * hidden)..];
         try
