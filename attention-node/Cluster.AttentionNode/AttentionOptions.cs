@@ -53,6 +53,9 @@ public sealed record AttentionOptions
     /// </summary>
     public bool MicroBatchOverlap { get; init; }
 
+    /// <summary>Locks the node's weights into memory once resident (mlock), so memory pressure never pages them out.</summary>
+    public bool LockWeights { get; init; }
+
     /// <summary>Throws an ArgumentException naming the first setting out of range (by its command-line flag).</summary>
     public void Validate()
     {

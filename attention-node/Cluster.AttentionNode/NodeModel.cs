@@ -64,7 +64,8 @@ internal sealed class NodeModel : IAsyncDisposable
             // The first requests should not pay the weights' page faults (or, with a cold page cache, their reads).
             var clock = System.Diagnostics.Stopwatch.StartNew();
             checkpoint.Prefault();
-            log.LogInformation("{Bytes:N0} bytes of weights resident in {Seconds:F1} s", checkpoint.LoadedBytes, clock.Elapsed.TotalSeconds);
+            if (options.LockWeights) checkpoint.Lock();
+            log.LogInformation("{Bytes:N0} bytes of weights resident{Locked} in {Seconds:F1} s", checkpoint.LoadedBytes, options.LockWeights ? " and locked" : "", clock.Elapsed.TotalSeconds);
             int[] moeLayers = [.. Enumerable.Range(0, config.NumHiddenLayers).Where(config.IsMoeLayer)];
             var counts = new long[config.NumHiddenLayers][];
             foreach (int l in moeLayers) counts[l] = new long[config.NRoutedExperts];

@@ -56,6 +56,13 @@ public sealed class ClusterUpProcessTests : IDisposable
         foreach (int pid in children) Assert.False(UpProcess.Alive(pid), $"child {pid} outlived cluster up");
     }
 
+    /// <summary>A process's locked memory (VmLck in /proc/PID/status), in kB.</summary>
+    private static long LockedKb(int pid)
+    {
+        string line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmLck:", StringComparison.Ordinal));
+        return long.Parse(line["VmLck:".Length..].Trim().TrimEnd('B').TrimEnd('k').Trim(), CultureInfo.InvariantCulture);
+    }
+
     /// <summary>
     /// Every expert node `cluster up` started answers GET /metrics on the HTTP port it printed, in Prometheus' text
     /// format: the frames it served for the request above (a histogram of their service time), its rows, and the rows
@@ -309,8 +316,17 @@ public sealed class ClusterUpProcessTests : IDisposable
     [Fact]
     public async Task PrefillAndDecodeNodesServeARequestThatStatusShows()
     {
-        using var up = await UpProcess.StartReadyAsync(Patience, _model, "--prefill-nodes", "1", "--decode-nodes", "1", "--expert-nodes", "1");
+        // --lock-weights needs root (CAP_IPC_LOCK) or a memory-lock limit above the weights; CI runs as root.
+        bool locking = Environment.IsPrivilegedProcess;
+        using var up = await UpProcess.StartReadyAsync(Patience, _model, ["--prefill-nodes", "1", "--decode-nodes", "1", "--expert-nodes", "1", .. locking ? ["--lock-weights"] : Array.Empty<string>()]);
         Assert.Equal(4, up.ChildPids().Length);
+        // With it the three nodes hold their weights locked into memory; the gateway has none.
+        foreach (int pid in locking ? up.ChildPids() : [])
+        {
+            long locked = LockedKb(pid);
+            if (UpProcess.CommandLine(pid).Contains("serve gateway", StringComparison.Ordinal)) Assert.Equal(0, locked);
+            else Assert.True(locked > 0, $"{UpProcess.CommandLine(pid)}: VmLck {locked} kB");
+        }
         Match prefillLine = Regex.Match(up.Stdout, @"(?m)^prefill-0 +prefill attention +127\.0\.0\.1:\d+ +(http://127\.0\.0\.1:\d+)/metrics$");
         Assert.True(prefillLine.Success, up.Stdout);
         Assert.Matches(@"(?m)^decode-0 +decode attention +127\.0\.0\.1:\d+ +http://127\.0\.0\.1:\d+/metrics$", up.Stdout);

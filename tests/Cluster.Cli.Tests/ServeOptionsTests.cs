@@ -19,6 +19,8 @@ public sealed class ServeOptionsTests : IDisposable
     [InlineData("serve attention --threads 0", "cluster serve attention: --threads must be between 1 and 1024 (got 0)")]
     [InlineData("serve expert --plan p.json --node-id e --threads many", "cluster serve expert: --threads must be")]
     [InlineData("up --expert-threads 0", "cluster up: --expert-threads must be between 1 and 1024 (got 0)")]
+    [InlineData("serve attention --lock-weights always", "cluster serve attention: --lock-weights takes no value (got 'always')")]
+    [InlineData("serve expert --plan p.json --node-id e --lock-weights all", "cluster serve expert: --lock-weights takes no value (got 'all')")]
     [InlineData("serve gateway", "cluster serve gateway: no attention node: give --attention-nodes, or --prefill-nodes and --decode-nodes")]
     [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --rebalance-threshold 1.3", "cluster serve gateway: --rebalance-threshold goes with --rebalance-interval")]
     [InlineData("serve gateway --attention-nodes 127.0.0.1:1 --rebalance-interval 0.5", "cluster serve gateway: --rebalance-interval must be between 1 and 86400 (got 0.5)")]

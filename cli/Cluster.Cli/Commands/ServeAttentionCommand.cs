@@ -8,7 +8,7 @@ namespace Cluster.Cli.Commands;
 public static class ServeAttentionCommand
 {
     public const string Usage = "serve attention --model DIR [--role prefill|decode|both] [--host 127.0.0.1] [--port N] [--http-port N] [--node-id NAME] [--plan FILE] "
-        + "[--dispatch bf16|fp8|f32] [--max-batch N] [--drain-seconds 30] " + KernelThreadsArg.Usage + " " + AttentionNodeSettings.Usage + " " + ClusterTokenArgs.RoleUsage + " " + DiscoveryArgs.Usage + " [--verbose]";
+        + "[--dispatch bf16|fp8|f32] [--max-batch N] [--drain-seconds 30] [--lock-weights] " + KernelThreadsArg.Usage + " " + AttentionNodeSettings.Usage + " " + ClusterTokenArgs.RoleUsage + " " + DiscoveryArgs.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -32,6 +32,7 @@ public static class ServeAttentionCommand
         };
         AttentionNodeSettings settings = AttentionNodeSettings.Parse(args);
         int? threads = KernelThreadsArg.Parse(args);
+        bool lockWeights = args.Flag("lock-weights");
         DiscoveryArgs discovery = DiscoveryArgs.Parse(args);
         Cluster.Transport.ClusterToken? token = ClusterTokenArgs.ParseForRole(args);
         args.RejectUnknown();
@@ -44,6 +45,7 @@ public static class ServeAttentionCommand
             KvCacheFormat = settings.KvCacheFormat ?? options.KvCacheFormat,
             PrefixCache = options.PrefixCache && !settings.NoPrefixCache,
             MicroBatchOverlap = settings.MicroBatchOverlap,
+            LockWeights = lockWeights,
             ClusterToken = token,
         };
         if (!Directory.Exists(dir)) throw new CliException($"{dir}: model directory not found");

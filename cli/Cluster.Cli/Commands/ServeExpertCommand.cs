@@ -5,7 +5,7 @@ namespace Cluster.Cli.Commands;
 /// <summary><c>cluster serve expert</c>: one expert node in this process, until Ctrl-C or SIGTERM.</summary>
 public static class ServeExpertCommand
 {
-    public const string Usage = "serve expert --model DIR --plan FILE --node-id NAME [--host 127.0.0.1] [--port N] [--http-port N] [--join] " + KernelThreadsArg.Usage + " " + ClusterTokenArgs.RoleUsage + " " + DiscoveryArgs.Usage + " [--verbose]";
+    public const string Usage = "serve expert --model DIR --plan FILE --node-id NAME [--host 127.0.0.1] [--port N] [--http-port N] [--join] [--lock-weights] " + KernelThreadsArg.Usage + " " + ClusterTokenArgs.RoleUsage + " " + DiscoveryArgs.Usage + " [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
     {
@@ -18,6 +18,7 @@ public static class ServeExpertCommand
             Port = args.Int("port", 0, 0, 65535),
             HttpPort = args.Has("http-port") ? args.Int("http-port", 0, 1, 65535) : null,
             Join = args.Flag("join"),
+            LockWeights = args.Flag("lock-weights"),
             Verbose = args.Flag("verbose"),
             Restarts = Supervision.ChildProcess.RestartsOfThisProcess(),
         };

@@ -11,7 +11,7 @@ namespace Cluster.Cli.Commands;
 public static class UpCommand
 {
     public const string Usage = "up [--model DIR | --preset small] [--port 8000] [--grpc-port 8001] [--attention-nodes 1] "
-        + "[--prefill-nodes N --decode-nodes M] [--expert-nodes 2] [--expert-replicas 1] [--redundant-experts 2] [--expert-threads N] [--dispatch bf16|fp8|f32] [--expert-load FILE] "
+        + "[--prefill-nodes N --decode-nodes M] [--expert-nodes 2] [--expert-replicas 1] [--redundant-experts 2] [--expert-threads N] [--lock-weights] [--dispatch bf16|fp8|f32] [--expert-load FILE] "
         + "[--max-batch 32] " + AttentionNodeSettings.Usage + " [--default-max-tokens N] [--rebalance-interval SECONDS [--rebalance-threshold 1.2]] " + ClusterTokenArgs.Usage + " [--cluster-tls | --cluster-tls-dir DIR] [--fail-fast] [--verbose]";
 
     public static async Task<int> Run(CliArgs args, CancellationToken cancel)
@@ -63,6 +63,7 @@ public static class UpCommand
         int replicas = args.Int("expert-replicas", 1, 1, experts);
         int redundant = args.Int("redundant-experts", replicas == experts ? 0 : 2, 0);
         int? expertThreads = args.Has("expert-threads") ? args.Int("expert-threads", 0, 1, 1024) : null;
+        bool lockWeights = args.Flag("lock-weights");
         DispatchFormat dispatch = ServeAttentionCommand.ParseDispatch(args.String("dispatch", "bf16"));
         string? load = args.String("expert-load");
         if (load is not null && !File.Exists(load)) throw new CliException($"{load}: expert-load file not found");
@@ -90,6 +91,7 @@ public static class UpCommand
             RedundantExperts = redundant,
             ExpertReplicas = replicas,
             ExpertThreads = expertThreads,
+            LockWeights = lockWeights,
             Dispatch = dispatch,
             ExpertLoadPath = load,
             MaxBatch = maxBatch,

@@ -21,6 +21,8 @@ public sealed record ClusterLayout
     public int ExpertReplicas { get; init; } = 1;
     /// <summary>Kernel threads of each expert node (its `--threads`); null: the machine's cores shared among the expert nodes.</summary>
     public int? ExpertThreads { get; init; }
+    /// <summary>Every attention and expert node locks its weights into memory (their `--lock-weights`).</summary>
+    public bool LockWeights { get; init; }
     public required DispatchFormat Dispatch { get; init; }
     public string? ExpertLoadPath { get; init; }
     public required int MaxBatch { get; init; }

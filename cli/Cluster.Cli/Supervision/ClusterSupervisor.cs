@@ -72,6 +72,7 @@ public sealed class ClusterSupervisor : IAsyncDisposable
             // the same time, split them. More kernel threads than cores cost a cluster on 2 cores up to a third of
             // its tokens/s (bench cluster --expert-threads).
             int expertThreads = layout.ExpertThreads ?? Math.Max(1, Environment.ProcessorCount / experts.Length);
+            string[] locked = layout.LockWeights ? ["--lock-weights"] : [];
             for (int i = 0; i < experts.Length; i++)
             {
                 ExpertNodeAddress node = experts[i];
@@ -80,10 +81,10 @@ public sealed class ClusterSupervisor : IAsyncDisposable
                 // --join: a node drained by a live change and then restarted finds the shared plan file without it,
                 // and should wait with no slots (to be added back) rather than fail in a loop.
                 cluster.Spawn(node.Id, ["serve", "expert", "--model", layout.ModelDir, "--plan", cluster.PlanPath, "--node-id", node.Id,
-                    "--port", node.Endpoint.Split(':')[1], "--http-port", httpPort, "--join", "--" + Commands.KernelThreadsArg.Flag, Invariant(expertThreads), .. common]);
+                    "--port", node.Endpoint.Split(':')[1], "--http-port", httpPort, "--join", "--" + Commands.KernelThreadsArg.Flag, Invariant(expertThreads), .. locked, .. common]);
             }
             int next = 2 * layout.ExpertNodes;
-            string[] settings = [.. AttentionSettings(layout), .. common];
+            string[] settings = [.. AttentionSettings(layout), .. locked, .. common];
             foreach (var (role, count) in new[] { ("prefill", layout.PrefillNodes), ("decode", layout.DecodeNodes), ("both", layout.AttentionNodes) })
                 for (int i = 0; i < count; i++)
                 {

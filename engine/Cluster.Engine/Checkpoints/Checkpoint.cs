@@ -183,6 +183,9 @@ public sealed class Checkpoint : ITensorSource, IEvictableTensors, IDisposable
     /// <summary>Makes every loaded tensor's pages resident now rather than at the first forward pass (<see cref="Residency"/>).</summary>
     public void Prefault(IProgress<ByteProgress>? progress = null) => Residency.Prefault(_weights.Values, progress);
 
+    /// <summary>Locks every loaded tensor's pages into memory (<see cref="Residency.Lock"/>).</summary>
+    public void Lock() => Residency.Lock(_weights.Values);
+
     public bool Contains(string name) => _weights.ContainsKey(name);
 
     public void Evict(string name) => Residency.Evict([Get(name)]);

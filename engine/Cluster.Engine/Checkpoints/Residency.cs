@@ -43,6 +43,35 @@ public static unsafe class Residency
     }
 
     /// <summary>
+    /// Locks the pages of <paramref name="weights"/> (and their FP8 scales) into memory (mlock), so that the kernel
+    /// cannot reclaim them under memory pressure and a decode step never waits for the disk: mapped weights are
+    /// page cache, the first thing reclaimed. It faults the pages in as it goes. Needs a memory-lock limit above the
+    /// weights' size (ulimit -l) or the IPC_LOCK capability; a refusal is an error that says so.
+    /// </summary>
+    public static void Lock(IReadOnlyCollection<Weight> weights)
+    {
+        if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("locking weights into memory is implemented for Linux");
+        long total = 0;
+        foreach (Weight w in weights) total += w.TotalBytes;
+        foreach (Weight w in weights)
+        {
+            Lock(w, total);
+            if (w.ScaleInv is { } scale) Lock(scale, total);
+        }
+    }
+
+    private static void Lock(Weight w, long total)
+    {
+        if (w.ByteLength == 0) return;
+        long start = (long)w.Data & ~(long)(Page - 1);
+        if (MLock((void*)start, (nuint)((long)w.Data + w.ByteLength - start)) == 0) return;
+        int errno = Marshal.GetLastPInvokeError();
+        string why = errno switch { 12 => "ENOMEM", 1 => "EPERM", 11 => "EAGAIN", _ => $"errno {errno}" };
+        throw new IOException($"could not lock {total / (1 << 20):N0} MiB of weights into memory ({why}, at tensor {w.Name}): "
+            + "raise the memory-lock limit (ulimit -l unlimited, LimitMEMLOCK=infinity under systemd) or grant the IPC_LOCK capability");
+    }
+
+    /// <summary>
     /// Gives back the resident pages of mapped weights no longer used (an expert node's dropped slots): the pages wholly
     /// inside each weight leave this process (madvise MADV_DONTNEED), so its resident memory falls by their size, while
     /// the page cache keeps them and a later load of the same weights costs minor faults, not reads. Pages shared with a
@@ -61,8 +90,11 @@ public static unsafe class Residency
     private static void Evict(Weight w)
     {
         long start = ((long)w.Data + Page - 1) & ~(long)(Page - 1), end = ((long)w.Data + w.ByteLength) & ~(long)(Page - 1);
+        if (end <= start) return;
+        // Locked pages (--lock-weights) cannot be dropped: unlocked first (a no-op on pages never locked).
+        _ = MUnlock((void*)start, (nuint)(end - start));
         // Advice again: a refusal only keeps the pages resident.
-        if (end > start) _ = MAdvise((void*)start, (nuint)(end - start), MadvDontNeed);
+        _ = MAdvise((void*)start, (nuint)(end - start), MadvDontNeed);
     }
 
     private static void Add(List<(IntPtr, long)> regions, Weight w, ref long total)
@@ -89,4 +121,10 @@ public static unsafe class Residency
 
     [DllImport("libc", EntryPoint = "madvise", SetLastError = true)]
     private static extern int MAdvise(void* address, nuint length, int advice);
+
+    [DllImport("libc", EntryPoint = "mlock", SetLastError = true)]
+    private static extern int MLock(void* address, nuint length);
+
+    [DllImport("libc", EntryPoint = "munlock", SetLastError = true)]
+    private static extern int MUnlock(void* address, nuint length);
 }

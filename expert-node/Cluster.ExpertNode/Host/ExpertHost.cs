@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Cluster.Engine.Checkpoints;
 using Cluster.Engine.Config;
+using Cluster.Engine.Tensors;
 using Cluster.ExpertNode.Placement;
 using Cluster.Transport;
 using Grpc.HealthCheck;
@@ -75,7 +76,10 @@ public sealed class ExpertHost : IAsyncDisposable
             experts = HostedExperts.Load(config, plan, options.NodeId, names =>
             {
                 var subset = new CheckpointSubset(mapped, names);
-                if (!serving) Residency.Prefault([.. subset.Names.Select(mapped.Get)]);
+                Weight[] weights = [.. subset.Names.Select(mapped.Get)];
+                if (!serving) Residency.Prefault(weights);
+                // Every plan's new slots, so a rebalance keeps them all locked; a release unlocks what it drops.
+                if (options.LockWeights) Residency.Lock(weights);
                 return subset;
             }, options.Join);
         }

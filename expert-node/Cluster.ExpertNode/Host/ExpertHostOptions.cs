@@ -14,6 +14,8 @@ public sealed record ExpertHostOptions
     public int? HttpPort { get; init; }
     /// <summary>Start with no slots when the plan leaves this node out, to be given some by a newer plan (<c>cluster experts add</c>).</summary>
     public bool Join { get; init; }
+    /// <summary>Locks the hosted experts' weights into memory as each plan's slots load (mlock).</summary>
+    public bool LockWeights { get; init; }
     /// <summary>How often a supervisor has restarted this node (reported by GetInfo).</summary>
     public int Restarts { get; init; }
     /// <summary>The cluster's credential: required of every caller of the node's services (health and reflection stay open) and put on its own calls to other roles; null accepts any caller.</summary>

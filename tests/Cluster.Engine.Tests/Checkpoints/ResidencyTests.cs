@@ -62,6 +62,31 @@ public class ResidencyTests
         Assert.True(MappingRssKb((nint)w.Data) >= before - 8, "the read brought the pages back");
     }
 
+    [Fact]
+    public unsafe void LockKeepsAWeightsPagesLockedUntilEvictUnlocksAndDropsThem()
+    {
+        if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("locked pages come from /proc/self/smaps");
+        using var dir = new TempDir();
+        var config = SyntheticModel.ConfigFor(SyntheticPresets.Small, DType.BF16);
+        CheckpointWriter.Write(dir.Path, config, SyntheticModel.Plan(config, 0, DType.BF16), 2);
+        using var checkpoint = Checkpoint.Open(dir.Path);
+        // One of the routed experts' matrices: small enough for the memory-lock limit a process has without privileges.
+        string name = checkpoint.Names.First(n => n.Contains(".mlp.experts.0.down_proj.", StringComparison.Ordinal));
+        Weight w = checkpoint.Get(name);
+        try { Residency.Lock([w]); }
+        catch (IOException e)
+        {
+            // Without the IPC_LOCK capability and under a small limit, the refusal says what to change.
+            Assert.Contains("raise the memory-lock limit", e.Message);
+            Assert.Contains("IPC_LOCK", e.Message);
+            return;
+        }
+        long locked = Field((nint)w.Data, "Locked:");
+        Assert.True(locked >= w.ByteLength / 1024, $"{name} ({w.ByteLength / 1024} kB): {locked} kB of its mapping locked");
+        checkpoint.Evict(name);
+        Assert.True(Field((nint)w.Data, "Locked:") <= locked - w.ByteLength / 1024 * 9 / 10, "Evict unlocked the weight's pages");
+    }
+
     private static unsafe long Sum(Weight w)
     {
         long sum = 0;
@@ -70,7 +95,10 @@ public class ResidencyTests
     }
 
     /// <summary>The Rss of the mapping (a /proc/self/smaps entry) that holds <paramref name="address"/>, in kB.</summary>
-    private static long MappingRssKb(nint address)
+    private static long MappingRssKb(nint address) => Field(address, "Rss:");
+
+    /// <summary>A kB field (Rss:, Locked:) of the /proc/self/smaps entry of the mapping that holds <paramref name="address"/>.</summary>
+    private static long Field(nint address, string field)
     {
         bool inside = false;
         foreach (string line in File.ReadLines("/proc/self/smaps"))
@@ -83,8 +111,8 @@ public class ResidencyTests
                 inside = (ulong)address >= start && (ulong)address < end;
                 continue;
             }
-            if (inside && line.StartsWith("Rss:", StringComparison.Ordinal))
-                return long.Parse(line.AsSpan(4).Trim().TrimEnd("kB").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            if (inside && line.StartsWith(field, StringComparison.Ordinal))
+                return long.Parse(line.AsSpan(field.Length).Trim().TrimEnd("kB").Trim(), System.Globalization.CultureInfo.InvariantCulture);
         }
         throw new InvalidOperationException($"no mapping holds 0x{address:x}");
     }
