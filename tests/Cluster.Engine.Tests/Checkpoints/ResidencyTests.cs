@@ -46,9 +46,7 @@ public class ResidencyTests
     {
         if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("resident pages come from /proc/self/smaps");
         using var dir = new TempDir();
-        var config = SyntheticModel.ConfigFor(SyntheticPresets.Small, DType.BF16);
-        CheckpointWriter.Write(dir.Path, config, SyntheticModel.Plan(config, 0, DType.BF16), 2);
-        using var checkpoint = Checkpoint.Open(dir.Path);
+        using Checkpoint checkpoint = SmallCheckpoint(dir);
         string largest = checkpoint.Names.MaxBy(n => checkpoint.Get(n).ByteLength)!;
         Weight w = checkpoint.Get(largest);
         Residency.Prefault([w]);
@@ -67,9 +65,7 @@ public class ResidencyTests
     {
         if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("locked pages come from /proc/self/smaps");
         using var dir = new TempDir();
-        var config = SyntheticModel.ConfigFor(SyntheticPresets.Small, DType.BF16);
-        CheckpointWriter.Write(dir.Path, config, SyntheticModel.Plan(config, 0, DType.BF16), 2);
-        using var checkpoint = Checkpoint.Open(dir.Path);
+        using Checkpoint checkpoint = SmallCheckpoint(dir);
         // One of the routed experts' matrices: small enough for the memory-lock limit a process has without privileges.
         string name = checkpoint.Names.First(n => n.Contains(".mlp.experts.0.down_proj.", StringComparison.Ordinal));
         Weight w = checkpoint.Get(name);
@@ -85,6 +81,14 @@ public class ResidencyTests
         Assert.True(locked >= w.ByteLength / 1024, $"{name} ({w.ByteLength / 1024} kB): {locked} kB of its mapping locked");
         checkpoint.Evict(name);
         Assert.True(Field((nint)w.Data, "Locked:") <= locked - w.ByteLength / 1024 * 9 / 10, "Evict unlocked the weight's pages");
+    }
+
+    /// <summary>The small preset in BF16, written to <paramref name="dir"/> and opened.</summary>
+    private static Checkpoint SmallCheckpoint(TempDir dir)
+    {
+        var config = SyntheticModel.ConfigFor(SyntheticPresets.Small, DType.BF16);
+        CheckpointWriter.Write(dir.Path, config, SyntheticModel.Plan(config, 0, DType.BF16), 2);
+        return Checkpoint.Open(dir.Path);
     }
 
     private static unsafe long Sum(Weight w)
